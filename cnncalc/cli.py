@@ -1,0 +1,129 @@
+"""The ``cnncalc`` command line: thin adapters over the library.
+
+Exit codes: 0 success, 1 a bad spec (one line per problem, never a traceback),
+2 a usage error. This module must never import torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .engine import DTYPE_BYTES, Report, analyze
+from .errors import Problem, SpecError
+from .render import print_table, to_csv, to_json, to_markdown
+from .spec import load_spec
+
+app = typer.Typer(
+    name="cnncalc",
+    help="Size a CNN from a YAML spec: shapes, params, MACs/FLOPs, memory, receptive field.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DtypeChoice = Enum("DtypeChoice", {name: name for name in DTYPE_BYTES}, type=str)  # type: ignore[misc]
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def _console(stderr: bool = False) -> Console:
+    # piped output gets a width that fits the table rather than rich's default 80
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+    return Console(stderr=stderr, width=width, highlight=False)
+
+
+def fail(problems: tuple[Problem, ...] | list[Problem]) -> NoReturn:
+    """Print one line per problem to stderr and exit 1."""
+    err = _console(stderr=True)
+    for p in problems:
+        err.print(f"[bold red]error:[/] {p}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _check_input(value: str | None) -> str | None:
+    if value is not None:
+        _parse_input(value)
+    return value
+
+
+def _parse_input(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace("×", "x").split("x")
+    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts) or len(parts) not in (1, 3):
+        raise typer.BadParameter(f"expected C x H x W such as 3x224x224 (or N for a flat input), got '{value}'")
+    return tuple(int(p) for p in parts)
+
+
+def _analyze(spec_path: Path, batch: int, dtype: str, input_shape: str | None, strict: bool) -> Report:
+    shape = _parse_input(input_shape)
+    try:
+        return analyze(load_spec(spec_path), batch=batch, dtype=dtype, input_shape=shape, strict=strict)
+    except SpecError as exc:
+        fail(exc.problems)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cnncalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Size a CNN from a YAML spec: shapes, params, MACs/FLOPs, memory, receptive field."""
+
+
+SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="The YAML spec file.", show_default=False)]
+BatchOpt = Annotated[
+    int, typer.Option("--batch", "-b", min=1, help="Images per batch (MACs and memory scale with it).")
+]
+DtypeOpt = Annotated[DtypeChoice, typer.Option("--dtype", help="Bytes per value for memory figures.")]
+InputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input", "-i", metavar="CxHxW", callback=_check_input, help="Override the spec's input, e.g. 3x227x227."
+    ),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Make '(W - F + 2P)/S is not a whole number' an error, not a warning.")
+]
+
+
+@app.command()
+def summary(
+    spec: SpecArg,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    input: InputOpt = None,
+    strict: StrictOpt = False,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Print one row per layer (shape, activations, memory, params, MACs, receptive field) and the totals.
+
+    Example: cnncalc summary specs/vgg16.yaml --batch 32 --dtype bfloat16
+    """
+    report = _analyze(spec, batch, dtype.value, input, strict)
+    if format is Format.table:
+        print_table(report, _console())
+        return
+    text = {Format.json: to_json, Format.csv: to_csv, Format.markdown: to_markdown}[format](report)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,0 +1,57 @@
+"""The one exception type of cnncalc, and the located problems it carries."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+#: A location inside a spec, as keys and list indices: ("layers", 3, "stride").
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with (or worth a warning about) a spec.
+
+    ``path`` says where in the spec data it is; ``line`` and ``column`` (1-based)
+    say where in the YAML text, once the problem has been located against a file.
+    """
+
+    message: str
+    path: Path = ()
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def located(self, file: str | None, line: int | None, column: int | None) -> Problem:
+        return replace(self, file=file, line=line, column=column)
+
+    def __str__(self) -> str:
+        where = [str(p) for p in (self.file, self.line, self.column) if p is not None]
+        return ":".join([*where, f" {self.message}"]) if where else self.message
+
+
+class SpecError(Exception):
+    """A spec that cannot be analysed: bad YAML, bad schema, or impossible geometry.
+
+    Carries every problem found, each one line with its location when known.
+    """
+
+    def __init__(self, problems: Sequence[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' suffix, or '' when nothing is close.
+
+    >>> did_you_mean("kernal", ["kernel", "stride"])
+    " (did you mean 'kernel'?)"
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

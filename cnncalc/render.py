@@ -1,0 +1,269 @@
+"""A :class:`Report` as a rich table, JSON, CSV or Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .engine import Report, Row
+from .errors import Problem
+
+#: One line each, quoted from the engine's conventions; the README has them in full.
+CONVENTIONS = (
+    "MACs: multiply-accumulates of conv2d and linear, bias excluded (torchvision's 'GFLOPS'); FLOPs = 2 x MACs.",
+    "Bias, pooling, norm and activations count 0 FLOPs, as in torch.utils.flop_counter.",
+    "activations: values of the tensors each row allocates at inference; in-place ops, flatten and dropout add none.",
+    "memory: activations x bytes per value; MB = 10^6 bytes. RF: receptive field size / stride in input pixels.",
+)
+LECTURE_X2 = "x2 for forward + backward: the lecture's rule of thumb, not a measurement"
+
+
+def shape_text(shape: Sequence[int] | None) -> str:
+    return "x".join(str(s) for s in shape) if shape else ""
+
+
+def human(n: float, unit: str = "") -> str:
+    """``15470264320`` -> ``'15.47 G'``; with a unit, ``'553.43 MB'``."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}{unit}"
+    return f"{n:.0f} {unit}".rstrip() if unit else f"{n:,.0f}"
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def rf_text(row: Row) -> str:
+    rf = row.receptive_field
+    if rf is None:
+        return ""
+    size = str(rf.size[0]) if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"
+    stride = str(rf.stride[0]) if rf.stride[0] == rf.stride[1] else f"{rf.stride[0]}x{rf.stride[1]}"
+    return f"{size}/{stride}"
+
+
+def _layer_text(row: Row) -> str:
+    return f"{row.kind} {row.detail}".strip()
+
+
+def _warning_text(problem: Problem) -> str:
+    return str(problem)
+
+
+# --- rich table ----------------------------------------------------------------
+
+
+def print_table(report: Report, console: Console) -> None:
+    """The summary table, then totals, conventions, warnings and notes."""
+    t = report.totals
+    title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_footer=True, title_justify="left", pad_edge=False)
+    table.add_column("#", justify="right", footer="")
+    table.add_column("name", footer="total")
+    table.add_column("layer", overflow="fold")
+    table.add_column("output", justify="right", footer="")
+    table.add_column("activations", justify="right", footer=f"{t.activations:,}")
+    table.add_column("memory", justify="right", footer=human(t.activation_bytes, "B"))
+    table.add_column("params", justify="right", footer=f"{t.params:,}")
+    table.add_column("MACs", justify="right", footer=f"{t.macs:,}")
+    table.add_column("RF", justify="right", footer="")
+    for row in report.rows:
+        table.add_row(
+            str(row.index),
+            row.name,
+            _layer_text(row),
+            shape_text(row.output_shape),
+            f"{row.activations:,}",
+            human(row.activation_bytes, "B") if row.activation_bytes else "0",
+            f"{row.params:,}",
+            f"{row.macs:,}",
+            rf_text(row),
+        )
+    console.print(table)
+    lines = [
+        (
+            "params",
+            f"{t.params:,} (trainable {t.params_trainable:,}, non-trainable {t.params_non_trainable:,})"
+            f" = {human(t.param_bytes, 'B')} ({mib(t.param_bytes)}) at {report.dtype}",
+        ),
+        ("MACs", f"{t.macs:,} = {human(t.macs)}MAC"),
+        ("FLOPs", f"{t.flops:,} = {human(t.flops)}FLOP"),
+        (
+            "activations",
+            f"{t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)}),"
+            " forward pass, the sum of the rows",
+        ),
+        ("fwd + bwd", f"~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for label, value in lines:
+        grid.add_row(label, value)
+    console.print(grid)
+    console.print()
+    console.print(Text("conventions", style="bold"))
+    for line in CONVENTIONS:
+        console.print(Text(f"  {line}", style="dim"))
+    if report.warnings:
+        console.print()
+        for w in report.warnings:
+            console.print(Text(f"warning: {_warning_text(w)}", style="yellow"))
+    if report.notes:
+        console.print()
+        console.print(Text("notes", style="bold"))
+        for note in report.notes:
+            console.print(Text(f"  {note.strip()}"))
+
+
+# --- JSON ----------------------------------------------------------------------
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    rf = row.receptive_field
+    return {
+        "index": row.index,
+        "name": row.name,
+        "kind": row.kind,
+        "detail": row.detail,
+        "input_shape": list(row.input_shape) if row.input_shape is not None else None,
+        "output_shape": list(row.output_shape),
+        "params": row.params,
+        "params_trainable": row.params_trainable,
+        "params_non_trainable": row.params_non_trainable,
+        "weights": row.weights,
+        "biases": row.biases,
+        "macs": row.macs,
+        "flops": row.flops,
+        "activations": row.activations,
+        "activation_bytes": row.activation_bytes,
+        "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
+    }
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "column": problem.column, "message": problem.message}
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    """The JSON contract (documented in the README): stable keys, integers exact."""
+    t = report.totals
+    return {
+        "name": report.name,
+        "input": {"shape": list(report.input_shape), "batch": report.batch, "dtype": report.dtype},
+        "layers": [_row_dict(r) for r in report.rows],
+        "totals": {
+            "params": t.params,
+            "params_trainable": t.params_trainable,
+            "params_non_trainable": t.params_non_trainable,
+            "param_bytes": t.param_bytes,
+            "macs": t.macs,
+            "flops": t.flops,
+            "activations": t.activations,
+            "activation_bytes": t.activation_bytes,
+            "forward_backward_bytes_estimate": t.forward_backward_bytes_estimate,
+        },
+        "warnings": [problem_dict(w) for w in report.warnings],
+        "notes": list(report.notes),
+        "conventions": list(CONVENTIONS),
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2)
+
+
+# --- CSV and Markdown ------------------------------------------------------------
+
+_CSV_COLUMNS = (
+    "index",
+    "name",
+    "kind",
+    "detail",
+    "input_shape",
+    "output_shape",
+    "params",
+    "params_trainable",
+    "params_non_trainable",
+    "weights",
+    "biases",
+    "macs",
+    "flops",
+    "activations",
+    "activation_bytes",
+    "rf_size",
+    "rf_stride",
+)
+
+
+def to_csv(report: Report) -> str:
+    """One line per row, then a ``total`` line; shapes as ``CxHxW``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for row in report.rows:
+        d = _row_dict(row)
+        rf = row.receptive_field
+        d["input_shape"] = shape_text(row.input_shape)
+        d["output_shape"] = shape_text(row.output_shape)
+        d["rf_size"] = shape_text(rf.size) if rf else ""
+        d["rf_stride"] = shape_text(rf.stride) if rf else ""
+        writer.writerow([d[c] for c in _CSV_COLUMNS])
+    totals = {**to_dict(report)["totals"], "name": "total", "kind": "total"}
+    writer.writerow([totals.get(c, "") for c in _CSV_COLUMNS])
+    return out.getvalue()
+
+
+def to_markdown(report: Report) -> str:
+    t = report.totals
+    head = ["#", "name", "layer", "output", "activations", "memory", "params", "MACs", "RF"]
+    align = ["--:", ":--", ":--", "--:", "--:", "--:", "--:", "--:", "--:"]
+    lines = [
+        f"### {report.name}",
+        "",
+        f"input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(align) + "|",
+    ]
+    for row in report.rows:
+        cells = [
+            str(row.index),
+            row.name,
+            _layer_text(row),
+            shape_text(row.output_shape),
+            f"{row.activations:,}",
+            human(row.activation_bytes, "B") if row.activation_bytes else "0",
+            f"{row.params:,}",
+            f"{row.macs:,}",
+            rf_text(row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(
+        f"| | **total** | | | **{t.activations:,}** | **{human(t.activation_bytes, 'B')}** "
+        f"| **{t.params:,}** | **{t.macs:,}** | |"
+    )
+    lines += [
+        "",
+        f"- params: {t.params:,} (trainable {t.params_trainable:,}, non-trainable {t.params_non_trainable:,})"
+        f" = {human(t.param_bytes, 'B')} at {report.dtype}",
+        f"- MACs: {t.macs:,} ({human(t.macs)}); FLOPs: {t.flops:,} ({human(t.flops)})",
+        f"- forward activations: {t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)});"
+        f" fwd + bwd ~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})",
+        "",
+        *[f"> {c}  " for c in CONVENTIONS],
+    ]
+    if report.warnings:
+        lines += ["", *[f"- **warning**: {_warning_text(w)}" for w in report.warnings]]
+    if report.notes:
+        lines += ["", *[f"- note: {n.strip()}" for n in report.notes]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,28 @@
+"""Shared fixtures: paths to the specs, the golden files and the reference figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+# The figures we must reproduce live beside the checkout (DEVELOPERS.md); the library never reads them.
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/* from the current output.")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    assert REFERENCE.is_dir(), f"reference figures not found at {REFERENCE}"
+    return REFERENCE

@@ -1,0 +1,192 @@
+"""The command line: golden outputs, their invariants, exit codes, and no torch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import GOLDEN, ROOT, SPECS
+from typer.testing import CliRunner
+
+from cnncalc.cli import app
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+ENV = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=ENV)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _normal(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def check_golden(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.write_text(_normal(text))
+    assert path.exists(), f"{path} is missing: run pytest --update-golden"
+    assert _normal(text) == path.read_text(), (
+        f"{name} differs from its golden file (pytest --update-golden rewrites it)"
+    )
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_summary_table_golden(spec: Path, update_golden: bool) -> None:
+    code, out, err = run("summary", str(spec.relative_to(ROOT)))
+    assert code == 0, err
+    check_golden(f"{spec.stem}.txt", out, update_golden)
+
+
+@pytest.mark.parametrize(("fmt", "ext"), [("json", "json"), ("csv", "csv"), ("markdown", "md")])
+def test_summary_formats_golden(fmt: str, ext: str, update_golden: bool) -> None:
+    code, out, _ = run("summary", "specs/vgg16.yaml", "--format", fmt)
+    assert code == 0
+    check_golden(f"vgg16.{ext}", out, update_golden)
+
+
+def _table_numbers(text: str) -> tuple[list[list[int]], list[int]]:
+    """(activations, params, MACs) of each row of a rendered table, and of its footer."""
+
+    def num(token: str) -> int:
+        return int(token.replace(",", ""))
+
+    rows, footer = [], []
+    for line in text.splitlines():
+        tokens = line.split()
+        if len(tokens) >= 6 and tokens[0].isdigit() and "/" in tokens[-1]:
+            acts = tokens[-5] if tokens[-4] == "0" else tokens[-6]
+            rows.append([num(acts), num(tokens[-3]), num(tokens[-2])])
+        elif tokens[:1] == ["total"]:
+            footer = [num(tokens[1]), num(tokens[-2]), num(tokens[-1])]
+    return rows, footer
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_table_rows_add_up_to_printed_totals(spec: Path) -> None:
+    _, out, _ = run("summary", str(spec))
+    rows, footer = _table_numbers(out)
+    data = json.loads(run("summary", str(spec), "-f", "json")[1])
+    assert len(rows) == len(data["layers"])
+    assert [sum(col) for col in zip(*rows, strict=True)] == footer
+    t = data["totals"]
+    assert footer == [t["activations"], t["params"], t["macs"]]
+
+
+def test_json_contract() -> None:
+    code, out, _ = run("summary", "specs/mnist_cnn.yaml", "-f", "json", "--batch", "8", "--dtype", "float16")
+    assert code == 0
+    data = json.loads(out)
+    assert {"name", "input", "layers", "totals", "warnings"} <= set(data)
+    assert data["input"] == {"shape": [1, 28, 28], "batch": 8, "dtype": "float16"}
+    row_keys = {
+        "index", "name", "kind", "input_shape", "output_shape", "params", "params_trainable", "weights", "biases",
+        "macs", "flops", "activations", "activation_bytes", "receptive_field",
+    }  # fmt: skip
+    for row in data["layers"]:
+        assert row_keys <= set(row)
+    assert data["layers"][0]["kind"] == "input" and data["layers"][0]["input_shape"] is None
+    assert data["layers"][-1]["output_shape"] == [10]
+    totals = data["totals"]
+    for key in ("params", "params_trainable", "macs", "flops", "activations", "activation_bytes"):
+        assert totals[key] == sum(row[key] for row in data["layers"]), key
+    assert totals["param_bytes"] == 2 * totals["params"]
+    assert totals["activation_bytes"] == 2 * totals["activations"]
+    [warning] = data["warnings"]
+    assert warning["file"] == "specs/mnist_cnn.yaml" and warning["line"] == 20 and "2.5" in warning["message"]
+
+
+def test_csv_has_a_row_per_layer_and_a_total() -> None:
+    rows = list(csv.DictReader(io.StringIO(run("summary", "specs/alexnet.yaml", "-f", "csv")[1])))
+    *layers, total = rows
+    assert total["name"] == "total" and int(total["params"]) == 62378344
+    assert sum(int(r["params"]) for r in layers) == int(total["params"])
+    assert layers[1]["output_shape"] == "96x55x55"
+
+
+def test_batch_dtype_input_options() -> None:
+    data = json.loads(
+        run("summary", "specs/alexnet.yaml", "-f", "json", "-b", "4", "--dtype", "int8", "-i", "3x259x259")[1]
+    )
+    assert data["input"] == {"shape": [3, 259, 259], "batch": 4, "dtype": "int8"}
+    assert data["layers"][1]["output_shape"] == [96, 63, 63]
+    assert data["totals"]["activation_bytes"] == data["totals"]["activations"]
+
+
+def test_fit_warning_is_visible_and_strict_makes_it_an_error() -> None:
+    code, out, _ = run("summary", "specs/mnist_cnn.yaml")
+    assert code == 0 and "warning: specs/mnist_cnn.yaml:20:5: layer 9 maxpool2d 'pool3'" in out
+    code, out, err = run("summary", "specs/mnist_cnn.yaml", "--strict")
+    assert code == 1 and out == ""
+    assert err.startswith(
+        "error: specs/mnist_cnn.yaml:20:5: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2"
+    )
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["summary", "specs/missing.yaml"], 1, "error: specs/missing.yaml: no such file"),
+        (["summary", "specs"], 1, "error: specs: is a folder, not a spec file"),
+        (["summary", "specs/vgg16.yaml", "--dtype", "float64"], 2, "float64"),
+        (["summary", "specs/vgg16.yaml", "--batch", "0"], 2, "--batch"),
+        (["summary", "specs/vgg16.yaml", "--input", "3x2"], 2, "expected C x H x W"),
+        (["summary", "specs/vgg16.yaml", "--format", "xml"], 2, "xml"),
+        (["summary"], 2, "SPEC"),
+        (["nonsense"], 2, "nonsense"),
+    ],
+)
+def test_exit_codes(args: list[str], code: int, text: str) -> None:
+    got, out, err = run(*args)
+    assert got == code
+    assert text in out + err
+
+
+def test_bad_spec_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernal: 3, padding: 1}\n")
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run("summary", str(bad))
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        f"error: {bad}:4:5: conv2d needs 'kernel'",
+        f"error: {bad}:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, kind, out,"
+        " kernel, stride, padding, dilation, groups, bias, in, activation",
+    ]
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **ENV}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+
+
+def test_summary_never_imports_torch() -> None:
+    # torch is made unimportable: summary must still work, and must not even try
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from cnncalc.cli import app\n"
+        "try:\n    app(['summary', 'specs/vgg16.yaml', '-f', 'json'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert not [m for m in sys.modules if m.startswith('torch.')], 'torch was imported'\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["params"] == 138357544
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cnncalc", "--version"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0 and result.stdout.startswith("cnncalc ")
