@@ -6,19 +6,24 @@ Exit codes: 0 success, 1 a bad spec (one line per problem, never a traceback),
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from . import __version__
 from .engine import DTYPE_BYTES, Report, analyze
 from .errors import Problem, SpecError
-from .render import print_table, to_csv, to_json, to_markdown
+from .render import print_profile, print_table, profile_dict, to_csv, to_json, to_markdown
 from .spec import load_spec
 
 app = typer.Typer(
@@ -50,7 +55,7 @@ def fail(problems: tuple[Problem, ...] | list[Problem]) -> NoReturn:
     """Print one line per problem to stderr and exit 1."""
     err = _console(stderr=True)
     for p in problems:
-        err.print(f"[bold red]error:[/] {p}", markup=True, highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {p}"), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -127,3 +132,85 @@ def summary(
         return
     text = {Format.json: to_json, Format.csv: to_csv, Format.markdown: to_markdown}[format](report)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class ProfileFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+TORCH_MISSING = (
+    "profile needs PyTorch, which is not installed: python3 -m pip install 'cnncalc[torch]'"
+    " (on a GPU machine, install a CUDA build of torch first: https://pytorch.org/get-started)"
+)
+
+
+@app.command()
+def profile(
+    spec: SpecArg,
+    device: Annotated[Device, typer.Option("--device", "-d", help="auto picks CUDA when present.")] = Device.auto,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    input: InputOpt = None,
+    train: Annotated[bool, typer.Option("--train", help="Time forward + backward instead of inference.")] = False,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed iterations first.")] = 3,
+    iters: Annotated[int, typer.Option("--iters", min=1, help="Timed iterations.")] = 10,
+    peak_tflops: Annotated[
+        float | None, typer.Option("--peak-tflops", min=0.0, help="Your device's peak, to print the share achieved.")
+    ] = None,
+    format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
+) -> None:
+    """Build the spec in PyTorch, check every shape, param count, FLOP count and activation byte
+    against cnncalc's, then time it. Exits 1 if any number disagrees.
+
+    Example: cnncalc profile specs/vgg16.yaml --device cuda --dtype bfloat16 --batch 32
+    """
+    if dtype.value == "int8":
+        raise typer.BadParameter(
+            "PyTorch cannot run convolutions in int8 eagerly; use float32, float16 or bfloat16", param_hint="--dtype"
+        )
+    try:
+        from . import torch_backend as tb
+    except ImportError:
+        _console(stderr=True).print(Text.assemble(("error:", "bold red"), f" {TORCH_MISSING}"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    report = _analyze(spec, batch, dtype.value, input, strict=False)
+    try:
+        where = tb.resolve_device(device.value)
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--device") from None
+    loaded = load_spec(spec)
+    try:
+        model = tb.build(loaded, report, device=where, dtype=dtype.value)
+        comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch))
+        with _progress(warmup + iters, format is ProfileFormat.table) as tick:
+            timing = tb.time_model(
+                model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick
+            )
+    except (RuntimeError, ValueError) as exc:  # torch refused the network: say so in one line
+        fail([Problem(f"PyTorch failed on this network: {str(exc).splitlines()[0]}", file=str(spec))])
+    ok = all(c.ok for c in comparisons)
+    if format is ProfileFormat.json:
+        sys.stdout.write(json.dumps(profile_dict(report, comparisons, timing, peak_tflops), indent=2) + "\n")
+    else:
+        print_profile(report, comparisons, timing, _console(), peak_tflops)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr over warm-up and timed iterations (hidden when not a terminal)."""
+    console = _console(stderr=True)
+    with Progress(
+        TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not (show and console.is_terminal),
+    ) as bar:  # fmt: skip
+        task = bar.add_task("timing", total=total)
+        yield lambda: bar.advance(task)

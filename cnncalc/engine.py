@@ -211,6 +211,7 @@ class _Ctx:
     inst: LayerInstance
     shape: Shape
     strict: bool
+    batch: int
     rf: _RF
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -426,6 +427,14 @@ def _batchnorm(ctx: _Ctx, layer: BatchNorm2d | BatchNorm1d) -> _Out:
         if len(ctx.shape) != 1:
             ctx.fail(f"batchnorm1d needs a flat input, got {_fmt(ctx.shape)}; use batchnorm2d on C x H x W")
         c = ctx.shape[0]
+    per_channel = ctx.batch * prod(ctx.shape[1:])
+    if not layer.track_running_stats and per_channel < 2:
+        # without running stats PyTorch normalises with batch statistics, even at inference
+        ctx.error(
+            f"without running stats the batch statistics need more than 1 value per channel,"
+            f" got {per_channel} (batch {ctx.batch} x {_fmt(ctx.shape[1:]) or '1'})",
+            "track_running_stats",
+        )
     affine = c if layer.affine else 0
     detail = "".join(["" if layer.affine else "no affine ", "" if layer.track_running_stats else "no running stats"])
     return _Out(
@@ -520,7 +529,7 @@ def analyze(
     errors: list[Problem] = []
     warnings: list[Problem] = []
     for index, inst in enumerate(spec.expanded(), start=1):
-        ctx = _Ctx(index, inst, shape, strict, rf or _RF())
+        ctx = _Ctx(index, inst, shape, strict, batch, rf or _RF())
         try:
             out = _rule(ctx, inst.layer)
             if prod(out.shape) * batch > MAX_NUMEL:

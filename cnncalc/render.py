@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.text import Text
 
 from .engine import Report, Row
 from .errors import Problem
+
+if TYPE_CHECKING:  # render stays importable without torch
+    from .torch_backend import RowComparison, Timing
 
 #: One line each, quoted from the engine's conventions; the README has them in full.
 CONVENTIONS = (
@@ -267,3 +270,187 @@ def to_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", *[f"- note: {n.strip()}" for n in report.notes]]
     return "\n".join(lines) + "\n"
+
+
+# --- profile: engine against torch ----------------------------------------------------
+
+#: Table columns of ``profile``: (header, the checks that decide its mark).
+_PROFILE_COLUMNS = (
+    ("shape", ("output_shape",)),
+    ("params", ("params_trainable", "params_non_trainable", "weights", "biases")),
+    ("FLOPs", ("flops",)),
+    ("bytes", ("activation_bytes",)),
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return shape_text(value)
+    return f"{value:,}"
+
+
+def _params_measured(c: RowComparison) -> int | None:
+    try:
+        return int(c.check("params_trainable").measured + c.check("params_non_trainable").measured)
+    except StopIteration:
+        return None
+
+
+def _measured_cell(c: RowComparison, header: str, quantities: tuple[str, ...]) -> Text:
+    checks = [ch for ch in c.checks if ch.quantity in quantities]
+    if not checks:
+        return Text("")
+    if header == "params":
+        value: Any = _params_measured(c)
+    else:
+        value = checks[0].measured
+    ok = all(ch.ok for ch in checks)
+    return Text(f"{_cell(value)} {'✓' if ok else '✗'}", style="green" if ok else "bold red")
+
+
+def mismatches(comparisons: list[RowComparison]) -> list[str]:
+    return [
+        f"layer {c.row.index} {c.row.kind} '{c.row.name}': {ch.quantity} cnncalc {_cell(ch.analytic)} != torch {_cell(ch.measured)}"
+        for c in comparisons
+        for ch in c.checks
+        if not ch.ok
+    ]
+
+
+def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> list[tuple[str, str]]:
+    t = report.totals
+    secs = timing.seconds
+    median = timing.median
+    achieved = timing.flops_per_iter / median / 1e12 if median > 0 else 0.0
+    lines = [
+        ("device", f"{timing.device_name} ({timing.device}), {timing.mode}, batch {report.batch}, {report.dtype}"),
+        (
+            "latency",
+            f"median {median * 1e3:.3f} ms per batch (min {min(secs) * 1e3:.3f}, max {max(secs) * 1e3:.3f};"
+            f" {len(secs)} iterations after {timing.warmup} warm-up)",
+        ),
+        ("throughput", f"{report.batch / median:,.1f} images/s" if median > 0 else "n/a"),
+        (
+            "achieved",
+            f"{achieved:.3f} TFLOP/s ({human(timing.flops_per_iter)}FLOP per iteration, counted by FlopCounterMode"
+            + (", forward + backward)" if timing.mode == "train" else ")")
+            + (f", {100 * achieved / peak_tflops:.1f}% of the {peak_tflops:g} TFLOP/s peak" if peak_tflops else ""),
+        ),
+    ]
+    if timing.peak_bytes is not None:
+        estimate = t.param_bytes + (
+            t.forward_backward_bytes_estimate + t.param_bytes if timing.mode == "train" else t.activation_bytes
+        )
+        what = "params + grads + 2 x activations" if timing.mode == "train" else "params + forward activations"
+        lines.append(
+            (
+                "peak memory",
+                f"{human(timing.peak_bytes, 'B')} allocated (torch.cuda.max_memory_allocated); cnncalc's estimate"
+                f" {human(estimate, 'B')} ({what})",
+            )
+        )
+    if timing.saved_bytes is not None:
+        lines.append(
+            (
+                "saved for bwd",
+                f"{human(timing.saved_bytes, 'B')} of tensors autograd keeps for backward (measured);"
+                f" forward activations {human(t.activation_bytes, 'B')} ({LECTURE_X2.split(':')[0]}:"
+                f" {human(t.forward_backward_bytes_estimate, 'B')})",
+            )
+        )
+    return lines
+
+
+def print_profile(
+    report: Report,
+    comparisons: list[RowComparison],
+    timing: Timing,
+    console: Console,
+    peak_tflops: float | None = None,
+) -> None:
+    """Analytic and measured side by side, a mark per cell, then the timing."""
+    table = Table(
+        title=f"{report.name}: cnncalc against PyTorch, input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("name")
+    for header, _ in _PROFILE_COLUMNS:
+        table.add_column(header, justify="right")
+        table.add_column("torch", justify="right")
+    for c in comparisons:
+        row = c.row
+        analytic = {"shape": row.output_shape, "params": row.params, "FLOPs": row.flops, "bytes": row.activation_bytes}
+        cells: list[str | Text] = [str(row.index), row.name]
+        for header, quantities in _PROFILE_COLUMNS:
+            measured = _measured_cell(c, header, quantities)
+            cells += [_cell(analytic[header]) if measured.plain else "", measured]
+        table.add_row(*cells)
+    console.print(table)
+    bad = mismatches(comparisons)
+    n = sum(len(c.checks) for c in comparisons)
+    if bad:
+        console.print(Text(f"✗ {len(bad)} of {n} checks disagree with PyTorch:", style="bold red"))
+        for line in bad:
+            console.print(Text(f"  mismatch: {line}", style="red"))
+    else:
+        console.print(
+            Text(f"✓ all {n} checks agree with PyTorch (shapes, params, FLOPs, activation bytes)", style="bold green")
+        )
+    console.print()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for label, value in _timing_lines(report, timing, peak_tflops):
+        grid.add_row(label, value)
+    console.print(grid)
+
+
+def profile_dict(
+    report: Report, comparisons: list[RowComparison], timing: Timing, peak_tflops: float | None = None
+) -> dict[str, Any]:
+    """``profile --format json``: ``ok`` first, then every check and the timing."""
+    bad = mismatches(comparisons)
+    median = timing.median
+    return {
+        "ok": not bad,
+        "name": report.name,
+        "input": {"shape": list(report.input_shape), "batch": report.batch, "dtype": report.dtype},
+        "layers": [
+            {
+                "index": c.row.index,
+                "name": c.row.name,
+                "kind": c.row.kind,
+                "checks": {
+                    ch.quantity: {
+                        "analytic": list(ch.analytic) if isinstance(ch.analytic, tuple) else ch.analytic,
+                        "measured": list(ch.measured) if isinstance(ch.measured, tuple) else ch.measured,
+                        "ok": ch.ok,
+                    }
+                    for ch in c.checks
+                },
+            }
+            for c in comparisons
+        ],
+        "mismatches": bad,
+        "timing": {
+            "device": timing.device,
+            "device_name": timing.device_name,
+            "mode": timing.mode,
+            "warmup": timing.warmup,
+            "iterations": len(timing.seconds),
+            "seconds": timing.seconds,
+            "median_seconds": median,
+            "images_per_second": report.batch / median if median > 0 else None,
+            "flops_per_iteration": timing.flops_per_iter,
+            "achieved_tflops": timing.flops_per_iter / median / 1e12 if median > 0 else None,
+            "peak_tflops": peak_tflops,
+            "peak_memory_bytes": timing.peak_bytes,
+            "baseline_memory_bytes": timing.baseline_bytes,
+            "saved_for_backward_bytes": timing.saved_bytes,
+        },
+        "totals": to_dict(report)["totals"],
+    }

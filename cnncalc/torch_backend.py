@@ -1,0 +1,432 @@
+"""PyTorch as the oracle: build a spec as an ``nn.Module``, measure it, time it.
+
+The only module of cnncalc that imports torch. ``build`` maps every layer kind
+to its exact PyTorch module; ``measure`` runs one inference forward pass and
+reads, per row, what torch itself says (output shape, parameters, FLOPs from
+``FlopCounterMode``, bytes of newly allocated outputs); ``compare`` sets that
+against the engine's :class:`~cnncalc.engine.Report`; ``profile`` adds timing
+and, on CUDA, peak memory.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+
+with warnings.catch_warnings():
+    # a torch without NumPy beside it warns once at import; nothing here needs NumPy
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+from .engine import Report, Row
+from .spec import (
+    LRN,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AnyLayer,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Spec,
+    Tanh,
+    ZeroPad2d,
+)
+
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+class SpecModule(nn.Sequential):
+    """The network of a spec: one child per report row, named as the row."""
+
+
+def _activation(name: str) -> nn.Module:
+    """A fused activation: in place where PyTorch allows it (relu, leaky_relu)."""
+    match name:
+        case "relu":
+            return nn.ReLU(inplace=True)
+        case "leaky_relu":
+            return nn.LeakyReLU(inplace=True)
+        case "tanh":
+            return nn.Tanh()
+        case "sigmoid":
+            return nn.Sigmoid()
+        case "softmax":
+            return nn.Softmax(dim=1)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _with_activation(module: nn.Module, activation: str | None, key: str) -> nn.Module:
+    if activation is None:
+        return module
+    return nn.Sequential(OrderedDict([(key, module), (activation, _activation(activation))]))
+
+
+def module_for(layer: AnyLayer, shape: tuple[int, ...]) -> nn.Module:
+    """The exact PyTorch module for one layer, given its input shape (per image)."""
+    match layer:
+        case Conv2d():
+            conv = nn.Conv2d(
+                layer.in_ or shape[0],
+                layer.out,
+                layer.kernel,
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                groups=layer.groups,
+                bias=layer.bias,
+            )
+            return _with_activation(conv, layer.activation, "conv")
+        case MaxPool2d():
+            return nn.MaxPool2d(
+                layer.kernel, layer.stride, layer.padding, dilation=layer.dilation, ceil_mode=layer.ceil_mode
+            )
+        case AvgPool2d():
+            return nn.AvgPool2d(
+                layer.kernel,
+                layer.stride,
+                layer.padding,
+                ceil_mode=layer.ceil_mode,
+                count_include_pad=layer.count_include_pad,
+            )
+        case AdaptiveAvgPool2d():
+            return nn.AdaptiveAvgPool2d(layer.output)
+        case AdaptiveMaxPool2d():
+            return nn.AdaptiveMaxPool2d(layer.output)
+        case GlobalAvgPool2d():
+            return nn.AdaptiveAvgPool2d(1)
+        case ZeroPad2d():
+            return nn.ZeroPad2d(layer.padding)  # (left, right, top, bottom), PyTorch's order
+        case Linear():
+            linear = nn.Linear(layer.in_ or shape[-1], layer.out, bias=layer.bias)
+            return _with_activation(linear, layer.activation, "linear")
+        case Flatten():
+            return nn.Flatten()
+        case BatchNorm2d():
+            return nn.BatchNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+        case BatchNorm1d():
+            return nn.BatchNorm1d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+        case LRN():
+            return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+        case Dropout():
+            return nn.Dropout(layer.p, layer.inplace)
+        case ReLU():
+            return nn.ReLU(layer.inplace)
+        case LeakyReLU():
+            return nn.LeakyReLU(layer.negative_slope, layer.inplace)
+        case Tanh():
+            return nn.Tanh()
+        case Sigmoid():
+            return nn.Sigmoid()
+        case Softmax():
+            return nn.Softmax(dim=1)
+        case _:
+            assert_never(layer)
+
+
+def build(spec: Spec, report: Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
+    """``spec`` as a :class:`SpecModule` whose children are named as the report's rows.
+
+    ``report`` (from :func:`cnncalc.analyze`) supplies each layer's input channels,
+    which PyTorch needs and the spec leaves implicit.
+    """
+    instances = spec.expanded()
+    rows = report.rows[1:]
+    if len(rows) != len(instances):
+        raise ValueError("the report does not belong to this spec")
+    with torch.device(device):
+        model = SpecModule(
+            OrderedDict(
+                (inst.name, module_for(inst.layer, row.input_shape or ()))
+                for inst, row in zip(instances, rows, strict=True)
+            )
+        )
+    return model.to(dtype=TORCH_DTYPES[dtype]).eval()
+
+
+# --- measurement ------------------------------------------------------------------
+
+
+@dataclass
+class MeasuredRow:
+    """What torch says about one row."""
+
+    name: str
+    output_shape: tuple[int, ...] = ()
+    weights: int = 0
+    biases: int = 0
+    params_trainable: int = 0
+    params_non_trainable: int = 0
+    flops: int = 0
+    activation_bytes: int = 0
+
+
+@dataclass
+class Measured:
+    rows: list[MeasuredRow]
+    input_bytes: int
+
+
+def _storage(t: torch.Tensor) -> int:
+    return int(t.untyped_storage().data_ptr())
+
+
+def _leaves(module: nn.Module) -> Iterator[nn.Module]:
+    children = list(module.children())
+    if not children:
+        yield module
+    for child in children:
+        yield from _leaves(child)
+
+
+def _param_counts(module: nn.Module, row: MeasuredRow) -> None:
+    for name, p in module.named_parameters():
+        n = p.numel()
+        if p.requires_grad:
+            row.params_trainable += n
+        if name.endswith("weight"):
+            row.weights += n
+        elif name.endswith("bias"):
+            row.biases += n
+    for name, b in module.named_buffers():
+        # running statistics are state; num_batches_tracked is a counter, not a parameter
+        if name.endswith(("running_mean", "running_var")):
+            row.params_non_trainable += b.numel()
+
+
+def measure(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> Measured:
+    """One inference forward pass, read by hooks: shapes, params, FLOPs and new output bytes per row.
+
+    Hooks are removed and the module's mode restored however the pass ends.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    rows = [MeasuredRow(name) for name, _ in model.named_children()]
+    handles = []
+    was_training = model.training
+
+    def output_hook(row: MeasuredRow) -> Callable[..., None]:
+        def hook(_: nn.Module, __: Any, output: torch.Tensor) -> None:
+            row.output_shape = tuple(output.shape[1:])
+
+        return hook
+
+    def bytes_hook(row: MeasuredRow) -> Callable[..., None]:
+        # an output counts when its storage is new: in-place ops and views reuse their input's
+        def hook(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if all(_storage(output) != _storage(i) for i in inputs if isinstance(i, torch.Tensor)):
+                row.activation_bytes += output.numel() * output.element_size()
+
+        return hook
+
+    try:
+        model.eval()
+        for row, (_, child) in zip(rows, model.named_children(), strict=True):
+            _param_counts(child, row)
+            handles.append(child.register_forward_hook(output_hook(row)))
+            for leaf in _leaves(child):
+                handles.append(leaf.register_forward_hook(bytes_hook(row)))
+        x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        counts = counter.get_flop_counts()
+        prefix = type(model).__name__
+        for row in rows:
+            row.flops = int(sum(counts.get(f"{prefix}.{row.name}", {}).values()))
+        return Measured(rows, x.numel() * x.element_size())
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
+# --- comparison -------------------------------------------------------------------
+
+#: The exact quantities that the engine and torch must agree on, per row.
+QUANTITIES = (
+    "output_shape",
+    "params_trainable",
+    "params_non_trainable",
+    "weights",
+    "biases",
+    "flops",
+    "activation_bytes",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    quantity: str
+    analytic: Any
+    measured: Any
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.analytic == self.measured)
+
+
+@dataclass(frozen=True)
+class RowComparison:
+    row: Row
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def check(self, quantity: str) -> Check:
+        return next(c for c in self.checks if c.quantity == quantity)
+
+
+def compare(report: Report, measured: Measured) -> list[RowComparison]:
+    """Row by row, every exact quantity of the engine against torch's measurement."""
+    first = report.rows[0]
+    out = [RowComparison(first, (Check("activation_bytes", first.activation_bytes, measured.input_bytes),))]
+    for row, m in zip(report.rows[1:], measured.rows, strict=True):
+        checks = tuple(Check(q, getattr(row, q), getattr(m, q)) for q in QUANTITIES)
+        out.append(RowComparison(row, checks))
+    return out
+
+
+# --- timing -------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    mode: str
+    device: str
+    device_name: str
+    warmup: int
+    seconds: list[float] = field(default_factory=list)
+    flops_per_iter: int = 0
+    peak_bytes: int | None = None
+    baseline_bytes: int | None = None
+    saved_bytes: int | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available to this torch")
+    return device
+
+
+def _saved_bytes(model: SpecModule, x: torch.Tensor) -> int:
+    """Bytes autograd saves for backward in one training forward (parameters excluded)."""
+    params = {_storage(p) for p in model.parameters()}
+    seen: set[int] = set()
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        ptr = _storage(t)
+        if ptr not in params and ptr not in seen:
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return total
+
+
+@contextmanager
+def _mode(model: nn.Module, train: bool) -> Iterator[None]:
+    was = model.training
+    model.train(train)
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def time_model(
+    model: SpecModule,
+    input_shape: tuple[int, ...],
+    *,
+    batch: int,
+    train: bool,
+    warmup: int,
+    iters: int,
+    tick: Callable[[], None] = lambda: None,
+) -> Timing:
+    """Median-able latencies of ``iters`` steps after ``warmup``: a forward pass, or forward + backward.
+
+    CUDA steps are timed with CUDA events; CPU steps with ``perf_counter``.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    cuda = device.type == "cuda"
+    x = torch.randn((batch, *input_shape), device=device, dtype=dtype)
+    timing = Timing(
+        mode="train" if train else "inference",
+        device=device.type,
+        device_name=torch.cuda.get_device_name(device) if cuda else f"{torch.get_num_threads()} threads",
+        warmup=warmup,
+    )
+
+    def step() -> None:
+        if train:
+            model.zero_grad(set_to_none=True)
+            model(x).float().sum().backward()
+        else:
+            with torch.inference_mode():
+                model(x)
+
+    with _mode(model, train):
+        with FlopCounterMode(display=False) as counter:
+            step()
+        timing.flops_per_iter = int(counter.get_total_flops())
+        if train:
+            timing.saved_bytes = _saved_bytes(model, x)
+        for _ in range(warmup):
+            step()
+            tick()
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            timing.baseline_bytes = torch.cuda.memory_allocated(device)
+        for _ in range(iters):
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+                start.record()
+                step()
+                end.record()
+                end.synchronize()
+                timing.seconds.append(start.elapsed_time(end) / 1e3)
+            else:
+                t0 = time.perf_counter()
+                step()
+                timing.seconds.append(time.perf_counter() - t0)
+            tick()
+        if cuda:
+            timing.peak_bytes = torch.cuda.max_memory_allocated(device)
+    return timing

@@ -1,0 +1,311 @@
+"""PyTorch as the oracle: every spec and random specs must agree with torch on every exact quantity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, SPECS
+from helpers import spec_of
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")  # CI installs torch; a dev machine without it skips this file
+
+from cnncalc import Spec, SpecError, analyze, load_spec  # noqa: E402
+from cnncalc import engine as engine_module  # noqa: E402
+from cnncalc import torch_backend as tb  # noqa: E402
+from cnncalc.cli import app  # noqa: E402
+
+pytestmark = pytest.mark.torch
+ENV = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def agree(spec: Spec, batch: int = 1, dtype: str = "float32") -> list[tb.RowComparison]:
+    report = analyze(spec, batch=batch, dtype=dtype)
+    model = tb.build(spec, report, dtype=dtype)
+    return tb.compare(report, tb.measure(model, report.input_shape, batch))
+
+
+def assert_agree(comparisons: list[tb.RowComparison]) -> None:
+    bad = [(c.row.name, ch) for c in comparisons for ch in c.checks if not ch.ok]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_spec_agrees_with_torch(path: Path) -> None:
+    spec = load_spec(path)
+    comparisons = agree(spec)
+    assert_agree(comparisons)
+    assert len(comparisons) == len(spec.expanded()) + 1
+    for c in comparisons[1:]:  # MACs are half of FlopCounterMode's count, row by row
+        assert 2 * c.row.macs == c.check("flops").measured
+
+
+def test_batch_and_half_precision_agree() -> None:
+    assert_agree(agree(load_spec(SPECS / "happy_model.yaml"), batch=3, dtype="bfloat16"))
+    assert_agree(agree(load_spec(SPECS / "mnist_cnn.yaml"), batch=2, dtype="float16"))
+
+
+def test_build_names_children_as_the_spec_rows() -> None:
+    spec = load_spec(SPECS / "vgg16.yaml")
+    model = tb.build(spec, analyze(spec))
+    assert [n for n, _ in model.named_children()] == [i.name for i in spec.expanded()]
+    assert isinstance(model.conv1_1.conv, torch.nn.Conv2d) and model.conv1_1.relu.inplace
+
+
+def test_measure_removes_hooks_and_restores_mode_even_on_failure() -> None:
+    spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "dropout"}])
+    model = tb.build(spec, analyze(spec)).train()
+    with pytest.raises(RuntimeError):
+        tb.measure(model, (5, 8, 8))  # wrong channels: torch refuses
+    assert model.training
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    tb.measure(model, (3, 8, 8))
+    assert model.training
+
+
+def test_a_wrong_engine_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison can fail: an engine that miscounts conv MACs by one is reported."""
+    original = engine_module._conv
+
+    def off_by_one(ctx: Any, layer: Any) -> Any:
+        out = original(ctx, layer)
+        out.macs += 1
+        return out
+
+    monkeypatch.setattr(engine_module, "_conv", off_by_one)
+    comparisons = agree(load_spec(SPECS / "lenet5.yaml"))
+    bad = [(c.row.name, ch.quantity) for c in comparisons for ch in c.checks if not ch.ok]
+    assert bad == [("c1", "flops"), ("c3", "flops"), ("c5", "flops")]
+
+
+# --- the differential test ---------------------------------------------------------------
+
+ACTIVATIONS = st.sampled_from([None, "relu", "leaky_relu", "tanh", "sigmoid", "softmax"])
+small = st.integers(1, 4)
+size_or_pair = st.one_of(small, st.tuples(small, small).map(list))
+
+
+def _planar(c: int) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("conv2d"),
+                "out": st.sampled_from([1, 2, 3, 4, 6, 8]),
+                "kernel": size_or_pair,
+                "stride": st.integers(1, 3),
+                "padding": st.one_of(
+                    st.integers(0, 3),
+                    st.sampled_from(["same", "valid"]),
+                    st.tuples(st.integers(0, 2), st.integers(0, 2)).map(list),
+                ),
+                "dilation": st.integers(1, 3),
+                "groups": st.sampled_from(sorted({1, 2, 3, c})),
+                "bias": st.booleans(),
+                "activation": ACTIVATIONS,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("maxpool2d"),
+                "kernel": size_or_pair,
+                "stride": st.one_of(st.none(), st.integers(1, 3)),
+                "padding": st.integers(0, 2),
+                "dilation": st.integers(1, 2),
+                "ceil_mode": st.booleans(),
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("avgpool2d"),
+                "kernel": size_or_pair,
+                "stride": st.one_of(st.none(), st.integers(1, 3)),
+                "padding": st.integers(0, 2),
+                "ceil_mode": st.booleans(),
+                "count_include_pad": st.booleans(),
+            }
+        ),
+        st.fixed_dictionaries(
+            {"kind": st.sampled_from(["adaptive_avgpool2d", "adaptive_maxpool2d"]), "output": size_or_pair}
+        ),
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("zeropad2d"),
+                "padding": st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=4, max_size=4)),
+            }
+        ),
+        st.fixed_dictionaries(
+            {"kind": st.just("batchnorm2d"), "affine": st.booleans(), "track_running_stats": st.booleans()}
+        ),
+        st.fixed_dictionaries({"kind": st.just("lrn"), "size": st.integers(1, 5)}),
+        st.just({"kind": "global_avgpool2d"}),
+    )
+
+
+def _anywhere() -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(
+        st.fixed_dictionaries({"kind": st.sampled_from(["relu", "leaky_relu", "dropout"]), "inplace": st.booleans()}),
+        st.sampled_from([{"kind": "tanh"}, {"kind": "sigmoid"}, {"kind": "softmax"}, {"kind": "flatten"}]),
+    )
+
+
+def _flat() -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(
+        st.fixed_dictionaries(
+            {"kind": st.just("linear"), "out": st.integers(1, 12), "bias": st.booleans(), "activation": ACTIVATIONS}
+        ),
+        st.fixed_dictionaries(
+            {"kind": st.just("batchnorm1d"), "affine": st.booleans(), "track_running_stats": st.booleans()}
+        ),
+    )
+
+
+@st.composite
+def random_specs(draw: st.DrawFn) -> dict[str, Any]:
+    c, h, w = draw(st.integers(1, 6)), draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    layers: list[dict[str, Any]] = []
+    flat = False
+    channels = c
+    for _ in range(draw(st.integers(1, 6))):
+        # mostly layers that fit where they stand; sometimes any kind at all
+        if draw(st.integers(0, 9)) == 0:
+            layer = draw(st.one_of(_planar(channels), _anywhere(), _flat()))
+        elif flat:
+            layer = draw(st.one_of(_flat(), _anywhere()))
+        else:
+            layer = draw(st.one_of(_planar(channels), _anywhere()))
+        flat = flat or layer["kind"] in ("flatten", "linear", "batchnorm1d")
+        channels = layer.get("out", channels)
+        layers.append(layer)
+    return {"name": "random", "input": [c, h, w], "layers": layers}
+
+
+#: Specs the engine refuses on purpose although torch would run them (README, "Conventions").
+STRICTER = ("add '- flatten' before it", "needs a C x H x W input, got")
+
+
+def torch_runs(spec: Spec) -> str | None:
+    """Build and run the spec with torch alone, layer by layer; None if torch accepts it, else its error."""
+    x = torch.zeros((1, *spec.input))
+    try:
+        with torch.no_grad():
+            for inst in spec.expanded():
+                x = tb.module_for(inst.layer, tuple(x.shape[1:])).eval()(x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        return str(exc)
+    return None
+
+
+@settings(
+    max_examples=int(os.environ.get("CNNCALC_DIFF_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=random_specs())
+def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
+    spec = spec_of(data["layers"], data["input"])
+    try:
+        report = analyze(spec)
+    except SpecError as exc:
+        refused = torch_runs(spec)
+        event("engine and torch refuse" if refused else "engine refuses, stricter on purpose")
+        if refused is None:
+            assert all(any(s in p.message for s in STRICTER) for p in exc.problems), (str(exc), data)
+        return
+    assert torch_runs(spec) is None, data
+    event(f"both accept, {len(report.rows) - 1} layers")
+    model = tb.build(spec, report)
+    assert_agree(tb.compare(report, tb.measure(model, report.input_shape)))
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=ENV)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_profile_table_on_cpu() -> None:
+    code, out, _ = run("profile", "specs/lenet5.yaml", "--device", "cpu", "--warmup", "1", "--iters", "3")
+    assert code == 0
+    assert "✓ all 57 checks agree with PyTorch" in out
+    assert "latency" in out and "images/s" in out and "TFLOP/s" in out
+
+
+def test_profile_json_train() -> None:
+    code, out, _ = run(
+        "profile", "specs/happy_model.yaml", "-d", "cpu", "--train", "-b", "2", "--iters", "2", "-f", "json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] is True and data["mismatches"] == []
+    timing = data["timing"]
+    assert timing["mode"] == "train" and timing["iterations"] == 2 and len(timing["seconds"]) == 2
+    assert timing["flops_per_iteration"] > 2 * data["totals"]["flops"]  # backward counted too
+    assert timing["saved_for_backward_bytes"] > 0
+
+
+def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = engine_module._pool
+
+    def wrong(ctx: Any, layer: Any) -> Any:
+        out = original(ctx, layer)
+        out.activations *= 2
+        return out
+
+    monkeypatch.setattr(engine_module, "_pool", wrong)
+    code, out, _ = run("profile", "specs/lenet5.yaml", "-d", "cpu", "--iters", "1", "--warmup", "0")
+    assert code == 1
+    assert "✗ 2 of 57 checks disagree with PyTorch" in out
+    assert "mismatch: layer 2 avgpool2d 's2': activation_bytes cnncalc 9,408 != torch 4,704" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--dtype", "int8"], "int8"),
+        (["--iters", "0"], "--iters"),
+    ],
+)
+def test_profile_usage_errors(args: list[str], text: str) -> None:
+    code, out, err = run("profile", "specs/lenet5.yaml", *args)
+    assert code == 2 and text in out + err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_profile_cuda_without_cuda_is_a_usage_error() -> None:
+    code, out, err = run("profile", "specs/lenet5.yaml", "--device", "cuda")
+    assert code == 2 and "no CUDA device" in out + err
+
+
+def test_profile_without_torch_says_how_to_install() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\nfrom cnncalc.cli import app\napp(['profile', 'specs/lenet5.yaml'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV}, check=False
+    )
+    assert result.returncode == 2
+    assert "pip install 'cnncalc[torch]'" in result.stderr and "Traceback" not in result.stderr
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("args", [[], ["--train"], ["--dtype", "bfloat16"]], ids=["fwd", "train", "bf16"])
+def test_profile_vgg16_on_cuda(args: list[str]) -> None:
+    code, out, _ = run("profile", "specs/vgg16.yaml", "--device", "cuda", "--iters", "5", "-f", "json", *args)
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] and data["timing"]["device"] == "cuda" and data["timing"]["peak_memory_bytes"] > 0
