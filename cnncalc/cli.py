@@ -23,8 +23,22 @@ from rich.text import Text
 from . import __version__
 from .engine import DTYPE_BYTES, Report, analyze
 from .errors import Problem, SpecError
-from .render import print_profile, print_table, profile_dict, to_csv, to_json, to_markdown
-from .spec import load_spec
+from .render import (
+    compare_dict,
+    compare_markdown,
+    print_compare,
+    print_profile,
+    print_table,
+    profile_dict,
+    to_csv,
+    to_json,
+    to_markdown,
+    validation_dict,
+    validation_lines,
+    validation_summary,
+)
+from .spec import json_schema, load_spec
+from .validate import validate_paths
 
 app = typer.Typer(
     name="cnncalc",
@@ -132,6 +146,84 @@ def summary(
         return
     text = {Format.json: to_json, Format.csv: to_csv, Format.markdown: to_markdown}[format](report)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+class ValidateFormat(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH...", help="Spec files, folders (every .yaml/.yml below) or globs.", show_default=False
+        ),
+    ],
+    strict: StrictOpt = False,
+    format: Annotated[
+        ValidateFormat, typer.Option("--format", "-f", help="text: path:line:col lines; github: annotations; json.")
+    ] = ValidateFormat.text,
+) -> None:
+    """Check spec files completely (YAML, schema, the geometry of every layer) and report every
+    problem of every file, one line each. Exits 0 when all are valid, 1 when any is not.
+
+    Example: cnncalc validate specs/ --format github
+    """
+    results = validate_paths(paths, strict=strict)
+    if format is ValidateFormat.json:
+        sys.stdout.write(json.dumps(validation_dict(results), indent=2) + "\n")
+    else:
+        for line in validation_lines(results, format.value):
+            sys.stdout.write(line + "\n")
+        _console(stderr=True).print(validation_summary(results), highlight=False, soft_wrap=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec DSL, for editors (yaml-language-server) and other tools.
+
+    Example: cnncalc schema > cnncalc.schema.json
+    """
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+class CompareFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(metavar="A", help="The spec before.", show_default=False)],
+    b: Annotated[Path, typer.Argument(metavar="B", help="The spec after.", show_default=False)],
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    input: InputOpt = None,
+    strict: StrictOpt = False,
+    format: Annotated[
+        CompareFormat, typer.Option("--format", "-f", help="markdown suits a pull-request comment.")
+    ] = CompareFormat.table,
+) -> None:
+    """Two specs side by side: params, MACs and activations per stage (where the resolution
+    changes) and in total, with the difference B - A.
+
+    Example: cnncalc compare specs/vgg16.yaml specs/vgg19.yaml --format markdown
+    """
+    ra = _analyze(a, batch, dtype.value, input, strict)
+    rb = _analyze(b, batch, dtype.value, input, strict)
+    files = (str(a), str(b))
+    if format is CompareFormat.table:
+        print_compare(ra, rb, files, _console())
+    elif format is CompareFormat.markdown:
+        sys.stdout.write(compare_markdown(ra, rb, files))
+    else:
+        sys.stdout.write(json.dumps(compare_dict(ra, rb, files), indent=2) + "\n")
 
 
 class Device(StrEnum):

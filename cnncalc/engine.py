@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import ceil, prod
+from math import prod
 from typing import Literal, NoReturn, assert_never, get_args
 
 from .errors import Path, Problem, SpecError
@@ -73,8 +73,8 @@ DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "int8"
 assert set(DTYPE_BYTES) == set(get_args(Dtype))
 
 Shape = tuple[int, ...]
-#: No tensor may hold more values than this (int64 indexing in PyTorch).
-MAX_NUMEL = 2**62
+#: No tensor may hold more values than this: 2^48 values is a petabyte at float32, beyond any device.
+MAX_NUMEL = 2**48
 
 
 @dataclass(frozen=True)
@@ -373,16 +373,27 @@ def _pool(ctx: _Ctx, layer: MaxPool2d | AvgPool2d) -> _Out:
     return _Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow)
 
 
+def _adaptive_window(size: int, out: int) -> int:
+    """The widest of PyTorch's adaptive windows ``[floor(i*In/Out), ceil((i+1)*In/Out))``.
+
+    >>> _adaptive_window(13, 6), _adaptive_window(12, 6), _adaptive_window(3, 5)
+    (3, 2, 2)
+    """
+    if size % out == 0:
+        return size // out
+    if out > 4096:  # past this, ceil(In/Out) + 1 bounds the windows without visiting them all
+        return -(-size // out) + 1
+    return max(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))
+
+
 def _adaptive(ctx: _Ctx, output: tuple[int, int]) -> _Out:
     c, h, w = ctx.spatial()
     if output == (1, 1):
         ctx.rf.see_all()
     else:
-        # PyTorch's windows: [floor(i*In/Out), ceil((i+1)*In/Out)); take the widest and the largest step
-        kernel = tuple(
-            max(ceil((i + 1) * n / o) - (i * n) // o for i in range(o)) for n, o in zip((h, w), output, strict=True)
-        )
-        step = tuple(ceil(n / o) for n, o in zip((h, w), output, strict=True))
+        # the widest window and the largest step between windows
+        kernel = tuple(_adaptive_window(n, o) for n, o in zip((h, w), output, strict=True))
+        step = tuple(-(-n // o) for n, o in zip((h, w), output, strict=True))
         ctx.rf.window((kernel[0], kernel[1]), (step[0], step[1]))
     return _Out(shape=(c, *output), detail=f"-> {output[0]}x{output[1]}", activations=c * prod(output))
 
@@ -533,7 +544,9 @@ def analyze(
         try:
             out = _rule(ctx, inst.layer)
             if prod(out.shape) * batch > MAX_NUMEL:
-                ctx.fail(f"the output {_fmt(out.shape)} x batch {batch} is too large for any tensor")
+                ctx.fail(
+                    f"the output {_fmt(out.shape)} x batch {batch} holds more than 2^48 values: too large for any tensor"
+                )
         except _Stop:
             errors += ctx.errors
             break

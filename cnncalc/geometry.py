@@ -63,17 +63,22 @@ def misfit(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
     return f"{text}. Fits: {'; '.join(_fits(size, eff, stride, padding, kernel, pool))}"
 
 
+#: How far from the given padding and stride to look for ones that fit (keeps huge values cheap).
+_SEARCH = 64
+
+
 def _fits(size: int, eff: int, stride: int, padding: int, kernel: int, pool: bool) -> list[str]:
     options = []
     max_pad = min(kernel // 2, eff // 2) if pool else eff - 1
-    pads = [p for p in range(0, max_pad + 1) if (size - eff + 2 * p) % stride == 0 and size - eff + 2 * p >= 0]
+    near = range(max(0, padding - _SEARCH), min(max_pad, padding + _SEARCH) + 1)
+    pads = [p for p in near if (size - eff + 2 * p) % stride == 0 and size - eff + 2 * p >= 0]
     if pads:
         options.append("padding " + " or ".join(str(p) for p in sorted(pads, key=lambda p: abs(p - padding))[:2]))
     span = size - eff + 2 * padding
     # a stride beyond the kernel would skip pixels: suggest only strides up to it
-    strides = [s for s in range(1, min(span, eff) + 1) if span % s == 0 and s != stride]
-    lower = [s for s in strides if s < stride][-1:]
-    upper = [s for s in strides if s > stride][:1]
+    top = min(span, eff)
+    lower = [s for s in range(min(stride - 1, top), max(0, stride - _SEARCH), -1) if span % s == 0][:1]
+    upper = [s for s in range(stride + 1, min(top, stride + _SEARCH) + 1) if span % s == 0][:1]
     if lower or upper:
         options.append("stride " + " or ".join(str(s) for s in lower + upper))
     below, above = size - span % stride, size + stride - span % stride

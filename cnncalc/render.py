@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .compare import FIGURES, delta, pair_stages
 from .engine import Report, Row
 from .errors import Problem
+from .validate import FileResult
 
 if TYPE_CHECKING:  # render stays importable without torch
     from .torch_backend import RowComparison, Timing
@@ -453,4 +455,150 @@ def profile_dict(
             "saved_for_backward_bytes": timing.saved_bytes,
         },
         "totals": to_dict(report)["totals"],
+    }
+
+
+# --- validate -------------------------------------------------------------------------
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    """GitHub Actions workflow-command escaping (``%``, newlines; ``:`` and ``,`` in properties)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def validation_lines(results: list[FileResult], fmt: str) -> list[str]:
+    """One line per problem: ``path:line:col: message`` (text) or a ``::error``/``::warning`` annotation."""
+    lines = []
+    for result in results:
+        problems = [(p, "error") for p in result.errors] + [(p, "warning") for p in result.warnings]
+        problems.sort(key=lambda item: (item[0].line or 0, item[0].column or 0))
+        for p, severity in problems:
+            if fmt == "github":
+                props = [f"file={_github_escape(p.file or result.path, prop=True)}"]
+                props += [f"{k}={v}" for k, v in (("line", p.line), ("col", p.column)) if v is not None]
+                lines.append(f"::{severity} {','.join(props)}::{_github_escape(p.message)}")
+            else:
+                where = ":".join(str(x) for x in (p.file or result.path, p.line, p.column) if x is not None)
+                lines.append(f"{where}: {'warning: ' if severity == 'warning' else ''}{p.message}")
+    return lines
+
+
+def validation_dict(results: list[FileResult]) -> dict[str, Any]:
+    return {
+        "ok": all(r.ok for r in results),
+        "files": [
+            {
+                "path": r.path,
+                "ok": r.ok,
+                "errors": [problem_dict(p) for p in r.errors],
+                "warnings": [problem_dict(p) for p in r.warnings],
+            }
+            for r in results
+        ],
+        "errors": sum(len(r.errors) for r in results),
+        "warnings": sum(len(r.warnings) for r in results),
+    }
+
+
+def validation_summary(results: list[FileResult]) -> str:
+    bad = sum(not r.ok for r in results)
+    errors = sum(len(r.errors) for r in results)
+    warnings = sum(len(r.warnings) for r in results)
+    return (
+        f"{len(results)} file(s) checked: {len(results) - bad} valid, {bad} invalid"
+        f" ({errors} error(s), {warnings} warning(s))"
+    )
+
+
+# --- compare --------------------------------------------------------------------------
+
+
+def _compare_rows(a: Report, b: Report) -> list[tuple[str, list[str]]]:
+    """Per stage, then in total: each figure for A, for B, and B - A, in readable units."""
+    rows = []
+    totals = [(attr, getattr(a.totals, attr), getattr(b.totals, attr)) for _, attr in FIGURES]
+    for key, values in [
+        *((p.key, [(attr, p.value("a", attr), p.value("b", attr)) for _, attr in FIGURES]) for p in pair_stages(a, b)),
+        ("total", totals),
+    ]:
+        cells = []
+        for _, va, vb in values:
+            cells += ["" if va is None else human(va), "" if vb is None else human(vb), delta(va, vb, human)]
+        rows.append((key, cells))
+    return rows
+
+
+def _compare_totals(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
+    ta, tb = a.totals, b.totals
+    rfa, rfb = a.rows[-1].receptive_field, b.rows[-1].receptive_field
+
+    def line(label: str, va: int, vb: int, unit: str = "") -> tuple[str, str, str, str]:
+        return (label, human(va, unit), human(vb, unit), delta(va, vb, lambda n: human(n, unit)))
+
+    lines = [
+        ("params", f"{ta.params:,}", f"{tb.params:,}", delta(ta.params, tb.params)),
+        line("param memory", ta.param_bytes, tb.param_bytes, "B"),
+        line("MACs", ta.macs, tb.macs),
+        line("FLOPs", ta.flops, tb.flops),
+        line("activation memory", ta.activation_bytes, tb.activation_bytes, "B"),
+        ("output", shape_text(a.rows[-1].output_shape), shape_text(b.rows[-1].output_shape), ""),
+    ]
+    if rfa and rfb:
+        lines.append(("receptive field", rf_text(a.rows[-1]), rf_text(b.rows[-1]), ""))
+    return lines
+
+
+def _title(a: Report, b: Report, files: tuple[str, str]) -> str:
+    return (
+        f"A: {a.name} ({files[0]})  vs  B: {b.name} ({files[1]}), batch {a.batch}, {a.dtype};"
+        " a stage ends where the output resolution changes"
+    )
+
+
+def print_compare(a: Report, b: Report, files: tuple[str, str], console: Console) -> None:
+    table = Table(title=_title(a, b, files), box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    table.add_column("stage")
+    for label, _ in FIGURES:
+        table.add_column(f"{label} A", justify="right")
+        table.add_column("B", justify="right")
+        table.add_column("B - A", justify="right")
+    for key, cells in _compare_rows(a, b):
+        table.add_row(key, *cells, style="bold" if key == "total" else None)
+    console.print(table)
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        grid.add_column()
+    grid.add_row(Text(""), Text("A", style="bold"), Text("B", style="bold"), Text("B - A", style="bold"))
+    for line in _compare_totals(a, b):
+        grid.add_row(Text(line[0], style="bold"), *line[1:])
+    console.print(grid)
+
+
+def compare_markdown(a: Report, b: Report, files: tuple[str, str]) -> str:
+    head = ["stage"] + [f"{h} {s}" for h, _ in FIGURES for s in ("A", "B", "B - A")]
+    lines = [
+        f"**A**: {a.name} (`{files[0]}`) vs **B**: {b.name} (`{files[1]}`), batch {a.batch}, {a.dtype}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|:--|" + "--:|" * (len(head) - 1),
+    ]
+    for key, cells in _compare_rows(a, b):
+        lines.append("| " + " | ".join([f"**{key}**" if key == "total" else key, *cells]) + " |")
+    lines += ["", "| | A | B | B - A |", "|:--|--:|--:|--:|"]
+    lines += [f"| {label} | {va} | {vb} | {d} |" for label, va, vb, d in _compare_totals(a, b)]
+    return "\n".join(lines) + "\n"
+
+
+def compare_dict(a: Report, b: Report, files: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "a": {"file": files[0], **to_dict(a)},
+        "b": {"file": files[1], **to_dict(b)},
+        "stages": [
+            {
+                "stage": pair.key,
+                **{attr: {"a": pair.value("a", attr), "b": pair.value("b", attr)} for _, attr in FIGURES},
+            }
+            for pair in pair_stages(a, b)
+        ],
     }

@@ -22,6 +22,7 @@ MAX_NODES = 200_000
 MAX_DEPTH = 100
 
 Position = tuple[int, int]
+_PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ def _mark(node: yaml.Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _error(file: str | None, message: str, pos: Position | None = None) -> SpecError:
-    line, col = pos if pos else (None, None)
-    return SpecError(Problem(message, file=file, line=line, column=col))
+def _error(file: str | None, message: str, pos: Position = (1, 1)) -> SpecError:
+    """A problem with the text itself; one without a better place is put at its start."""
+    return SpecError(Problem(message, file=file, line=pos[0], column=pos[1]))
 
 
 def decode(raw: bytes, file: str | None) -> str:
@@ -101,15 +102,22 @@ class _Builder:
             raise _error(self.file, f"nesting deeper than {MAX_DEPTH} levels", _mark(node))
         self.smap.values.setdefault(path, _mark(node))
         if isinstance(node, yaml.ScalarNode):
-            try:
-                return self.constructor.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                raise _error(self.file, f"cannot read this value: {_yaml_message(exc)}", _mark(node)) from None
+            return self._scalar(node)
+        if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and node.tag not in _PLAIN_TAGS:
+            raise _error(
+                self.file, f"cannot read this value: the tag '{node.tag}' is not allowed in a spec", _mark(node)
+            )
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         raise _error(self.file, "unsupported YAML node", _mark(node))  # pragma: no cover
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise _error(self.file, f"cannot read this value: {_yaml_message(exc)}", _mark(node)) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -120,7 +128,7 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _error(self.file, "a mapping key must be a plain name", _mark(key_node))
-            key = str(self.constructor.construct_object(key_node))
+            key = str(self._scalar(key_node))
             if key in out:
                 raise _error(self.file, f"duplicate key '{key}'", _mark(key_node))
             self.smap.keys[(*path, key)] = _mark(key_node)
@@ -147,7 +155,7 @@ def load_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        pos = (mark.line + 1, mark.column + 1) if mark else None
+        pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise _error(file, f"not valid YAML: {_yaml_message(exc)}", pos) from None
     except yaml.YAMLError as exc:
         raise _error(file, f"not valid YAML: {_yaml_message(exc)}") from None

@@ -7,6 +7,7 @@ A spec is a name, an input shape and a list of layers, each a mapping with a
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,38 +44,62 @@ NonNeg = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    return repr(value)
+
+
 def _pair(value: Any) -> Any:
     """``3`` -> ``(3, 3)``; ``[3, 5]`` -> ``(3, 5)`` (height, width)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number or a pair [height, width], got a boolean")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return (value, value)
-    if isinstance(value, list | tuple):
-        if len(value) != 2:
-            raise ValueError(f"expected a number or a pair [height, width], got {len(value)} numbers")
+    if isinstance(value, list | tuple) and len(value) == 2:
         return tuple(value)
-    return value
+    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else _describe(value)
+    raise ValueError(f"expected a number or a pair [height, width], got {got}")
+
+
+def _padding(value: Any) -> Any:
+    """Conv padding: a number, a pair, or the words 'same' / 'valid'."""
+    if value in ("same", "valid"):
+        return value
+    try:
+        pair = _pair(value)
+    except ValueError:
+        raise ValueError(
+            f"expected a number, a pair [height, width], 'same' or 'valid', got {_describe(value)}"
+        ) from None
+    for n in pair:
+        if isinstance(n, int) and not isinstance(n, bool) and not 0 <= n <= MAX_INT:
+            raise ValueError(f"must be between 0 and {MAX_INT}, got {n}")
+    return pair
 
 
 def _pad4(value: Any) -> Any:
     """Zero padding: ``n`` on every side, ``[h, w]`` (Keras) or ``[left, right, top, bottom]`` (PyTorch)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number, [h, w] or [left, right, top, bottom], got a boolean")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return (value,) * 4
-    if isinstance(value, list | tuple):
-        if len(value) == 2:
-            return (value[1], value[1], value[0], value[0])
-        if len(value) == 4:
-            return tuple(value)
-        raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {len(value)} numbers")
-    return value
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return (value[1], value[1], value[0], value[0])
+    if isinstance(value, list | tuple) and len(value) == 4:
+        return tuple(value)
+    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else _describe(value)
+    raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {got}")
 
 
 Pair = Annotated[tuple[Pos, Pos], BeforeValidator(_pair, json_schema_input_type=Pos | tuple[Pos, Pos])]
 Pair0 = Annotated[
     tuple[NonNeg, NonNeg],
     BeforeValidator(_pair, json_schema_input_type=NonNeg | tuple[NonNeg, NonNeg]),
+]
+ConvPadding = Annotated[
+    tuple[NonNeg, NonNeg] | Literal["same", "valid"],
+    BeforeValidator(_padding, json_schema_input_type=NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
 ]
 Pad4 = Annotated[
     tuple[NonNeg, NonNeg, NonNeg, NonNeg],
@@ -108,7 +133,7 @@ class Conv2d(_Layer):
     out: Pos = Field(description="Output channels (filters).")
     kernel: Pair
     stride: Pair = (1, 1)
-    padding: Pair0 | Literal["same", "valid"] = (0, 0)
+    padding: ConvPadding = (0, 0)
     dilation: Pair = (1, 1)
     groups: Pos = 1
     bias: StrictBool = True
@@ -405,6 +430,9 @@ def _expand(spec: Spec) -> list[LayerInstance]:
 # --- loading -----------------------------------------------------------------
 
 
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _owner(loc: tuple[int | str, ...]) -> str:
     """What holds the key at the end of ``loc``: 'conv2d', 'defaults for conv2d', 'the spec'."""
     if len(loc) >= 4 and loc[0] == "layers" and loc[2] in LAYER_MODELS:
@@ -419,7 +447,8 @@ def _owner(loc: tuple[int | str, ...]) -> str:
 def _message(err: ErrorDetails) -> tuple[str, bool]:
     """Our wording of one pydantic error, and whether it is about a key (not a value)."""
     typ, loc, ctx = err["type"], err["loc"], err.get("ctx", {})
-    field = next((str(p) for p in reversed(loc) if isinstance(p, str) and p not in LAYER_MODELS), "")
+    # the last key of the path; pydantic's own labels for union branches ("literal[...]") are not keys
+    field = next((p for p in reversed(loc) if isinstance(p, str) and p not in LAYER_MODELS and _KEY.match(p)), "")
     got = err.get("input")
     owner = _owner(loc)
     if typ == "extra_forbidden":
@@ -450,14 +479,6 @@ def _message(err: ErrorDetails) -> tuple[str, bool]:
         return f"name: '{got}' may use only letters, digits, '_' and '-' (at most 64)", False
     expected = err["msg"].replace("Input should be ", "expected ")
     return f"{field or owner}: {expected}, got {_describe(got)}", False
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
@@ -551,3 +572,24 @@ def locate(spec: Spec, problems: Sequence[Problem]) -> list[Problem]:
     if spec.source is None:
         return list(problems)
     return [spec.source.locate(p) for p in problems]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a spec file, for editors and CI (``cnncalc schema``)."""
+    schema = Spec.model_json_schema()
+    props = schema["properties"]
+    # the shorthands the loader accepts: a bare kind name for a layer, a string for notes
+    bare = {"type": "string", "enum": list(LAYER_KINDS), "description": "A layer whose fields all have defaults."}
+    props["layers"]["items"] = {"anyOf": [props["layers"]["items"], bare]}
+    props["layers"]["minItems"] = 1
+    # any field may come from `defaults`, which a schema cannot follow: only `kind` is required here
+    for model in LAYER_MODELS.values():
+        schema["$defs"][model.__name__]["required"] = ["kind"]
+    props["notes"] = {"anyOf": [props["notes"], {"type": "string"}], "description": props["notes"]["description"]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://cnncalc.dev/schema/cnncalc.schema.json",
+        "title": "cnncalc spec",
+        "description": "A CNN described for cnncalc: name, input shape, defaults and layers.",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }

@@ -102,7 +102,7 @@ def test_json_contract() -> None:
     assert totals["param_bytes"] == 2 * totals["params"]
     assert totals["activation_bytes"] == 2 * totals["activations"]
     [warning] = data["warnings"]
-    assert warning["file"] == "specs/mnist_cnn.yaml" and warning["line"] == 20 and "2.5" in warning["message"]
+    assert warning["file"] == "specs/mnist_cnn.yaml" and warning["line"] == 21 and "2.5" in warning["message"]
 
 
 def test_csv_has_a_row_per_layer_and_a_total() -> None:
@@ -124,11 +124,11 @@ def test_batch_dtype_input_options() -> None:
 
 def test_fit_warning_is_visible_and_strict_makes_it_an_error() -> None:
     code, out, _ = run("summary", "specs/mnist_cnn.yaml")
-    assert code == 0 and "warning: specs/mnist_cnn.yaml:20:5: layer 9 maxpool2d 'pool3'" in out
+    assert code == 0 and "warning: specs/mnist_cnn.yaml:21:5: layer 9 maxpool2d 'pool3'" in out
     code, out, err = run("summary", "specs/mnist_cnn.yaml", "--strict")
     assert code == 1 and out == ""
     assert err.startswith(
-        "error: specs/mnist_cnn.yaml:20:5: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2"
+        "error: specs/mnist_cnn.yaml:21:5: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2"
     )
     assert err.count("\n") == 1
 

@@ -55,3 +55,19 @@ def test_every_shipped_spec_names_its_source() -> None:
     for spec in sorted((ROOT / "specs").glob("*.yaml")):
         assert spec.read_text().startswith("# "), spec.name
         assert f"`{spec.name}`" in README, spec.name
+
+
+@pytest.mark.parametrize("golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md"])
+def test_readme_examples_are_current_output(golden: str) -> None:
+    text = (ROOT / "tests" / "golden" / golden).read_text().rstrip("\n")
+    assert text in README, f"README's copy of tests/golden/{golden} is stale"
+
+
+def test_ci_examples_run_cnncalc_validate() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "validate-specs.yml").read_text())
+    steps = [s.get("run", "") for s in workflow["jobs"]["validate"]["steps"]]
+    assert "cnncalc validate specs/ --strict --format github" in steps
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "cnncalc-validate" and hook["entry"] == "cnncalc validate"

@@ -134,7 +134,7 @@ BAD = [
             "bad.yaml:4:5: layer 1 linear 'fc1': linear needs a flat input, got 1x8x8; add '- flatten' before it (PyTorch's nn.Linear would act on the last dimension only)"
         ],
     ),
-    ("empty file", "", ["bad.yaml: the file is empty; a spec needs at least 'name', 'input' and 'layers'"]),
+    ("empty file", "", ["bad.yaml:1:1: the file is empty; a spec needs at least 'name', 'input' and 'layers'"]),
     (
         "not a mapping",
         "- relu\n",
