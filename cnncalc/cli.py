@@ -135,12 +135,18 @@ def summary(
     input: InputOpt = None,
     strict: StrictOpt = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", "-d", min=1, help="Fold blocks nested this deep into one row each (1: top level)."),
+    ] = None,
 ) -> None:
     """Print one row per layer (shape, activations, memory, params, MACs, receptive field) and the totals.
 
-    Example: cnncalc summary specs/vgg16.yaml --batch 32 --dtype bfloat16
+    Example: cnncalc summary specs/resnet50.yaml --depth 1 --batch 32 --dtype bfloat16
     """
     report = _analyze(spec, batch, dtype.value, input, strict)
+    if depth is not None:
+        report = report.folded(depth)
     if format is Format.table:
         print_table(report, _console())
         return
@@ -277,9 +283,8 @@ def profile(
         where = tb.resolve_device(device.value)
     except RuntimeError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--device") from None
-    loaded = load_spec(spec)
     try:
-        model = tb.build(loaded, report, device=where, dtype=dtype.value)
+        model = tb.build(report, device=where, dtype=dtype.value)
         comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch))
         with _progress(warmup + iters, format is ProfileFormat.table) as tick:
             timing = tb.time_model(

@@ -12,60 +12,77 @@ Conventions (quoted in the README; every figure in a report follows them):
   value. This is what torchvision's tables call "GFLOPS" and papers call
   "multiply-adds".
 - **FLOPs** = 2 x MACs, what ``torch.utils.flop_counter.FlopCounterMode`` counts.
-  Bias adds, pooling, normalisation, activations and softmax count 0: they are
-  memory-bound and under 1% of a CNN's arithmetic.
+  Bias adds, pooling, normalisation, activations, softmax, residual adds and
+  concatenation count 0: they are memory-bound and under 1% of a CNN's arithmetic.
 - MACs, FLOPs and activations are for the whole batch (``batch`` images).
 - **Activations** of a row = values of the new tensors the row allocates in an
   inference forward pass: the input row holds the input; conv, pool, linear,
-  norm, padding and out-of-place activations hold their output; in-place
-  activations (``inplace: true``, and relu/leaky_relu fused onto a conv or
-  linear), flatten (a view) and dropout (identity at inference) allocate
-  nothing. A fused activation that PyTorch cannot apply in place (tanh,
-  sigmoid, softmax) adds a second tensor of the output's size.
+  norm, padding, out-of-place activations, residual adds and concatenations hold
+  their output; in-place activations (``inplace: true``, and relu/relu6/leaky_relu
+  fused onto a conv, linear or add), in-place adds (``inplace: true`` on a
+  residual), flatten (a view) and dropout (identity at inference) allocate
+  nothing. A fused activation that PyTorch cannot apply in place (tanh, sigmoid,
+  softmax) adds a second tensor of the output's size.
 - **Forward activation memory** = the sum of the rows x bytes per value of the
   dtype; the ``x2`` figure is the lecture's rule of thumb for forward +
-  backward, not a measurement. Bytes are printed in MB = 10^6 bytes (MiB = 2^20
-  beside them).
+  backward, not a measurement. **Peak activation memory** = the most bytes alive
+  at once in an inference pass when every tensor is freed after its last reader
+  (a residual's input stays alive until its add). Bytes are printed in MB =
+  10^6 bytes (MiB = 2^20 beside them).
 - **Receptive field** = the input pixels one output value can see (size) and
   the step between neighbouring outputs in input pixels (stride), by
-  ``r += (k_eff - 1) * j; j *= s``. Linear layers and global pooling see the
-  whole plane. After adaptive pooling whose sizes do not divide, it is an upper
-  bound.
+  ``r += (k_eff - 1) * j; j *= s``; where branches meet, the largest over the
+  paths. Linear layers and global pooling see the whole plane. After adaptive
+  pooling whose sizes do not divide, it is an upper bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import contextlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from math import prod
-from typing import Literal, NoReturn, assert_never, get_args
+from typing import Any, Literal, NoReturn, assert_never, get_args
 
-from .errors import Path, Problem, SpecError
+from pydantic import ValidationError
+
+from .errors import Path, Problem, SpecError, did_you_mean
+from .expr import ExpressionError, substitute
 from .geometry import effective_kernel, misfit, output_size
 from .spec import (
+    ENTRY,
     INPLACE_ACTIVATIONS,
     LRN,
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
+    AnyEntry,
     AnyLayer,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Block,
+    Concat,
     Conv2d,
     Dropout,
     Flatten,
     GlobalAvgPool2d,
-    LayerInstance,
     LeakyReLU,
     Linear,
     MaxPool2d,
     ReLU,
+    ReLU6,
+    Residual,
+    Sequential,
     Sigmoid,
     Softmax,
     Spec,
     Tanh,
+    Use,
     ZeroPad2d,
     locate,
+    prepare,
+    problems_from,
 )
 
 Dtype = Literal["float32", "float16", "bfloat16", "int8"]
@@ -75,6 +92,9 @@ assert set(DTYPE_BYTES) == set(get_args(Dtype))
 Shape = tuple[int, ...]
 #: No tensor may hold more values than this: 2^48 values is a petabyte at float32, beyond any device.
 MAX_NUMEL = 2**48
+#: A network may expand to at most this many rows, and nest block uses at most this deep.
+MAX_ROWS = 100_000
+MAX_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -86,8 +106,22 @@ class ReceptiveField:
 
 
 @dataclass(frozen=True)
+class Join:
+    """What an ``add`` or ``concat`` row does with its inputs."""
+
+    kind: Literal["add", "concat"]
+    inplace: bool = False
+    activation: str | None = None
+
+
+@dataclass(frozen=True)
 class Row:
-    """One row of the report: the input (index 0) or one layer."""
+    """One row of the report: the input (index 0), a layer, or where branches join (add, concat).
+
+    ``block`` names the blocks the row sits in, outermost first; ``name`` is the
+    row's full dotted name (``layer1.0.conv1``). ``inputs`` are the indices of the
+    rows whose outputs it reads.
+    """
 
     index: int
     name: str
@@ -103,6 +137,11 @@ class Row:
     activation_bytes: int = 0
     receptive_field: ReceptiveField | None = None
     path: Path = ()
+    block: tuple[str, ...] = ()
+    inputs: tuple[int, ...] = ()
+    layer: AnyLayer | Join | None = field(default=None, compare=False, repr=False)
+    #: how many rows a ``--depth`` fold put into this one (0: a row of its own)
+    folded: int = 0
 
     @property
     def params_trainable(self) -> int:
@@ -118,6 +157,15 @@ class Row:
 
 
 @dataclass(frozen=True)
+class BlockInfo:
+    """A block of rows: a block use, a stage of repeated uses, a branch or a named structure."""
+
+    path: tuple[str, ...]
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Totals:
     """Sums over the rows; ``param_bytes`` and memory at the report's dtype."""
 
@@ -130,6 +178,7 @@ class Totals:
     activations: int
     activation_bytes: int
     forward_backward_bytes_estimate: int
+    peak_activation_bytes: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +192,8 @@ class Report:
     rows: tuple[Row, ...]
     warnings: tuple[Problem, ...] = ()
     notes: tuple[str, ...] = ()
+    blocks: tuple[BlockInfo, ...] = ()
+    peak_activation_bytes: int = 0
 
     @property
     def dtype_bytes(self) -> int:
@@ -163,7 +214,59 @@ class Report:
             activations=sum(r.activations for r in rows),
             activation_bytes=activation_bytes,
             forward_backward_bytes_estimate=2 * activation_bytes,
+            peak_activation_bytes=self.peak_activation_bytes,
         )
+
+    def folded(self, depth: int) -> Report:
+        """The rows inside blocks nested ``depth`` or more deep folded into one row per block.
+
+        A folded row sums its rows; its shapes are the first input and the last output.
+        """
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        kinds = {b.path: b for b in self.blocks}
+        rows: list[Row] = []
+        group: list[Row] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            path = group[0].block[:depth]
+            info = kinds.get(path, BlockInfo(path, "block"))
+            rows.append(
+                Row(
+                    index=group[0].index,
+                    name=".".join(path),
+                    kind=info.kind,
+                    detail=info.detail,
+                    input_shape=group[0].input_shape,
+                    output_shape=group[-1].output_shape,
+                    weights=sum(r.weights for r in group),
+                    biases=sum(r.biases for r in group),
+                    params_non_trainable=sum(r.params_non_trainable for r in group),
+                    macs=sum(r.macs for r in group),
+                    activations=sum(r.activations for r in group),
+                    activation_bytes=sum(r.activation_bytes for r in group),
+                    receptive_field=group[-1].receptive_field,
+                    path=group[0].path,
+                    block=path[:-1],
+                    inputs=group[0].inputs,
+                    folded=len(group),
+                )
+            )
+            group.clear()
+
+        for row in self.rows:
+            if len(row.block) >= depth:
+                if group and group[0].block[:depth] != row.block[:depth]:
+                    flush()
+                group.append(row)
+            else:
+                flush()
+                rows.append(row)
+        flush()
+        blocks = tuple(b for b in self.blocks if len(b.path) < depth)
+        return replace(self, rows=tuple(rows), blocks=blocks)
 
 
 # --- the walk ----------------------------------------------------------------
@@ -175,12 +278,15 @@ class _Stop(Exception):
 
 @dataclass
 class _RF:
-    """Receptive-field state: size r and jump j per axis, and the last spatial grid."""
+    """Receptive-field state of one tensor: size r and jump j per axis, and its last spatial grid."""
 
     r: tuple[int, int] = (1, 1)
     j: tuple[int, int] = (1, 1)
     grid: tuple[int, int] = (1, 1)
     whole: bool = False  # an earlier layer already saw the whole plane
+
+    def copy(self) -> _RF:
+        return replace(self)
 
     def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
         self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])
@@ -190,6 +296,16 @@ class _RF:
         if not self.whole:
             self.window(self.grid, (1, 1))
             self.whole = True
+
+    @staticmethod
+    def widest(states: Sequence[_RF]) -> _RF:
+        """Where branches meet: the largest field and step over the paths."""
+        return _RF(
+            r=(max(s.r[0] for s in states), max(s.r[1] for s in states)),
+            j=(max(s.j[0] for s in states), max(s.j[1] for s in states)),
+            grid=states[0].grid,
+            whole=any(s.whole for s in states),
+        )
 
 
 @dataclass
@@ -207,19 +323,22 @@ class _Out:
 
 @dataclass
 class _Ctx:
+    """One layer under analysis: where it is, what comes in, and what it found wrong."""
+
     index: int
-    inst: LayerInstance
+    name: str
+    kind: str
+    path: Path
     shape: Shape
     strict: bool
     batch: int
     rf: _RF
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem]
+    warnings: list[Problem]
 
     def _problem(self, message: str, key: str | None) -> Problem:
-        path = self.inst.path if key is None else (*self.inst.path, key)
-        layer = self.inst.layer
-        return Problem(f"layer {self.index} {layer.kind} '{self.inst.name}': {message}", path)
+        path = self.path if key is None else (*self.path, key)
+        return Problem(f"layer {self.index} {self.kind} '{self.name}': {message}", path)
 
     def error(self, message: str, key: str | None = None) -> None:
         self.errors.append(self._problem(message, key))
@@ -246,9 +365,8 @@ class _Ctx:
 
     def spatial(self) -> tuple[int, int, int]:
         if len(self.shape) != 3:
-            what = self.inst.layer.kind
             self.fail(
-                f"{what} needs a C x H x W input, got {_fmt(self.shape)} (flat); it cannot follow flatten or linear"
+                f"{self.kind} needs a C x H x W input, got {_fmt(self.shape)} (flat); it cannot follow flatten or linear"
             )
         c, h, w = self.shape
         return c, h, w
@@ -487,7 +605,7 @@ def _rule(ctx: _Ctx, layer: AnyLayer) -> _Out:
         case Dropout():
             # identity at inference: nothing allocated (training adds the output and a mask)
             return _Out(shape=ctx.shape, detail=f"p={layer.p:g}")
-        case ReLU():
+        case ReLU() | ReLU6():
             return _elementwise(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
         case LeakyReLU():
             detail = f"slope {layer.negative_slope:g}" + (", in place" if layer.inplace else "")
@@ -500,6 +618,388 @@ def _rule(ctx: _Ctx, layer: AnyLayer) -> _Out:
             assert_never(layer)
 
 
+# --- entries, structures and blocks ------------------------------------------------
+
+_PREFIX = {
+    "conv2d": "conv",
+    "linear": "fc",
+    "maxpool2d": "pool",
+    "avgpool2d": "pool",
+    "adaptive_avgpool2d": "pool",
+    "adaptive_maxpool2d": "pool",
+    "global_avgpool2d": "pool",
+    "batchnorm2d": "bn",
+    "batchnorm1d": "bn",
+    "lrn": "norm",
+    "zeropad2d": "pad",
+    "dropout": "drop",
+}
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """A tensor flowing through the walk: the row that made it, its shape, its receptive field."""
+
+    row: int
+    shape: Shape
+    rf: _RF | None
+
+
+@dataclass
+class _Scope:
+    """The names of one block's rows: auto names are numbered per kind, and every name is unique."""
+
+    block: tuple[str, ...]
+    taken: set[str] = field(default_factory=set)
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def child(self, name: str) -> _Scope:
+        return _Scope((*self.block, name))
+
+    def auto(self, prefix: str) -> str:
+        while True:
+            self.counters[prefix] += 1
+            name = f"{prefix}{self.counters[prefix]}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def full(self, local: str) -> str:
+        return ".".join((*self.block, local))
+
+
+def _args_text(args: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in args.items())
+
+
+class _Walker:
+    """Walks a spec's entries in order, expanding blocks, and collects rows and problems."""
+
+    def __init__(self, spec: Spec, *, batch: int, dtype_bytes: int, strict: bool) -> None:
+        self.spec = spec
+        self.batch = batch
+        self.size = dtype_bytes
+        self.strict = strict
+        self.rows: list[Row] = []
+        self.blocks: list[BlockInfo] = []
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.uses: list[str] = []
+        self.used: set[str] = set()
+        self.defaults = spec.raw_defaults
+
+    # -- problems
+
+    def fail(self, message: str, path: Path, *, at_key: bool = False) -> NoReturn:
+        self.errors.append(Problem(message, path, at_key=at_key))
+        raise _Stop
+
+    # -- rows
+
+    def add_row(self, row: Row) -> None:
+        if len(self.rows) > MAX_ROWS:
+            self.fail(f"the network expands to more than {MAX_ROWS:,} rows", row.path)
+        if prod(row.output_shape) * self.batch > MAX_NUMEL:
+            self.fail(
+                f"layer {row.index} {row.kind} '{row.name}': the output {_fmt(row.output_shape)} x batch {self.batch}"
+                " holds more than 2^48 values: too large for any tensor",
+                row.path,
+            )
+        self.rows.append(row)
+
+    # -- entries
+
+    def entries(self, items: Sequence[tuple[AnyEntry, Path]], x: _Tensor, scope: _Scope) -> _Tensor:
+        self.reserve(items, scope)
+        for entry, path in items:
+            x = self.entry(entry, path, x, scope)
+        return x
+
+    def reserve(self, items: Sequence[tuple[AnyEntry, Path]], scope: _Scope) -> None:
+        """Claim the explicit names of a list of entries first, so auto names avoid them."""
+        for entry, path in items:
+            if entry.name is None or not entry.when:
+                continue
+            names = (
+                [entry.name]
+                if entry.repeat == 1 or isinstance(entry, Use)
+                else [f"{entry.name}_{r}" for r in range(1, entry.repeat + 1)]
+            )
+            for name in names:
+                if name in scope.taken:
+                    where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
+                    self.fail(f"name '{name}' is used more than once{where}", (*path, "name"))
+                scope.taken.add(name)
+
+    def entry(self, entry: AnyEntry, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        if not entry.when:
+            return x
+        if isinstance(entry, Use):
+            return self.use(entry, path, x, scope)
+        for r in range(1, entry.repeat + 1):
+            name = None if entry.name is None else entry.name if entry.repeat == 1 else f"{entry.name}_{r}"
+            match entry:
+                case Residual():
+                    x = self.residual(entry, path, x, self.named(scope, name, entry.kind))
+                case Concat():
+                    x = self.concat(entry, path, x, self.named(scope, name, entry.kind), scope)
+                case Sequential():
+                    inner = self.named(scope, name, entry.kind)
+                    x = self.entries([(e, (*path, "layers", i)) for i, e in enumerate(entry.layers)], x, inner)
+                case _:
+                    x = self.leaf(entry, path, x, scope, name or scope.auto(_PREFIX.get(entry.kind, entry.kind)))
+        return x
+
+    def named(self, scope: _Scope, name: str | None, kind: str) -> _Scope:
+        """A named structure is a block of its own; an unnamed one shares the enclosing block's names."""
+        if name is None:
+            return scope
+        inner = scope.child(name)
+        self.blocks.append(BlockInfo(inner.block, kind))
+        return inner
+
+    def leaf(self, layer: AnyLayer, path: Path, x: _Tensor, scope: _Scope, local: str) -> _Tensor:
+        index = len(self.rows)
+        rf = x.rf.copy() if x.rf else _RF()
+        ctx = _Ctx(
+            index, scope.full(local), layer.kind, path, x.shape, self.strict, self.batch, rf, self.errors, self.warnings
+        )
+        out = _rule(ctx, layer)
+        if x.rf is not None and len(out.shape) == 3:
+            rf.grid = (out.shape[1], out.shape[2])
+        self.add_row(
+            Row(
+                index=index,
+                name=ctx.name,
+                kind=layer.kind,
+                detail=out.detail,
+                input_shape=x.shape,
+                output_shape=out.shape,
+                weights=out.weights,
+                biases=out.biases,
+                params_non_trainable=out.non_trainable,
+                macs=self.batch * out.macs,
+                activations=self.batch * out.activations,
+                activation_bytes=self.batch * out.activations * self.size,
+                receptive_field=ReceptiveField(rf.r, rf.j) if x.rf else None,
+                path=path,
+                block=scope.block,
+                inputs=(x.row,),
+                layer=layer,
+            )
+        )
+        return _Tensor(index, out.shape, rf if x.rf else None)
+
+    def join(
+        self, join: Join, inputs: Sequence[_Tensor], shape: Shape, path: Path, scope: _Scope, detail: str
+    ) -> _Tensor:
+        index = len(self.rows)
+        numel = prod(shape)
+        values = 0 if join.inplace else numel
+        if join.activation is not None and join.activation not in INPLACE_ACTIVATIONS:
+            values += numel
+        states = [t.rf for t in inputs if t.rf is not None]
+        rf = _RF.widest(states) if len(states) == len(inputs) else None
+        if join.activation:
+            detail += f" +{join.activation}"
+        self.add_row(
+            Row(
+                index=index,
+                name=scope.full(scope.auto(join.kind)),
+                kind=join.kind,
+                detail=detail,
+                input_shape=inputs[0].shape,
+                output_shape=shape,
+                activations=self.batch * values,
+                activation_bytes=self.batch * values * self.size,
+                receptive_field=ReceptiveField(rf.r, rf.j) if rf else None,
+                path=path,
+                block=scope.block,
+                inputs=tuple(t.row for t in inputs),
+                layer=join,
+            )
+        )
+        return _Tensor(index, shape, rf)
+
+    # -- structures
+
+    def residual(self, entry: Residual, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        y = self.entries([(e, (*path, "body", i)) for i, e in enumerate(entry.body)], x, scope)
+        shortcut = entry.shortcut
+        same = y.shape == x.shape
+        if shortcut == "optional" and not same:
+            return y
+        if shortcut == "identity" or (shortcut in ("auto", "optional") and same):
+            s, what = x, "identity"
+        elif shortcut in ("projection", "auto"):
+            s, what = self.projection(entry, path, x, y, scope), "projection"
+        else:
+            assert not isinstance(shortcut, str)
+            inner = scope.child("shortcut")
+            self.blocks.append(BlockInfo(inner.block, "shortcut"))
+            s = self.entries([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)], x, inner)
+            what = "shortcut"
+        if s.shape != y.shape:
+            hint = "; use shortcut: projection (or auto) to match them" if what == "identity" else ""
+            name = scope.full("add") if not scope.block else ".".join(scope.block)
+            self.fail(
+                f"residual '{name}': the body gives {_fmt(y.shape)} but the shortcut ({what}) gives {_fmt(s.shape)};"
+                f" an add needs the same shape{hint}",
+                path,
+            )
+        return self.join(Join("add", entry.inplace, entry.activation), [y, s], y.shape, path, scope, f"body + {what}")
+
+    def projection(self, entry: Residual, path: Path, x: _Tensor, y: _Tensor, scope: _Scope) -> _Tensor:
+        """torchvision's ``downsample``: a 1x1 conv with the body's stride, then batch norm."""
+        if len(x.shape) != 3 or len(y.shape) != 3:
+            self.fail(f"a projection shortcut needs C x H x W tensors, got {_fmt(x.shape)} -> {_fmt(y.shape)}", path)
+        stride = next(
+            (s for s in range(1, max(x.shape[1], x.shape[2]) + 1)
+             if (x.shape[1] - 1) // s + 1 == y.shape[1] and (x.shape[2] - 1) // s + 1 == y.shape[2]),
+            None,
+        )  # fmt: skip
+        if stride is None:
+            self.fail(
+                f"a projection shortcut cannot take {_fmt(x.shape)} to {_fmt(y.shape)} with one stride;"
+                " give the shortcut as a list of layers",
+                (*path, "shortcut"),
+            )
+        inner = scope.child("downsample")
+        self.blocks.append(BlockInfo(inner.block, "projection"))
+        conv = Conv2d(kind="conv2d", out=y.shape[0], kernel=(1, 1), stride=(stride, stride), bias=False)
+        z = self.leaf(conv, (*path, "shortcut"), x, inner, "0")
+        return self.leaf(BatchNorm2d(kind="batchnorm2d"), (*path, "shortcut"), z, inner, "1")
+
+    def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope, outer: _Scope) -> _Tensor:
+        if isinstance(entry.branches, dict):
+            branches = [(name, items, (*path, "branches", name)) for name, items in entry.branches.items()]
+        else:
+            # numbered on from any earlier branches in this block, so that two concats never clash
+            branches = [(scope.auto("branch"), items, (*path, "branches", i)) for i, items in enumerate(entry.branches)]
+        outs = []
+        for name, items, bpath in branches:
+            if isinstance(entry.branches, dict):
+                if name in scope.taken:
+                    self.fail(f"branch name '{name}' is already used here", bpath, at_key=True)
+                scope.taken.add(name)
+            inner = scope.child(name)
+            self.blocks.append(BlockInfo(inner.block, "branch"))
+            outs.append((name, self.entries([(e, (*bpath, i)) for i, e in enumerate(items)], x, inner)))
+        first_name, first = outs[0]
+        for name, t in outs[1:]:
+            if len(t.shape) != len(first.shape) or t.shape[1:] != first.shape[1:]:
+                what = "height and width" if len(first.shape) == 3 else "kind of tensor"
+                self.fail(
+                    f"concat: branch '{name}' gives {_fmt(t.shape)} but branch '{first_name}' gives {_fmt(first.shape)};"
+                    f" a concatenation needs the same {what}",
+                    path,
+                )
+        shape = (sum(t.shape[0] for _, t in outs), *first.shape[1:])
+        return self.join(Join("concat"), [t for _, t in outs], shape, path, scope, f"{len(outs)} branches")
+
+    # -- blocks
+
+    def use(self, entry: Use, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        block = self.spec.blocks.get(entry.use)
+        if block is None:
+            known = list(self.spec.blocks)
+            self.fail(
+                f"no block named '{entry.use}'{did_you_mean(entry.use, known)}"
+                + (f"; blocks: {', '.join(known)}" if known else "; the spec defines no blocks"),
+                (*path, "use"),
+            )
+        if entry.use in self.uses:
+            chain = " -> ".join([*self.uses[self.uses.index(entry.use) :], entry.use])
+            self.fail(f"block '{entry.use}' uses itself ({chain})", (*path, "use"))
+        if len(self.uses) >= MAX_NESTING:
+            self.fail(f"block uses nest more than {MAX_NESTING} deep", (*path, "use"))
+        self.used.add(entry.use)
+        self.check_args(entry, block, path)
+        name = entry.name or scope.auto(entry.use)
+        if entry.repeat == 1:
+            return self.instance(
+                entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first
+            )
+        stage = scope.child(name)
+        self.blocks.append(BlockInfo(stage.block, f"{entry.use} x{entry.repeat}", _args_text(entry.args)))
+        for i in range(entry.repeat):
+            args = {**entry.args, **(entry.first or {})} if i == 0 else entry.args
+            member = stage.child(str(i))
+            self.blocks.append(BlockInfo(member.block, entry.use, _args_text(args)))
+            x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None)
+        return x
+
+    def named_block(self, scope: _Scope, name: str, kind: str, args: Mapping[str, Any]) -> _Scope:
+        inner = scope.child(name)
+        self.blocks.append(BlockInfo(inner.block, kind, _args_text(args)))
+        return inner
+
+    def check_args(self, entry: Use, block: Block, path: Path) -> None:
+        for source, given in (((*path,), entry.args), ((*path, "first"), entry.first or {})):
+            for arg in given:
+                if arg not in block.args:
+                    allowed = list(block.args)
+                    self.fail(
+                        f"block '{entry.use}' has no argument '{arg}'{did_you_mean(arg, allowed)}"
+                        + (f"; its arguments: {', '.join(allowed)}" if allowed else "; it takes no arguments"),
+                        (*source, arg),
+                        at_key=True,
+                    )
+        missing = [a for a, default in block.args.items() if default is None and a not in entry.args]
+        if missing:
+            self.fail(f"block '{entry.use}' needs argument '{missing[0]}'", path)
+
+    def instance(
+        self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
+    ) -> _Tensor:
+        env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0]}
+        used = f"(in block '{entry.use}' as used by '{'.'.join(scope.block)}')"
+        base: Path = ("blocks", entry.use, "layers")
+        items = []
+        for i, template in enumerate(block.layers):
+            where: Path = (*base, i)
+            try:
+                data = prepare(substitute(template, env), self.defaults)
+                items.append((ENTRY.validate_python(data), where))
+            except ExpressionError as exc:
+                self.fail(f"{exc} {used}", (*where, *exc.path))
+            except ValidationError as exc:
+                self.errors.extend(replace(p, message=f"{p.message} {used}") for p in problems_from(exc, where))
+                raise _Stop from None
+        self.uses.append(entry.use)
+        try:
+            return self.entries(items, x, scope)
+        finally:
+            self.uses.pop()
+
+
+def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
+    """The most activation bytes alive at once when each tensor is freed after its last reader.
+
+    A row that allocates nothing (in place, a view) shares its first input's storage.
+    While a row runs, its inputs and everything it allocates (with a fused
+    activation's intermediate) are alive; afterwards only its output persists.
+    """
+    storage = list(range(len(rows)))
+    for row in rows[1:]:
+        if row.activations == 0 and row.inputs:
+            storage[row.index] = storage[row.inputs[0]]
+    last = {s: s for s in storage}
+    for row in rows:
+        for i in row.inputs:
+            last[storage[i]] = max(last[storage[i]], row.index)
+    last[storage[-1]] = len(rows)  # the network's output is kept
+    persistent = {s: prod(rows[s].output_shape) * batch * bytes_per_value for s in set(storage)}
+    peak = 0
+    alive: dict[int, int] = {}
+    for row in rows:
+        alive = {s: b for s, b in alive.items() if last[s] >= row.index}
+        peak = max(peak, sum(alive.values()) + row.activation_bytes)
+        if storage[row.index] == row.index:
+            alive[row.index] = persistent[row.index]
+    return peak
+
+
 def analyze(
     spec: Spec,
     *,
@@ -508,7 +1008,7 @@ def analyze(
     input_shape: Sequence[int] | None = None,
     strict: bool = False,
 ) -> Report:
-    """Walk ``spec`` layer by layer and return its :class:`Report`.
+    """Walk ``spec`` layer by layer, blocks expanded, and return its :class:`Report`.
 
     ``input_shape`` overrides the spec's input; ``strict`` turns every "does not
     fit" warning into an error. Raises :class:`SpecError` listing every problem
@@ -522,8 +1022,9 @@ def analyze(
     shape: Shape = tuple(input_shape) if input_shape is not None else spec.input
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise ValueError(f"input shape must be C x H x W or N, all at least 1, got {_fmt(shape)}")
+    walker = _Walker(spec, batch=batch, dtype_bytes=size, strict=strict)
     rf = _RF(grid=(shape[1], shape[2])) if len(shape) == 3 else None
-    rows = [
+    walker.rows.append(
         Row(
             index=0,
             name="input",
@@ -536,52 +1037,24 @@ def analyze(
             receptive_field=ReceptiveField((1, 1), (1, 1)) if rf else None,
             path=("input",),
         )
-    ]
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
-    for index, inst in enumerate(spec.expanded(), start=1):
-        ctx = _Ctx(index, inst, shape, strict, batch, rf or _RF())
-        try:
-            out = _rule(ctx, inst.layer)
-            if prod(out.shape) * batch > MAX_NUMEL:
-                ctx.fail(
-                    f"the output {_fmt(out.shape)} x batch {batch} holds more than 2^48 values: too large for any tensor"
-                )
-        except _Stop:
-            errors += ctx.errors
-            break
-        finally:
-            warnings += ctx.warnings
-        errors += ctx.errors
-        if rf is not None and len(out.shape) == 3:
-            rf.grid = (out.shape[1], out.shape[2])
-        rows.append(
-            Row(
-                index=index,
-                name=inst.name,
-                kind=inst.layer.kind,
-                detail=out.detail,
-                input_shape=shape,
-                output_shape=out.shape,
-                weights=out.weights,
-                biases=out.biases,
-                params_non_trainable=out.non_trainable,
-                macs=batch * out.macs,
-                activations=batch * out.activations,
-                activation_bytes=batch * out.activations * size,
-                receptive_field=ReceptiveField(rf.r, rf.j) if rf else None,
-                path=inst.path,
-            )
-        )
-        shape = out.shape
-    if errors:
-        raise SpecError(locate(spec, errors))
+    )
+    scope = _Scope(())
+    scope.taken.add("input")
+    with contextlib.suppress(_Stop):
+        walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], _Tensor(0, shape, rf), scope)
+    if walker.errors:
+        raise SpecError(locate(spec, walker.errors))
+    unused = [name for name in spec.blocks if name not in walker.used]
+    walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
+    rows = tuple(walker.rows)
     return Report(
         name=spec.name,
-        input_shape=rows[0].output_shape,
+        input_shape=shape,
         batch=batch,
         dtype=dtype,
-        rows=tuple(rows),
-        warnings=tuple(locate(spec, warnings)),
+        rows=rows,
+        warnings=tuple(locate(spec, walker.warnings)),
         notes=spec.notes,
+        blocks=tuple(walker.blocks),
+        peak_activation_bytes=_peak_bytes(rows, size, batch),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 #: A location inside a spec, as keys and list indices: ("layers", 3, "stride").
 Path = tuple[str | int, ...]
@@ -23,6 +23,10 @@ class Problem:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    #: located at the key rather than its value (an unknown key)
+    at_key: bool = field(default=False, compare=False, repr=False)
+    #: a value the schema refused: when ``defaults`` supplied it, it is located there
+    schema: bool = field(default=False, compare=False, repr=False)
 
     def located(self, file: str | None, line: int | None, column: int | None) -> Problem:
         return replace(self, file=file, line=line, column=column)

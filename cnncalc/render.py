@@ -57,7 +57,8 @@ def rf_text(row: Row) -> str:
 
 
 def _layer_text(row: Row) -> str:
-    return f"{row.kind} {row.detail}".strip()
+    text = f"{row.kind} {row.detail}".strip()
+    return f"{text} ({row.folded} rows)" if row.folded else text
 
 
 def _warning_text(problem: Problem) -> str:
@@ -67,8 +68,27 @@ def _warning_text(problem: Problem) -> str:
 # --- rich table ----------------------------------------------------------------
 
 
+def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
+    """(row or None for a block header, the name cell indented by nesting, the layer cell)."""
+    infos = {b.path: b for b in report.blocks}
+    out: list[tuple[Row | None, str, str]] = []
+    previous: tuple[str, ...] = ()
+    for row in report.rows:
+        block = row.block
+        common = next(
+            (i for i, (a, b) in enumerate(zip(previous, block, strict=False)) if a != b), min(len(previous), len(block))
+        )
+        for depth in range(common, len(block)):
+            info = infos.get(block[: depth + 1])
+            label = f"{info.kind} {info.detail}".strip() if info else ""
+            out.append((None, "  " * depth + block[depth], label))
+        previous = block
+        out.append((row, "  " * len(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
+    return out
+
+
 def print_table(report: Report, console: Console) -> None:
-    """The summary table, then totals, conventions, warnings and notes."""
+    """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
     t = report.totals
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
     table = Table(title=title, box=box.SIMPLE_HEAD, show_footer=True, title_justify="left", pad_edge=False)
@@ -81,11 +101,14 @@ def print_table(report: Report, console: Console) -> None:
     table.add_column("params", justify="right", footer=f"{t.params:,}")
     table.add_column("MACs", justify="right", footer=f"{t.macs:,}")
     table.add_column("RF", justify="right", footer="")
-    for row in report.rows:
+    for row, name, layer in _rows_with_headers(report):
+        if row is None:
+            table.add_row("", Text(name, style="bold"), Text(layer, style="bold"), "", "", "", "", "", "")
+            continue
         table.add_row(
             str(row.index),
-            row.name,
-            _layer_text(row),
+            name,
+            layer,
             shape_text(row.output_shape),
             f"{row.activations:,}",
             human(row.activation_bytes, "B") if row.activation_bytes else "0",
@@ -94,25 +117,10 @@ def print_table(report: Report, console: Console) -> None:
             rf_text(row),
         )
     console.print(table)
-    lines = [
-        (
-            "params",
-            f"{t.params:,} (trainable {t.params_trainable:,}, non-trainable {t.params_non_trainable:,})"
-            f" = {human(t.param_bytes, 'B')} ({mib(t.param_bytes)}) at {report.dtype}",
-        ),
-        ("MACs", f"{t.macs:,} = {human(t.macs)}MAC"),
-        ("FLOPs", f"{t.flops:,} = {human(t.flops)}FLOP"),
-        (
-            "activations",
-            f"{t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)}),"
-            " forward pass, the sum of the rows",
-        ),
-        ("fwd + bwd", f"~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})"),
-    ]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    for label, value in lines:
+    for label, value in _total_lines(report):
         grid.add_row(label, value)
     console.print(grid)
     console.print()
@@ -128,6 +136,30 @@ def print_table(report: Report, console: Console) -> None:
         console.print(Text("notes", style="bold"))
         for note in report.notes:
             console.print(Text(f"  {note.strip()}"))
+
+
+def _total_lines(report: Report) -> list[tuple[str, str]]:
+    t = report.totals
+    return [
+        (
+            "params",
+            f"{t.params:,} (trainable {t.params_trainable:,}, non-trainable {t.params_non_trainable:,})"
+            f" = {human(t.param_bytes, 'B')} ({mib(t.param_bytes)}) at {report.dtype}",
+        ),
+        ("MACs", f"{t.macs:,} = {human(t.macs)}MAC"),
+        ("FLOPs", f"{t.flops:,} = {human(t.flops)}FLOP"),
+        (
+            "activations",
+            f"{t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)}),"
+            " forward pass, the sum of the rows",
+        ),
+        (
+            "peak",
+            f"{human(t.peak_activation_bytes, 'B')} ({mib(t.peak_activation_bytes)}) of activations alive at once"
+            " (inference, each tensor freed after its last reader)",
+        ),
+        ("fwd + bwd", f"~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})"),
+    ]
 
 
 # --- JSON ----------------------------------------------------------------------
@@ -152,6 +184,9 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "activations": row.activations,
         "activation_bytes": row.activation_bytes,
         "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
+        "block": list(row.block),
+        "inputs": list(row.inputs),
+        "folded": row.folded,
     }
 
 
@@ -176,7 +211,9 @@ def to_dict(report: Report) -> dict[str, Any]:
             "activations": t.activations,
             "activation_bytes": t.activation_bytes,
             "forward_backward_bytes_estimate": t.forward_backward_bytes_estimate,
+            "peak_activation_bytes": t.peak_activation_bytes,
         },
+        "blocks": [{"path": list(b.path), "kind": b.kind, "detail": b.detail} for b in report.blocks],
         "warnings": [problem_dict(w) for w in report.warnings],
         "notes": list(report.notes),
         "conventions": list(CONVENTIONS),
@@ -207,6 +244,9 @@ _CSV_COLUMNS = (
     "activation_bytes",
     "rf_size",
     "rf_stride",
+    "block",
+    "inputs",
+    "folded",
 )
 
 
@@ -222,6 +262,8 @@ def to_csv(report: Report) -> str:
         d["output_shape"] = shape_text(row.output_shape)
         d["rf_size"] = shape_text(rf.size) if rf else ""
         d["rf_stride"] = shape_text(rf.stride) if rf else ""
+        d["block"] = ".".join(row.block)
+        d["inputs"] = " ".join(str(i) for i in row.inputs)
         writer.writerow([d[c] for c in _CSV_COLUMNS])
     totals = {**to_dict(report)["totals"], "name": "total", "kind": "total"}
     writer.writerow([totals.get(c, "") for c in _CSV_COLUMNS])
@@ -264,6 +306,7 @@ def to_markdown(report: Report) -> str:
         f"- MACs: {t.macs:,} ({human(t.macs)}); FLOPs: {t.flops:,} ({human(t.flops)})",
         f"- forward activations: {t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)});"
         f" fwd + bwd ~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})",
+        f"- peak: {human(t.peak_activation_bytes, 'B')} of activations alive at once (inference)",
         "",
         *[f"> {c}  " for c in CONVENTIONS],
     ]
@@ -340,10 +383,11 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> 
         ),
     ]
     if timing.peak_bytes is not None:
+        train = timing.mode == "train"
         estimate = t.param_bytes + (
-            t.forward_backward_bytes_estimate + t.param_bytes if timing.mode == "train" else t.activation_bytes
+            t.param_bytes + t.forward_backward_bytes_estimate if train else t.peak_activation_bytes
         )
-        what = "params + grads + 2 x activations" if timing.mode == "train" else "params + forward activations"
+        what = "params + grads + 2 x activations" if train else "params + peak activations"
         lines.append(
             (
                 "peak memory",

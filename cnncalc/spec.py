@@ -1,28 +1,32 @@
 """The spec DSL: pydantic models of a network, and loading them from YAML.
 
-A spec is a name, an input shape and a list of layers, each a mapping with a
-``kind``. Sizes given as one number or a pair are normalised here, once, to
-``(height, width)`` tuples, so the engine never branches on int versus pair.
+A spec is a name, an input shape and a list of entries: layers (a mapping with
+a ``kind``), the structures ``residual``, ``concat`` and ``sequential`` that
+hold entries of their own, and uses of the spec's reusable ``blocks``. Sizes
+given as one number or a pair are normalised here, once, to ``(height, width)``
+tuples, so the engine never branches on int versus pair.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
+    Tag,
+    TypeAdapter,
     ValidationError,
     create_model,
     field_validator,
@@ -35,9 +39,8 @@ from .source import SourceMap, decode, load_yaml
 
 #: The largest size, channel count or repeat a spec may hold; no real tensor is larger.
 MAX_INT = 2**31 - 1
-#: How often one layer may be repeated, and how many layers a spec may expand to.
+#: How often one entry may be repeated.
 MAX_REPEAT = 10_000
-MAX_LAYERS = 100_000
 
 Pos = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
 NonNeg = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
@@ -109,10 +112,10 @@ Pad4 = Annotated[
     ),
 ]
 
-#: Activations that may be fused onto a conv2d or linear layer (``activation: relu``).
-Activation: TypeAlias = Literal["relu", "leaky_relu", "tanh", "sigmoid", "softmax"]
+#: Activations that may be fused onto a conv2d, a linear layer or a residual's add (``activation: relu``).
+Activation: TypeAlias = Literal["relu", "relu6", "leaky_relu", "tanh", "sigmoid", "softmax"]
 #: Fused activations PyTorch can apply in place; the others allocate a new tensor.
-INPLACE_ACTIVATIONS = frozenset({"relu", "leaky_relu"})
+INPLACE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
 
 LayerName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
@@ -124,6 +127,7 @@ class _Layer(BaseModel):
     repeat: Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)] = Field(
         1, description="Stack this layer N times (names get _1, _2, ...)."
     )
+    when: StrictBool = Field(True, description="Leave the entry out when false; in a block, e.g. ${t != 1}.")
 
 
 class Conv2d(_Layer):
@@ -231,6 +235,11 @@ class ReLU(_Layer):
     inplace: StrictBool = False
 
 
+class ReLU6(_Layer):
+    kind: Literal["relu6"]
+    inplace: StrictBool = False
+
+
 class LeakyReLU(_Layer):
     kind: Literal["leaky_relu"]
     negative_slope: float = 0.01
@@ -266,24 +275,150 @@ AnyLayer: TypeAlias = (
     | LRN
     | Dropout
     | ReLU
+    | ReLU6
     | LeakyReLU
     | Tanh
     | Sigmoid
     | Softmax
 )
-#: One layer of a spec; its ``kind`` picks the model.
-Layer = Annotated[AnyLayer, Field(discriminator="kind")]
 
 #: Every layer kind's model, by its ``kind`` name.
 LAYER_MODELS: dict[str, type[_Layer]] = {m.model_fields["kind"].annotation.__args__[0]: m for m in AnyLayer.__args__}
 LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
+
+# --- structures and blocks --------------------------------------------------------
+
+Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+#: Names that block arguments may not take: they mean something else in a use or an expression.
+RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "in_channels"})
+
+
+def _non_empty(entries: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not entries:
+        raise ValueError("needs at least one entry")
+    return entries
+
+
+def _entry_tag(value: Any) -> str | None:
+    """Which model an entry is: its ``kind``, or ``use`` for a block use."""
+    if isinstance(value, dict):
+        if "use" in value:
+            return "use"
+        kind = value.get("kind")
+        return kind if isinstance(kind, str) else None
+    if isinstance(value, Use):
+        return "use"
+    return getattr(value, "kind", None)
+
+
+def _shape_tag(value: Any) -> str:
+    # the labels are not keys (not identifiers), so that error paths skip them
+    return "<word>" if isinstance(value, str) else "<mapping>" if isinstance(value, dict) else "<list>"
+
+
+ShortcutWord = Literal["identity", "projection", "auto", "optional"]
+
+
+class Residual(_Layer):
+    """``body(x) + shortcut(x)``, then an optional activation (ResNet's and MobileNetV2's blocks).
+
+    shortcut: ``identity`` (the shapes must match), ``projection`` (1x1 conv with the
+    body's stride, then batch norm: torchvision's ``downsample``), ``auto`` (identity
+    where the shapes match, else projection), ``optional`` (identity where they match,
+    else no shortcut and no add), or a list of entries of its own.
+    """
+
+    kind: Literal["residual"]
+    body: Entries
+    shortcut: Annotated[
+        Annotated[ShortcutWord, Tag("<word>")] | Annotated[Entries, Tag("<list>")],
+        Discriminator(_shape_tag),
+    ] = "identity"
+    activation: Activation | None = Field(None, description="Applied after the add (ResNet: relu).")
+    inplace: StrictBool = Field(False, description="Add into the body's output (torchvision's `out += identity`).")
+
+
+class Concat(_Layer):
+    """Parallel branches on the same input, joined along the channels (Inception)."""
+
+    kind: Literal["concat"]
+    branches: Annotated[
+        Annotated[tuple[Entries, ...], Tag("<list>")] | Annotated[dict[Name, Entries], Tag("<mapping>")],
+        Discriminator(_shape_tag),
+    ] = Field(description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries.")
+
+
+class Sequential(_Layer):
+    """Entries in order; with a ``name``, a block of its own in the summary."""
+
+    kind: Literal["sequential"]
+    layers: Entries
+
+
+class Use(BaseModel):
+    """A use of one of the spec's ``blocks``; every other key is one of the block's arguments."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    use: Name = Field(description="The block's name.")
+    name: LayerName | None = None
+    repeat: Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)] = Field(
+        1, description="Use the block N times in a row, as name.0 ... name.N-1."
+    )
+    first: dict[str, Any] | None = Field(None, description="Arguments that differ for the first of the repeats.")
+    when: StrictBool = True
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+STRUCTURE_MODELS: dict[str, type[_Layer]] = {"residual": Residual, "concat": Concat, "sequential": Sequential}
+#: What may stand in a list of layers, by the tag that picks it.
+ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, "use": Use}
+ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
+
+AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Sequential | Use
+if TYPE_CHECKING:
+    Entry = AnyEntry
+else:
+    _TAGGED = tuple(Annotated[m, Tag(k)] for k, m in ENTRY_MODELS.items())
+    Entry = Annotated[Union[_TAGGED], Discriminator(_entry_tag)]  # noqa: UP007 (a union built from a tuple)
+Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
+for _model in STRUCTURE_MODELS.values():
+    _model.model_rebuild()
+ENTRY = TypeAdapter(Entry)
+
+
+class Block(BaseModel):
+    """A reusable piece of network: arguments with their defaults, and entries that use them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    args: dict[Name, Any] = Field(
+        default_factory=dict, description="Argument -> default value; null makes the argument required."
+    )
+    layers: Annotated[tuple[Any, ...], AfterValidator(_non_empty)] = Field(
+        description="Entries, checked at each use once $arg and ${expression} are filled in."
+    )
+
+    @field_validator("args")
+    @classmethod
+    def _not_reserved(cls, args: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(set(args) & RESERVED_ARGS)
+        if clash:
+            raise ValueError(f"'{clash[0]}' cannot be an argument name (reserved: {', '.join(sorted(RESERVED_ARGS))})")
+        return args
+
+
+# --- defaults ----------------------------------------------------------------------
 
 
 def _partial(model: type[_Layer]) -> type[BaseModel]:
     """A model of the same fields, all optional: what ``defaults`` may set for a kind."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name in ("kind", "name", "repeat"):
+        if name in ("kind", "name", "repeat", "when"):
             continue
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = (annotation | None, Field(None, alias=info.alias))
@@ -295,6 +430,34 @@ Defaults = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid", frozen=True),
     **{kind: (_partial(model) | None, None) for kind, model in LAYER_MODELS.items()},
 )
+LAYER_DEFAULT_MODELS: dict[str, type[BaseModel]] = {
+    kind: Defaults.model_fields[kind].annotation.__args__[0]  # type: ignore[union-attr]
+    for kind in LAYER_KINDS
+}
+
+
+def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
+    """Raw entry data made ready to validate: ``- relu`` -> ``{kind: relu}``, ``defaults`` filled in, recursively."""
+    if isinstance(entry, str):
+        entry = {"kind": entry}
+    if not isinstance(entry, dict) or "use" in entry:
+        return entry
+    kind = entry.get("kind")
+    preset = defaults.get(kind) if isinstance(kind, str) else None
+    if isinstance(preset, dict):
+        entry = {**{k: v for k, v in preset.items() if v is not None}, **entry}
+    out = dict(entry)
+    for key in ("body", "layers", "shortcut"):
+        if isinstance(out.get(key), list):
+            out[key] = [prepare(e, defaults) for e in out[key]]
+    branches = out.get("branches")
+    if isinstance(branches, list):
+        out["branches"] = [[prepare(e, defaults) for e in b] if isinstance(b, list) else b for b in branches]
+    elif isinstance(branches, dict):
+        out["branches"] = {
+            k: [prepare(e, defaults) for e in b] if isinstance(b, list) else b for k, b in branches.items()
+        }
+    return out
 
 
 def _shape(value: Any) -> Any:
@@ -318,7 +481,7 @@ Shape = Annotated[
 
 
 class Spec(BaseModel):
-    """A network: its name, its input shape and its layers, in order."""
+    """A network: its name, its input shape, its reusable blocks and its layers, in order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -328,142 +491,116 @@ class Spec(BaseModel):
     defaults: Defaults = Field(
         default_factory=Defaults, description="Per-kind field values used where a layer omits them."
     )
-    layers: tuple[Layer, ...]
+    blocks: dict[Name, Block] = Field(default_factory=dict, description="Reusable blocks, used as {use: name, ...}.")
+    layers: Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
 
     _source: SourceMap | None = PrivateAttr(None)
+    _raw: Any = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_defaults(cls, data: Any) -> Any:
-        """Turn bare ``- relu`` into ``{kind: relu}`` and fill fields from ``defaults``."""
-        if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+    def _prepare(cls, data: Any) -> Any:
+        """Bare kinds become ``{kind: ...}`` and ``defaults`` fill in the layers (blocks: at each use)."""
+        if not isinstance(data, dict):
             return data
         if isinstance(data.get("notes"), str):
             data = {**data, "notes": [data["notes"]]}
-        defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-        layers = []
-        for layer in data["layers"]:
-            if isinstance(layer, str):
-                layer = {"kind": layer}
-            if isinstance(layer, dict) and isinstance(layer.get("kind"), str):
-                preset = defaults.get(layer["kind"])
-                if isinstance(preset, dict):
-                    layer = {**{k: v for k, v in preset.items() if v is not None}, **layer}
-            layers.append(layer)
-        return {**data, "layers": layers}
-
-    @field_validator("layers")
-    @classmethod
-    def _not_empty(cls, layers: tuple[AnyLayer, ...]) -> tuple[AnyLayer, ...]:
-        if not layers:
-            raise ValueError("a spec needs at least one layer")
-        return layers
-
-    def expanded(self) -> list[LayerInstance]:
-        """The layers in order, repeats unrolled, each with its unique row name."""
-        return _expand(self)
+        if isinstance(data.get("layers"), list):
+            defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+            data = {**data, "layers": [prepare(e, defaults) for e in data["layers"]]}
+        return data
 
     @property
     def source(self) -> SourceMap | None:
         """Where this spec's values stand in its YAML file, when it was loaded from one."""
         return self._source
 
-
-@dataclass(frozen=True)
-class LayerInstance:
-    """One row of the network: a layer of the spec, after repeats are unrolled."""
-
-    name: str
-    layer: AnyLayer
-    path: Path  # where the layer stands in the spec: ("layers", i)
+    @property
+    def raw_defaults(self) -> dict[str, Any]:
+        """``defaults`` as plain data, to fill in block entries at each use."""
+        return self.defaults.model_dump(exclude_none=True, by_alias=True)
 
 
-_PREFIX = {
-    "conv2d": "conv",
-    "linear": "fc",
-    "maxpool2d": "pool",
-    "avgpool2d": "pool",
-    "adaptive_avgpool2d": "pool",
-    "adaptive_maxpool2d": "pool",
-    "global_avgpool2d": "pool",
-    "batchnorm2d": "bn",
-    "batchnorm1d": "bn",
-    "lrn": "norm",
-    "zeropad2d": "pad",
-    "dropout": "drop",
-}
-
-
-def _expand(spec: Spec) -> list[LayerInstance]:
-    total = sum(layer.repeat for layer in spec.layers)
-    if total > MAX_LAYERS:
-        problem = Problem(f"the spec expands to {total:,} layers; at most {MAX_LAYERS:,} are allowed", ("layers",))
-        raise SpecError(locate(spec, [problem]))
-    explicit: list[tuple[str, Path]] = []
-    for i, layer in enumerate(spec.layers):
-        if layer.name is not None:
-            names = [layer.name] if layer.repeat == 1 else [f"{layer.name}_{r}" for r in range(1, layer.repeat + 1)]
-            explicit += [(n, ("layers", i, "name")) for n in names]
-    counts = Counter(n for n, _ in explicit)
-    dupes = [Problem(f"layer name '{n}' is used more than once", p) for n, p in explicit if counts[n] > 1]
-    if dupes:
-        raise SpecError(locate(spec, dupes[1:]))
-    taken = set(counts)
-    numbers: Counter[str] = Counter()
-    out = []
-    for i, layer in enumerate(spec.layers):
-        for r in range(1, layer.repeat + 1):
-            if layer.name is not None:
-                name = layer.name if layer.repeat == 1 else f"{layer.name}_{r}"
-            else:
-                prefix = _PREFIX.get(layer.kind, layer.kind)
-                while True:
-                    numbers[prefix] += 1
-                    name = f"{prefix}{numbers[prefix]}"
-                    if name not in taken:
-                        break
-            taken.add(name)
-            out.append(LayerInstance(name, layer, ("layers", i)))
-    return out
-
-
-# --- loading -----------------------------------------------------------------
-
+# --- error messages ------------------------------------------------------------------
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _owner(loc: tuple[int | str, ...]) -> str:
-    """What holds the key at the end of ``loc``: 'conv2d', 'defaults for conv2d', 'the spec'."""
-    if len(loc) >= 4 and loc[0] == "layers" and loc[2] in LAYER_MODELS:
-        return str(loc[2])
+def _clean(loc: Sequence[int | str]) -> list[int | str]:
+    """A pydantic error path without the labels that are not places in the file.
+
+    Drops the tag of a tagged union (the entry's kind, right after its index) and
+    pydantic's names for union branches ("<list>", "function-after[...]").
+    """
+    out: list[int | str] = []
+    for part in loc:
+        if isinstance(part, str) and (
+            not _KEY.match(part) or (out and isinstance(out[-1], int) and part in ENTRY_MODELS)
+        ):
+            continue
+        out.append(part)
+    return out
+
+
+def _owner(loc: Sequence[int | str]) -> str:
+    """What holds the key at the end of ``loc``: 'conv2d', 'defaults for conv2d', 'block x', 'the spec'."""
+    for i in range(len(loc) - 2, 0, -1):
+        if isinstance(loc[i], str) and loc[i] in ENTRY_MODELS and isinstance(loc[i - 1], int):
+            return str(loc[i])
     if len(loc) >= 3 and loc[0] == "defaults":
         return f"defaults for {loc[1]}"
     if len(loc) == 2 and loc[0] == "defaults":
         return "defaults"
+    if len(loc) >= 3 and loc[0] == "blocks":
+        return f"block '{loc[1]}'"
+    if len(loc) == 2 and loc[0] == "blocks":
+        return "blocks"
     return "the spec"
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    """The keys allowed in the mapping that holds the last element of ``loc``."""
+    model: type[BaseModel] | None = Spec
+    previous: int | str | None = None
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in ENTRY_MODELS and isinstance(previous, int):
+            model = ENTRY_MODELS[part]
+        elif model is Spec and part == "defaults":
+            model = Defaults
+        elif model is Defaults and isinstance(part, str) and part in LAYER_DEFAULT_MODELS:
+            model = LAYER_DEFAULT_MODELS[part]
+        elif model is Spec and part == "blocks":
+            model = None
+        elif model is None:
+            model = Block
+        previous = part
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 def _message(err: ErrorDetails) -> tuple[str, bool]:
     """Our wording of one pydantic error, and whether it is about a key (not a value)."""
     typ, loc, ctx = err["type"], err["loc"], err.get("ctx", {})
-    # the last key of the path; pydantic's own labels for union branches ("literal[...]") are not keys
-    field = next((p for p in reversed(loc) if isinstance(p, str) and p not in LAYER_MODELS and _KEY.match(p)), "")
+    field = next((p for p in reversed(_clean(loc)) if isinstance(p, str)), "")
     got = err.get("input")
     owner = _owner(loc)
     if typ == "extra_forbidden":
         allowed = _allowed_keys(loc)
-        return f"unknown key '{field}' in {owner}{did_you_mean(field, allowed)}; allowed: {', '.join(allowed)}", True
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{field}' in {owner}{did_you_mean(field, allowed)}{hint}", True
     if typ == "union_tag_invalid":
         tag = str(ctx.get("tag"))
-        return f"unknown layer kind '{tag}'{did_you_mean(tag, LAYER_KINDS)}", False
+        return f"unknown layer kind '{tag}'{did_you_mean(tag, ENTRY_KINDS)}", False
     if typ == "union_tag_not_found":
-        if isinstance(got, dict) and len(got) == 1 and next(iter(got)) in LAYER_MODELS:
+        if isinstance(got, dict) and len(got) == 1 and next(iter(got)) in ENTRY_MODELS:
             k = next(iter(got))
             return f"a layer needs a 'kind': write {{kind: {k}, ...}} rather than '{k}: ...'", False
         if isinstance(got, dict) and "kind" in got:
             return f"kind: expected a layer kind name, got {_describe(got['kind'])}", False
-        return f"a layer needs a 'kind' (one of: {', '.join(LAYER_KINDS)})", False
+        if isinstance(got, dict):
+            return f"a layer needs a 'kind' (one of: {', '.join(ENTRY_KINDS)}) or 'use: <block>'", False
+        return f"expected a layer (a mapping with a 'kind', or a kind's name), got {_describe(got)}", False
     if typ == "missing":
         return f"{owner} needs '{field}'", False
     if typ == "value_error":
@@ -475,60 +612,69 @@ def _message(err: ErrorDetails) -> tuple[str, bool]:
         return f"{field}: {err['msg'].replace('Input should be', 'must be')}, got {got!r}", False
     if typ in ("too_short", "too_long"):
         return f"{field}: {err['msg'].replace('Input should have', 'needs')}", False
-    if typ == "string_pattern_mismatch" and field == "name":
-        return f"name: '{got}' may use only letters, digits, '_' and '-' (at most 64)", False
+    if typ == "string_pattern_mismatch":
+        what = (
+            "letters, digits, '_' and '-'" if field == "name" else "letters, digits and '_', not starting with a digit"
+        )
+        return f"{field}: '{got}' may use only {what} (at most 64)", False
     expected = err["msg"].replace("Input should be ", "expected ")
     return f"{field or owner}: {expected}, got {_describe(got)}", False
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys allowed in the mapping that holds the last element of ``loc``."""
-    model: type[BaseModel] = Spec
-    for part in loc[:-1]:
-        if model is Spec and part == "defaults":
-            model = Defaults
-        elif model is Defaults and isinstance(part, str) and part in LAYER_DEFAULT_MODELS:
-            model = LAYER_DEFAULT_MODELS[part]
-        elif model is Spec and isinstance(part, str) and part in LAYER_MODELS:
-            model = LAYER_MODELS[part]
-    return [f.alias or n for n, f in model.model_fields.items()]
-
-
-LAYER_DEFAULT_MODELS: dict[str, type[BaseModel]] = {
-    kind: Defaults.model_fields[kind].annotation.__args__[0]  # type: ignore[union-attr]
-    for kind in LAYER_KINDS
-}
-
-
-def _located(exc: ValidationError, data: Any, smap: SourceMap | None) -> list[Problem]:
-    """Pydantic's errors as our one-line problems, each at its place in the file."""
-    problems: dict[tuple[Any, ...], Problem] = {}
-    raw_layers = data.get("layers") if isinstance(data, dict) else None
+def problems_from(exc: ValidationError, prefix: Path = ()) -> list[Problem]:
+    """Pydantic's errors as our one-line problems (not yet located), under ``prefix``."""
+    out = []
     for err in exc.errors(include_url=False):
-        loc = list(err["loc"])
-        if len(loc) >= 3 and loc[0] == "layers" and isinstance(loc[1], int) and loc[2] in LAYER_MODELS:
-            del loc[2]  # the discriminator's tag is not a place in the file
         message, about_key = _message(err)
-        path: Path = tuple(loc)
-        problem = Problem(message, path)
-        if smap is not None:
-            problem = _locate_layer_field(problem, smap, raw_layers, about_key)
-        # a bad default fails again in every layer it fills: report it once
-        dedupe = (problem.line, problem.column) if problem.line is not None else (path, message)
-        problems.setdefault(dedupe, problem)
-    return sorted(problems.values(), key=lambda p: (p.line or 0, p.column or 0))
+        out.append(Problem(message, tuple(_clean((*prefix, *err["loc"]))), at_key=about_key, schema=True))
+    return out
 
 
-def _locate_layer_field(problem: Problem, smap: SourceMap, raw_layers: Any, key: bool) -> Problem:
-    """Locate a problem; a field filled in from ``defaults`` is located at the default."""
-    path = problem.path
-    if len(path) >= 3 and path[0] == "layers" and isinstance(path[1], int) and isinstance(raw_layers, list):
-        raw = raw_layers[path[1]] if path[1] < len(raw_layers) else None
-        if isinstance(raw, dict) and path[2] not in raw and isinstance(raw.get("kind"), str):
-            from_default: Path = ("defaults", raw["kind"], *path[2:])
-            if from_default[:3] in smap.values:
-                return smap.locate(Problem(problem.message, from_default), key=key)
-    return smap.locate(problem, key=key)
+def _entry_field_default(raw: Any, path: Path) -> Path | None:
+    """Where ``defaults`` sets a field that a layer entry at ``path`` leaves out, if it does."""
+    node, entry, rest = raw, None, path
+    for i, part in enumerate(path):
+        if isinstance(node, str) and node in LAYER_MODELS:
+            entry, rest = {"kind": node}, path[i:]
+            break
+        if isinstance(node, dict) and isinstance(node.get("kind"), str):
+            entry, rest = node, path[i:]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    else:
+        if isinstance(node, str) and node in LAYER_MODELS:
+            return None
+    if entry is None or not rest or not isinstance(rest[0], str) or rest[0] in entry:
+        return None
+    return ("defaults", entry["kind"], *rest)
+
+
+def locate(
+    spec: Spec | None, problems: Sequence[Problem], source: SourceMap | None = None, raw: Any = None
+) -> list[Problem]:
+    """Give problems their file:line:column, in file order, each place once.
+
+    A value the schema refused that ``defaults`` filled in is located at the
+    default; a bad default fails again in every layer it fills, and is reported
+    once. Geometry problems stay at their layer.
+    """
+    source = source or (spec.source if spec is not None else None)
+    raw = raw if raw is not None else (spec._raw if spec is not None else None)
+    if source is None:
+        return list(problems)
+    located: dict[Any, Problem] = {}
+    for problem in problems:
+        default_path = _entry_field_default(raw, problem.path) if raw is not None and problem.schema else None
+        shared = default_path is not None and default_path[:3] in source.values
+        if default_path is not None and shared:
+            problem = Problem(problem.message, default_path, at_key=problem.at_key)
+        p = source.locate(problem, key=problem.at_key)
+        # a default, or a block's entry, stands once in the file however often it is used: one line each
+        once = shared or p.path[:1] in (("blocks",), ("defaults",))
+        located.setdefault((p.line, p.column) if once else (p.line, p.column, p.message), p)
+    return sorted(located.values(), key=lambda p: (p.line or 0, p.column or 0))
 
 
 def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
@@ -539,8 +685,9 @@ def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_located(exc, data, source)) from None
+        raise SpecError(locate(None, problems_from(exc), source, data)) from None
     spec._source = source
+    spec._raw = data
     return spec
 
 
@@ -567,29 +714,28 @@ def load_spec(path: str | FsPath | None = None, *, text: str | None = None) -> S
     return parse_spec(data, smap)
 
 
-def locate(spec: Spec, problems: Sequence[Problem]) -> list[Problem]:
-    """Give problems found on a loaded spec their file:line:column."""
-    if spec.source is None:
-        return list(problems)
-    return [spec.source.locate(p) for p in problems]
-
-
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a spec file, for editors and CI (``cnncalc schema``)."""
     schema = Spec.model_json_schema()
     props = schema["properties"]
+    defs = schema["$defs"]
     # the shorthands the loader accepts: a bare kind name for a layer, a string for notes
     bare = {"type": "string", "enum": list(LAYER_KINDS), "description": "A layer whose fields all have defaults."}
-    props["layers"]["items"] = {"anyOf": [props["layers"]["items"], bare]}
+    entry = props["layers"]["items"]
+    props["layers"]["items"] = {"anyOf": [entry, bare]}
     props["layers"]["minItems"] = 1
+    for model in STRUCTURE_MODELS.values():
+        for _key, value in defs[model.__name__]["properties"].items():
+            if value.get("type") == "array" and value.get("items") == entry:
+                value["items"] = {"anyOf": [entry, bare]}
     # any field may come from `defaults`, which a schema cannot follow: only `kind` is required here
-    for model in LAYER_MODELS.values():
-        schema["$defs"][model.__name__]["required"] = ["kind"]
+    for model in (*LAYER_MODELS.values(), *STRUCTURE_MODELS.values()):
+        defs[model.__name__]["required"] = ["kind"]
     props["notes"] = {"anyOf": [props["notes"], {"type": "string"}], "description": props["notes"]["description"]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://cnncalc.dev/schema/cnncalc.schema.json",
         "title": "cnncalc spec",
-        "description": "A CNN described for cnncalc: name, input shape, defaults and layers.",
+        "description": "A CNN described for cnncalc: name, input shape, defaults, blocks and layers.",
         **{k: v for k, v in schema.items() if k not in ("title", "description")},
     }

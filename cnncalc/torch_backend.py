@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-from .engine import Report, Row
+from .engine import Join, Report, Row
 from .spec import (
     LRN,
     AdaptiveAvgPool2d,
@@ -43,9 +43,9 @@ from .spec import (
     Linear,
     MaxPool2d,
     ReLU,
+    ReLU6,
     Sigmoid,
     Softmax,
-    Spec,
     Tanh,
     ZeroPad2d,
 )
@@ -57,15 +57,13 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
 }
 
 
-class SpecModule(nn.Sequential):
-    """The network of a spec: one child per report row, named as the row."""
-
-
 def _activation(name: str) -> nn.Module:
     """A fused activation: in place where PyTorch allows it (relu, leaky_relu)."""
     match name:
         case "relu":
             return nn.ReLU(inplace=True)
+        case "relu6":
+            return nn.ReLU6(inplace=True)
         case "leaky_relu":
             return nn.LeakyReLU(inplace=True)
         case "tanh":
@@ -133,6 +131,8 @@ def module_for(layer: AnyLayer, shape: tuple[int, ...]) -> nn.Module:
             return nn.Dropout(layer.p, layer.inplace)
         case ReLU():
             return nn.ReLU(layer.inplace)
+        case ReLU6():
+            return nn.ReLU6(layer.inplace)
         case LeakyReLU():
             return nn.LeakyReLU(layer.negative_slope, layer.inplace)
         case Tanh():
@@ -145,23 +145,95 @@ def module_for(layer: AnyLayer, shape: tuple[int, ...]) -> nn.Module:
             assert_never(layer)
 
 
-def build(spec: Spec, report: Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
-    """``spec`` as a :class:`SpecModule` whose children are named as the report's rows.
+class _AddOp(nn.Module):
+    """``a + b``, or ``a += b`` in place (torchvision ResNet's ``out += identity``)."""
 
-    ``report`` (from :func:`cnncalc.analyze`) supplies each layer's input channels,
-    which PyTorch needs and the spec leaves implicit.
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a.add_(b) if self.inplace else a + b
+
+
+class Add(nn.Module):
+    """Where a residual's body and shortcut meet: the add, then an optional activation."""
+
+    def __init__(self, inplace: bool, activation: str | None) -> None:
+        super().__init__()
+        self.add = _AddOp(inplace)
+        self.act = _activation(activation) if activation else None
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.add(a, b)
+        return self.act(out) if self.act is not None else out
+
+
+class Concat(nn.Module):
+    """Branches joined along the channels."""
+
+    def forward(self, *branches: torch.Tensor) -> torch.Tensor:
+        return torch.cat(branches, dim=1)
+
+
+class SpecModule(nn.Module):
+    """The network of a report: one module per row, registered under the row's dotted name.
+
+    ``forward`` runs the rows in order, each on the outputs of the rows it reads, and
+    lets go of every tensor after its last reader, as eager PyTorch code would.
     """
-    instances = spec.expanded()
-    rows = report.rows[1:]
-    if len(rows) != len(instances):
-        raise ValueError("the report does not belong to this spec")
+
+    def __init__(self, steps: list[tuple[int, str, nn.Module, tuple[int, ...]]]) -> None:
+        super().__init__()
+        for _, name, module, _ in steps:
+            *parents, leaf = name.split(".")
+            owner: nn.Module = self
+            for part in parents:
+                if part not in owner._modules:
+                    owner.add_module(part, nn.Module())
+                owner = owner._modules[part]  # type: ignore[assignment]
+            owner.add_module(leaf, module)
+        self.steps = steps  # a plain list: the modules are registered once, above
+        last: dict[int, int] = {}
+        for index, _, _, inputs in steps:
+            for i in inputs:
+                last[i] = index
+        self.last_use = last
+
+    def run(self, x: torch.Tensor, each: Callable[[int, nn.Module, torch.Tensor], None] | None = None) -> torch.Tensor:
+        env = {0: x}
+        out = x
+        for index, _, module, inputs in self.steps:
+            out = module(*(env[i] for i in inputs))
+            if each is not None:
+                each(index, module, out)
+            env[index] = out
+            for i in inputs:
+                if self.last_use.get(i) == index:
+                    del env[i]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+
+def _row_module(row: Row) -> nn.Module:
+    layer = row.layer
+    if isinstance(layer, Join):
+        return Add(layer.inplace, layer.activation) if layer.kind == "add" else Concat()
+    assert layer is not None and row.input_shape is not None
+    return module_for(layer, row.input_shape)
+
+
+def build(report: Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
+    """The report's network as a :class:`SpecModule`: every row a module named as the row.
+
+    The report (from :func:`cnncalc.analyze`) supplies each layer's input
+    channels, which PyTorch needs and the spec leaves implicit.
+    """
     with torch.device(device):
-        model = SpecModule(
-            OrderedDict(
-                (inst.name, module_for(inst.layer, row.input_shape or ()))
-                for inst, row in zip(instances, rows, strict=True)
-            )
-        )
+        steps = [(row.index, row.name, _row_module(row), row.inputs) for row in report.rows[1:]]
+        model = SpecModule(steps)
     return model.to(dtype=TORCH_DTYPES[dtype]).eval()
 
 
@@ -216,25 +288,21 @@ def _param_counts(module: nn.Module, row: MeasuredRow) -> None:
 
 
 def measure(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> Measured:
-    """One inference forward pass, read by hooks: shapes, params, FLOPs and new output bytes per row.
+    """One inference forward pass: shapes, params, FLOPs and new output bytes per row, as torch sees them.
 
-    Hooks are removed and the module's mode restored however the pass ends.
+    New bytes are read by hooks on the modules that compute (those without
+    children): an output counts when its storage is new, so in-place ops and
+    views, which reuse their input's, count nothing. Hooks are removed and the
+    module's mode restored however the pass ends.
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
-    rows = [MeasuredRow(name) for name, _ in model.named_children()]
+    rows = {index: MeasuredRow(name) for index, name, _, _ in model.steps}
     handles = []
     was_training = model.training
 
-    def output_hook(row: MeasuredRow) -> Callable[..., None]:
-        def hook(_: nn.Module, __: Any, output: torch.Tensor) -> None:
-            row.output_shape = tuple(output.shape[1:])
-
-        return hook
-
     def bytes_hook(row: MeasuredRow) -> Callable[..., None]:
-        # an output counts when its storage is new: in-place ops and views reuse their input's
         def hook(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if all(_storage(output) != _storage(i) for i in inputs if isinstance(i, torch.Tensor)):
                 row.activation_bytes += output.numel() * output.element_size()
@@ -243,19 +311,22 @@ def measure(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> 
 
     try:
         model.eval()
-        for row, (_, child) in zip(rows, model.named_children(), strict=True):
-            _param_counts(child, row)
-            handles.append(child.register_forward_hook(output_hook(row)))
-            for leaf in _leaves(child):
-                handles.append(leaf.register_forward_hook(bytes_hook(row)))
+        for index, _, module, _ in model.steps:
+            _param_counts(module, rows[index])
+            for leaf in _leaves(module):
+                handles.append(leaf.register_forward_hook(bytes_hook(rows[index])))
         x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-        counts = counter.get_flop_counts()
-        prefix = type(model).__name__
-        for row in rows:
-            row.flops = int(sum(counts.get(f"{prefix}.{row.name}", {}).values()))
-        return Measured(rows, x.numel() * x.element_size())
+            seen = [0]
+
+            def each(index: int, _: nn.Module, out: torch.Tensor) -> None:
+                total = int(counter.get_total_flops())
+                rows[index].flops = total - seen[0]
+                rows[index].output_shape = tuple(out.shape[1:])
+                seen[0] = total
+
+            model.run(x, each)
+        return Measured(list(rows.values()), x.numel() * x.element_size())
     finally:
         for h in handles:
             h.remove()

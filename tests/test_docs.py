@@ -10,13 +10,13 @@ from typer.testing import CliRunner
 
 from cnncalc.cli import app
 from cnncalc.engine import __doc__ as engine_doc
-from cnncalc.spec import LAYER_KINDS
+from cnncalc.spec import ENTRY_KINDS
 
 README = (ROOT / "README.md").read_text()
 COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("kind", LAYER_KINDS)
+@pytest.mark.parametrize("kind", ENTRY_KINDS)
 def test_every_layer_kind_is_documented(kind: str) -> None:
     assert f"| `{kind}` |" in README
 
@@ -42,7 +42,7 @@ def test_readme_two_commands_and_ci_agree() -> None:
 
 def test_readme_quotes_the_engine_conventions() -> None:
     readme, doc = " ".join(README.split()), " ".join((engine_doc or "").split())
-    for phrase in ("num_batches_tracked", "FlopCounterMode", "GFLOPS", "rule of thumb", "upper bound"):
+    for phrase in ("num_batches_tracked", "FlopCounterMode", "GFLOPS", "rule of thumb", "upper bound", "last reader"):
         assert phrase in readme and phrase in doc
 
 
@@ -57,7 +57,7 @@ def test_every_shipped_spec_names_its_source() -> None:
         assert f"`{spec.name}`" in README, spec.name
 
 
-@pytest.mark.parametrize("golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md"])
+@pytest.mark.parametrize("golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md", "resnet50_depth1.txt"])
 def test_readme_examples_are_current_output(golden: str) -> None:
     text = (ROOT / "tests" / "golden" / golden).read_text().rstrip("\n")
     assert text in README, f"README's copy of tests/golden/{golden} is stale"

@@ -31,7 +31,7 @@ def test_defaults_repeat_and_bare_kinds() -> None:
     assert isinstance(first, Conv2d) and isinstance(second, Conv2d)
     assert (first.kernel, first.padding, first.activation, first.repeat) == ((3, 3), (1, 1), "relu", 2)
     assert (second.kernel, second.padding, second.activation) == ((1, 1), (0, 0), None)
-    assert [i.name for i in spec.expanded()] == ["conv1", "conv2", "conv3", "pool1", "flatten1", "fc1"]
+    assert [r.name for r in analyze(spec).rows] == ["input", "conv1", "conv2", "conv3", "pool1", "flatten1", "fc1"]
 
 
 def test_pairs_are_normalised_once() -> None:
@@ -54,7 +54,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernal: 3}\n",
         [
             "bad.yaml:4:5: conv2d needs 'kernel'",
-            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation",
+            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation",
         ],
     ),
     (
@@ -77,7 +77,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nlayer:\n  - relu\n",
         [
             "bad.yaml:1:1: the spec needs 'layers'",
-            "bad.yaml:3:1: unknown key 'layer' in the spec (did you mean 'layers'?); allowed: name, input, notes, defaults, layers",
+            "bad.yaml:3:1: unknown key 'layer' in the spec (did you mean 'layers'?); allowed: name, input, notes, defaults, blocks, layers",
         ],
     ),
     (
@@ -108,7 +108,9 @@ BAD = [
     (
         "bad activation",
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernel: 3, activation: gelu}\n",
-        ["bad.yaml:4:51: activation: expected 'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'softmax', got 'gelu'"],
+        [
+            "bad.yaml:4:51: activation: expected 'relu', 'relu6', 'leaky_relu', 'tanh', 'sigmoid' or 'softmax', got 'gelu'"
+        ],
     ),
     (
         "bad input",
@@ -118,7 +120,7 @@ BAD = [
     (
         "duplicate name",
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: relu, name: a}\n  - {kind: relu, name: a}\n",
-        ["bad.yaml:5:24: layer name 'a' is used more than once"],
+        ["bad.yaml:5:24: name 'a' is used more than once"],
     ),
     (
         "geometry at the layer's field",
@@ -156,7 +158,7 @@ BAD = [
     (
         "empty layers",
         "name: t\ninput: [3, 8, 8]\nlayers: []\n",
-        ["bad.yaml:3:9: layers: a spec needs at least one layer"],
+        ["bad.yaml:3:9: layers: needs at least one entry"],
     ),
     (
         "repeat bound",

@@ -22,6 +22,7 @@ from cnncalc import Spec, SpecError, analyze, load_spec  # noqa: E402
 from cnncalc import engine as engine_module  # noqa: E402
 from cnncalc import torch_backend as tb  # noqa: E402
 from cnncalc.cli import app  # noqa: E402
+from cnncalc.spec import Concat, Residual, Sequential  # noqa: E402
 
 pytestmark = pytest.mark.torch
 ENV = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
@@ -29,7 +30,7 @@ ENV = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
 
 def agree(spec: Spec, batch: int = 1, dtype: str = "float32") -> list[tb.RowComparison]:
     report = analyze(spec, batch=batch, dtype=dtype)
-    model = tb.build(spec, report, dtype=dtype)
+    model = tb.build(report, dtype=dtype)
     return tb.compare(report, tb.measure(model, report.input_shape, batch))
 
 
@@ -43,7 +44,8 @@ def test_every_shipped_spec_agrees_with_torch(path: Path) -> None:
     spec = load_spec(path)
     comparisons = agree(spec)
     assert_agree(comparisons)
-    assert len(comparisons) == len(spec.expanded()) + 1
+    report = analyze(spec)
+    assert len(comparisons) == len(report.rows)
     for c in comparisons[1:]:  # MACs are half of FlopCounterMode's count, row by row
         assert 2 * c.row.macs == c.check("flops").measured
 
@@ -53,16 +55,37 @@ def test_batch_and_half_precision_agree() -> None:
     assert_agree(agree(load_spec(SPECS / "mnist_cnn.yaml"), batch=2, dtype="float16"))
 
 
-def test_build_names_children_as_the_spec_rows() -> None:
-    spec = load_spec(SPECS / "vgg16.yaml")
-    model = tb.build(spec, analyze(spec))
-    assert [n for n, _ in model.named_children()] == [i.name for i in spec.expanded()]
-    assert isinstance(model.conv1_1.conv, torch.nn.Conv2d) and model.conv1_1.relu.inplace
+def test_build_names_modules_as_the_rows() -> None:
+    for name in ("vgg16", "resnet18", "googlenet"):
+        report = analyze(load_spec(SPECS / f"{name}.yaml"))
+        model = tb.build(report)
+        for row in report.rows[1:]:
+            assert model.get_submodule(row.name) is not None
+    vgg = tb.build(analyze(load_spec(SPECS / "vgg16.yaml")))
+    assert isinstance(vgg.conv1_1.conv, torch.nn.Conv2d) and vgg.conv1_1.relu.inplace
+    resnet = tb.build(analyze(load_spec(SPECS / "resnet18.yaml")))
+    keys = set(resnet.state_dict())
+    # the parameters carry torchvision's names
+    assert {
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "fc.bias",
+    } <= keys
+
+
+def test_residual_input_is_freed_only_after_the_add() -> None:
+    """The interpreter lets a tensor go after its last reader, as eager code does."""
+    report = analyze(load_spec(SPECS / "resnet18.yaml"))
+    model = tb.build(report)
+    add = next(r for r in report.rows if r.kind == "add")
+    assert model.last_use[add.inputs[1]] == add.index  # the identity is read last by the add
 
 
 def test_measure_removes_hooks_and_restores_mode_even_on_failure() -> None:
     spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "dropout"}])
-    model = tb.build(spec, analyze(spec)).train()
+    model = tb.build(analyze(spec)).train()
     with pytest.raises(RuntimeError):
         tb.measure(model, (5, 8, 8))  # wrong channels: torch refuses
     assert model.training
@@ -167,6 +190,52 @@ def _flat() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _fitting(c: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Layers that usually keep or halve the plane, so that branches often meet."""
+    return st.one_of(
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("conv2d"),
+                "out": st.sampled_from(sorted({c, 2, 4})),
+                "kernel": st.sampled_from([1, 3]),
+                "padding": st.just("same"),
+                "bias": st.booleans(),
+                "activation": ACTIVATIONS,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("conv2d"),
+                "out": st.sampled_from(sorted({c, 4})),
+                "kernel": st.just(3),
+                "stride": st.just(2),
+                "padding": st.just(1),
+            }
+        ),
+        st.just({"kind": "batchnorm2d"}),
+        st.just({"kind": "relu", "inplace": True}),
+        st.just({"kind": "maxpool2d", "kernel": 3, "stride": 1, "padding": 1}),
+    )
+
+
+def _structure(c: int) -> st.SearchStrategy[dict[str, Any]]:
+    leaves = st.lists(st.one_of(_fitting(c), _fitting(c), _planar(c)), min_size=1, max_size=3)
+    shortcut = st.one_of(st.sampled_from(["identity", "projection", "auto", "optional"]), leaves)
+    return st.one_of(
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("residual"),
+                "body": leaves,
+                "shortcut": shortcut,
+                "activation": ACTIVATIONS,
+                "inplace": st.booleans(),
+            }
+        ),
+        st.fixed_dictionaries({"kind": st.just("concat"), "branches": st.lists(leaves, min_size=1, max_size=3)}),
+        st.fixed_dictionaries({"kind": st.just("sequential"), "layers": leaves}),
+    )
+
+
 @st.composite
 def random_specs(draw: st.DrawFn) -> dict[str, Any]:
     c, h, w = draw(st.integers(1, 6)), draw(st.integers(1, 20)), draw(st.integers(1, 20))
@@ -176,11 +245,11 @@ def random_specs(draw: st.DrawFn) -> dict[str, Any]:
     for _ in range(draw(st.integers(1, 6))):
         # mostly layers that fit where they stand; sometimes any kind at all
         if draw(st.integers(0, 9)) == 0:
-            layer = draw(st.one_of(_planar(channels), _anywhere(), _flat()))
+            layer = draw(st.one_of(_planar(channels), _structure(channels), _anywhere(), _flat()))
         elif flat:
             layer = draw(st.one_of(_flat(), _anywhere()))
         else:
-            layer = draw(st.one_of(_planar(channels), _anywhere()))
+            layer = draw(st.one_of(_planar(channels), _structure(channels), _anywhere()))
         flat = flat or layer["kind"] in ("flatten", "linear", "batchnorm1d")
         channels = layer.get("out", channels)
         layers.append(layer)
@@ -188,16 +257,54 @@ def random_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 #: Specs the engine refuses on purpose although torch would run them (README, "Conventions").
-STRICTER = ("add '- flatten' before it", "needs a C x H x W input, got")
+STRICTER = ("add '- flatten' before it", "needs a C x H x W input, got", "an add needs the same shape")
+
+
+def _torch_entries(entries: tuple[Any, ...], x: Any) -> Any:
+    for entry in entries:
+        for _ in range(entry.repeat):
+            x = _torch_entry(entry, x)
+    return x
+
+
+def _torch_entry(entry: Any, x: Any) -> Any:
+    """The spec's meaning written again with torch alone, without the engine's shapes."""
+    match entry:
+        case Residual():
+            y = _torch_entries(entry.body, x)
+            word = entry.shortcut if isinstance(entry.shortcut, str) else None
+            if word == "optional" and y.shape != x.shape:
+                return y
+            if word == "identity" or (word in ("auto", "optional") and y.shape == x.shape):
+                s = x
+            elif word in ("projection", "auto"):
+                strides = [
+                    k
+                    for k in range(1, max(x.shape[2], x.shape[3]) + 1)
+                    if (x.shape[2] - 1) // k + 1 == y.shape[2] and (x.shape[3] - 1) // k + 1 == y.shape[3]
+                ]
+                if not strides:
+                    raise RuntimeError("no stride takes the input to the body's output")
+                s = torch.nn.BatchNorm2d(y.shape[1]).eval()(
+                    torch.nn.Conv2d(x.shape[1], y.shape[1], 1, strides[0], bias=False)(x)
+                )
+            else:
+                s = _torch_entries(entry.shortcut, x)
+            out = y.add_(s) if entry.inplace else y + s
+            return tb._activation(entry.activation)(out) if entry.activation else out
+        case Concat():
+            branches = entry.branches.values() if isinstance(entry.branches, dict) else entry.branches
+            return torch.cat([_torch_entries(b, x) for b in branches], dim=1)
+        case Sequential():
+            return _torch_entries(entry.layers, x)
+    return tb.module_for(entry, tuple(x.shape[1:])).eval()(x)
 
 
 def torch_runs(spec: Spec) -> str | None:
-    """Build and run the spec with torch alone, layer by layer; None if torch accepts it, else its error."""
-    x = torch.zeros((1, *spec.input))
+    """Run the spec with torch alone; None if torch accepts it, else its error."""
     try:
         with torch.no_grad():
-            for inst in spec.expanded():
-                x = tb.module_for(inst.layer, tuple(x.shape[1:])).eval()(x)
+            _torch_entries(spec.layers, torch.zeros((1, *spec.input)))
     except (RuntimeError, ValueError, IndexError) as exc:
         return str(exc)
     return None
@@ -220,8 +327,8 @@ def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
             assert all(any(s in p.message for s in STRICTER) for p in exc.problems), (str(exc), data)
         return
     assert torch_runs(spec) is None, data
-    event(f"both accept, {len(report.rows) - 1} layers")
-    model = tb.build(spec, report)
+    event(f"both accept, {'with' if any(r.kind in ('add', 'concat') for r in report.rows) else 'without'} branches")
+    model = tb.build(report)
     assert_agree(tb.compare(report, tb.measure(model, report.input_shape)))
 
 

@@ -46,12 +46,15 @@ def test_every_broken_file_is_reported_and_every_line_is_located() -> None:
 def test_shipped_specs_are_valid() -> None:
     code, out, err = run("validate", "specs/")
     assert code == 0
-    assert out == (
+    assert (
         "specs/mnist_cnn.yaml:21:5: warning: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2 = 2.5 is"
         " not a whole number: the window does not fit. PyTorch rounds down to 2, so the output is 3 and the last 1"
         " row(s) of the padded input are never read. Fits: stride 1; input 6 or 8; ceil_mode: true\n"
-    )
-    assert err.startswith("11 file(s) checked: 11 valid, 0 invalid")
+    ) in out
+    # the only warnings: strided layers that PyTorch floors, as torchvision's networks rely on
+    assert all(": warning: " in line and "is not a whole number" in line for line in out.splitlines())
+    n = len(list(SPECS.glob("*.yaml")))
+    assert err.startswith(f"{n} file(s) checked: {n} valid, 0 invalid")
 
 
 def test_strict_turns_warnings_into_errors() -> None:
@@ -140,7 +143,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     ),
     "many repeats": (
         b"name: t\ninput: [3, 8, 8]\nlayers:\n" + b"  - {kind: relu, repeat: 10000}\n" * 11,
-        "the spec expands to 110,000 layers; at most 100,000 are allowed",
+        "the network expands to more than 100,000 rows",
     ),
     "deep flow nesting": (
         b"name: t\ninput: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",

@@ -1,0 +1,296 @@
+"""Blocks, residuals and concatenations: published figures, errors, memory, receptive fields, folding."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REFERENCE, SPECS
+from helpers import spec_of
+from test_cli import check_golden, run
+
+from cnncalc import SpecError, analyze, load_spec
+
+# torchvision's published figures (its weights' metadata: num_params, and "GFLOPS", which are MACs)
+TORCHVISION = [
+    ("resnet18", 11_689_512, 1.814),
+    ("resnet34", 21_797_672, 3.664),
+    ("resnet50", 25_557_032, 4.089),
+    ("resnet101", 44_549_160, 7.801),
+    ("resnet152", 60_192_808, 11.514),
+    ("googlenet", 6_624_904, 1.498),
+    ("mobilenet_v2", 3_504_872, 0.301),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "gmacs"), TORCHVISION, ids=[t[0] for t in TORCHVISION])
+def test_published_torchvision_figures(name: str, params: int, gmacs: float) -> None:
+    report = analyze(load_spec(SPECS / f"{name}.yaml"))
+    t = report.totals
+    # torchvision's num_params counts parameters, not batch norm's running statistics (buffers)
+    assert t.params_trainable == params
+    assert t.params_non_trainable == sum(2 * r.output_shape[0] for r in report.rows if r.kind == "batchnorm2d")
+    assert round(t.macs / 1e9, 3) == gmacs
+    assert report.rows[-1].output_shape == (1000,)
+
+
+def test_resnet_stages_fold_to_the_papers_table(update_golden: bool) -> None:
+    code, out, _ = run("summary", "specs/resnet50.yaml", "--depth", "1")
+    assert code == 0
+    check_golden("resnet50_depth1.txt", out, update_golden)
+    report = analyze(load_spec(SPECS / "resnet50.yaml")).folded(1)
+    stages = {r.name: r for r in report.rows if r.folded}
+    assert list(stages) == ["layer1", "layer2", "layer3", "layer4"]
+    assert [stages[s].output_shape for s in stages] == [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
+    assert [stages[s].kind for s in stages] == ["bottleneck x3", "bottleneck x4", "bottleneck x6", "bottleneck x3"]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_folding_keeps_every_total(depth: int) -> None:
+    full = analyze(load_spec(SPECS / "googlenet.yaml"))
+    folded = full.folded(depth)
+    assert folded.totals == full.totals
+    assert len(folded.rows) < len(full.rows)
+    assert sum(max(r.folded, 1) for r in folded.rows) == len(full.rows)
+    assert all(len(r.block) < depth for r in folded.rows)
+
+
+def test_json_rows_carry_block_paths_and_inputs() -> None:
+    data = json.loads(run("summary", "specs/resnet18.yaml", "-f", "json")[1])
+    rows = {r["name"]: r for r in data["layers"]}
+    conv = rows["layer2.0.conv1"]
+    assert conv["block"] == ["layer2", "0"] and conv["kind"] == "conv2d"
+    add = rows["layer2.0.add1"]
+    shortcut = rows["layer2.0.downsample.1"]
+    assert add["kind"] == "add" and add["inputs"] == [rows["layer2.0.bn2"]["index"], shortcut["index"]]
+    assert {"path": ["layer2"], "kind": "basic x2", "detail": "width=128"} in data["blocks"]
+    assert data["totals"]["peak_activation_bytes"] > 0
+    folded = json.loads(run("summary", "specs/resnet18.yaml", "-f", "json", "--depth", "1")[1])
+    assert [r["name"] for r in folded["layers"] if r["folded"]] == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_bottleneck_worked_example() -> None:
+    ref = yaml.safe_load((REFERENCE / "worked_examples.yaml").read_text())["bottleneck_1x1"]
+    report = analyze(load_spec(SPECS / "bottleneck.yaml")).folded(1)
+    blocks = {r.name: r for r in report.rows if r.folded}
+    assert blocks["plain"].params == ref["plain_3x3_256_to_256_no_bias"]
+    assert blocks["bottleneck"].params == ref["bottleneck_no_bias"]
+    assert blocks["plain"].output_shape == blocks["bottleneck"].output_shape == (256, 56, 56)
+
+
+# --- residuals and concatenations ---------------------------------------------------------
+
+
+def conv(out: int, kernel: int = 1, **kw: Any) -> dict[str, Any]:
+    return {"kind": "conv2d", "out": out, "kernel": kernel, "bias": False, **kw}
+
+
+def test_shortcut_kinds() -> None:
+    body = [conv(8, 3, stride=2, padding=1), {"kind": "batchnorm2d"}]
+    projected = analyze(spec_of([{"kind": "residual", "body": body, "shortcut": "projection"}], [4, 8, 8]))
+    names = [r.name for r in projected.rows]
+    assert names == ["input", "conv1", "bn1", "downsample.0", "downsample.1", "add1"]
+    assert projected.rows[3].detail == "1x1 s2 p0 nobias" and projected.rows[3].params == 4 * 8
+    assert projected.rows[-1].inputs == (2, 4)
+    auto_same = analyze(spec_of([{"kind": "residual", "body": [conv(4, 3, padding=1)], "shortcut": "auto"}], [4, 8, 8]))
+    assert [r.kind for r in auto_same.rows] == ["input", "conv2d", "add"] and auto_same.rows[-1].inputs == (1, 0)
+    optional = analyze(spec_of([{"kind": "residual", "body": body, "shortcut": "optional"}], [4, 8, 8]))
+    assert [r.kind for r in optional.rows] == ["input", "conv2d", "batchnorm2d"]
+    custom = analyze(
+        spec_of(
+            [{"kind": "residual", "body": body, "shortcut": [{"kind": "avgpool2d", "kernel": 2}, conv(8)]}], [4, 8, 8]
+        )
+    )
+    assert [r.name for r in custom.rows][-3:] == ["shortcut.pool1", "shortcut.conv1", "add1"]
+
+
+def test_add_and_concat_memory_and_in_place() -> None:
+    body = [conv(4, 3, padding=1)]
+    add = analyze(spec_of([{"kind": "residual", "body": body}], [4, 8, 8])).rows[-1]
+    in_place = analyze(
+        spec_of([{"kind": "residual", "body": body, "inplace": True, "activation": "relu"}], [4, 8, 8])
+    ).rows[-1]
+    sigmoid = analyze(spec_of([{"kind": "residual", "body": body, "activation": "sigmoid"}], [4, 8, 8])).rows[-1]
+    assert (add.activations, in_place.activations, sigmoid.activations) == (256, 0, 512)
+    cat = analyze(spec_of([{"kind": "concat", "branches": [[conv(3)], [conv(5, 3, padding=1)]]}], [4, 8, 8])).rows[-1]
+    assert cat.output_shape == (8, 8, 8) and cat.activations == 512 and cat.macs == 0
+
+
+def test_peak_memory_keeps_the_residual_input_alive() -> None:
+    body = [conv(1), conv(1)]  # on 1x4x4: each tensor 16 values
+    plain = analyze(spec_of(body, [1, 4, 4]))
+    residual = analyze(spec_of([{"kind": "residual", "body": body}], [1, 4, 4]))
+    # plain: x is freed after conv1, so at conv2 only its input and output live: 32 values
+    assert plain.peak_activation_bytes == 4 * 32
+    # residual: x waits for the add: at conv2, x + conv1 + conv2; at the add, x + conv2 + sum: 48 values
+    assert residual.peak_activation_bytes == 4 * 48
+    in_place = analyze(spec_of([{"kind": "residual", "body": body, "inplace": True}], [1, 4, 4]))
+    assert in_place.peak_activation_bytes == 4 * 48  # the add allocates nothing, but conv2 still sees three
+    assert analyze(spec_of(body, [1, 4, 4]), batch=3).peak_activation_bytes == 3 * 4 * 32
+
+
+def test_receptive_field_is_the_largest_over_paths() -> None:
+    branches = [[conv(2, 1)], [conv(2, 5, padding=2)], [conv(2, 3, padding=1)]]
+    cat = analyze(spec_of([{"kind": "concat", "branches": branches}], [3, 16, 16])).rows[-1]
+    assert cat.receptive_field is not None and cat.receptive_field.size == (5, 5)
+    res = analyze(spec_of([{"kind": "residual", "body": [conv(3, 3, padding=1), conv(3, 3, padding=1)]}], [3, 16, 16]))
+    assert res.rows[-1].receptive_field.size == (5, 5)  # type: ignore[union-attr]
+
+
+# (id, layers, input, text of the one error line)
+GRAPH_ERRORS = [
+    (
+        "add shapes differ",
+        [{"kind": "residual", "body": [conv(8)]}],
+        [4, 8, 8],
+        "residual 'add': the body gives 8x8x8 but the shortcut (identity) gives 4x8x8; an add needs the same shape;"
+        " use shortcut: projection (or auto) to match them",
+    ),
+    (
+        "concat sizes differ",
+        [{"kind": "concat", "branches": {"a": [conv(2)], "b": [conv(2, 3)]}}],
+        [4, 8, 8],
+        "concat: branch 'b' gives 2x6x6 but branch 'a' gives 2x8x8; a concatenation needs the same height and width",
+    ),
+    (
+        "projection impossible",
+        [{"kind": "residual", "body": [{"kind": "zeropad2d", "padding": 1}], "shortcut": "projection"}],
+        [4, 8, 8],
+        "a projection shortcut cannot take 4x8x8 to 4x10x10 with one stride",
+    ),
+    ("unknown block", [{"use": "bottlneck"}], [4, 8, 8], "no block named 'bottlneck' (did you mean 'bottleneck'?)"),
+    (
+        "unknown argument",
+        [{"use": "bottleneck", "widht": 4}],
+        [4, 8, 8],
+        "block 'bottleneck' has no argument 'widht' (did you mean 'width'?)",
+    ),
+    ("missing argument", [{"use": "bottleneck"}], [4, 8, 8], "block 'bottleneck' needs argument 'width'"),
+    (
+        "unknown first argument",
+        [{"use": "bottleneck", "width": 2, "first": {"strde": 2}}],
+        [4, 8, 8],
+        "has no argument 'strde'",
+    ),
+]
+
+BLOCKS = {
+    "bottleneck": {
+        "args": {"width": None, "stride": 1},
+        "layers": [
+            {
+                "kind": "residual",
+                "shortcut": "auto",
+                "body": [{"kind": "conv2d", "out": "$width", "kernel": 1, "stride": "$stride"}],
+            }
+        ],
+    }
+}
+
+
+@pytest.mark.parametrize(("layers", "input", "text"), [e[1:] for e in GRAPH_ERRORS], ids=[e[0] for e in GRAPH_ERRORS])
+def test_graph_errors_are_one_clear_line(layers: list[Any], input: list[int], text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        analyze(spec_of(layers, input, blocks=BLOCKS))
+    [problem] = err.value.problems
+    assert text in problem.message, problem.message
+
+
+TEMPLATE = """\
+name: t
+input: [4, 8, 8]
+blocks:
+  unit:
+    args: {out: null, k: 3}
+    layers:
+      - {kind: conv2d, out: "${out * 2}", kernel: $k, padding: "${k // 2}", name: "c_${k}"}
+      - {kind: relu, when: "${k > 1}"}
+layers:
+  - {use: unit, out: 4, name: a}
+  - {use: unit, out: 2, k: 1, repeat: 2, first: {k: 3}}
+"""
+
+
+def test_templates_arguments_when_and_first() -> None:
+    report = analyze(load_spec(text=TEMPLATE))
+    assert [(r.name, r.kind, r.output_shape[0]) for r in report.rows[1:]] == [
+        ("a.c_3", "conv2d", 8),
+        ("a.relu1", "relu", 8),
+        ("unit1.0.c_3", "conv2d", 4),  # first: {k: 3}
+        ("unit1.0.relu1", "relu", 4),
+        ("unit1.1.c_1", "conv2d", 4),  # k: 1, and `when` leaves the relu out
+    ]
+    assert {b.path: b.kind for b in report.blocks} == {
+        ("a",): "unit",
+        ("unit1",): "unit x2",
+        ("unit1", "0"): "unit",
+        ("unit1", "1"): "unit",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            '"${out * 2}"',
+            "t.yaml:7:29: '${outs * 2}': unknown name 'outs' (did you mean 'out'?); known: out, k, in_channels"
+            " (in block 'unit' as used by 'a')",
+        ),
+        (
+            "$k, padding",
+            "t.yaml:7:51: kernel: expected a number or a pair [height, width], got 'x' (in block 'unit' as used by 'a')",
+        ),
+        ('"${k // 2}"', "t.yaml:7:64: '${k // 0}': division by zero (in block 'unit' as used by 'a')"),
+    ],
+)
+def test_template_errors_point_into_the_block(change: str, expected: str) -> None:
+    broken = {'"${out * 2}"': '"${outs * 2}"', "$k, padding": "x, padding", '"${k // 2}"': '"${k // 0}"'}[change]
+    with pytest.raises(SpecError) as err:
+        analyze(load_spec("t.yaml", text=TEMPLATE.replace(change, broken, 1)))
+    assert str(err.value.problems[0]).startswith(expected), str(err.value)
+    assert len(err.value.problems) == 1  # the block is used three times, the line appears once
+
+
+def test_unused_block_is_a_warning() -> None:
+    text = TEMPLATE.replace(
+        "layers:\n  - {use: unit, out: 4, name: a}", "layers:\n  - relu\n  - {use: unit, out: 4, name: a}"
+    )
+    text += "  - relu\n"
+    spare = text.replace("blocks:\n", "blocks:\n  spare:\n    layers: [relu]\n")
+    report = analyze(load_spec("t.yaml", text=spare))
+    assert [str(w) for w in report.warnings] == ["t.yaml:4:3: block 'spare' is never used"]
+
+
+HOSTILE_BLOCKS = {
+    "uses itself": (
+        "blocks:\n  a:\n    layers: [{use: b}]\n  b:\n    layers: [{use: a}]\nlayers: [{use: a}]\n",
+        "block 'a' uses itself (a -> b -> a)",
+    ),
+    "nested 5000 deep": (
+        "blocks:\n"
+        + "".join(f"  b{i}:\n    layers: [{{use: b{i + 1}}}]\n" for i in range(5000))
+        + "  b5000:\n    layers: [relu]\nlayers: [{use: b0}]\n",
+        "block uses nest more than 32 deep",
+    ),
+    "exponential": (
+        "blocks:\n"
+        + "".join(f"  b{i}:\n    layers: [{{use: b{i + 1}, repeat: 10}}]\n" for i in range(8))
+        + "  b8:\n    layers: [relu]\nlayers: [{use: b0}]\n",
+        "the network expands to more than 100,000 rows",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_BLOCKS.values()), ids=list(HOSTILE_BLOCKS))
+def test_hostile_blocks_fail_fast(tmp_path: Path, case: tuple[str, str]) -> None:
+    body, text = case
+    path = tmp_path / "h.yaml"
+    path.write_text("name: t\ninput: [3, 8, 8]\n" + body)
+    start = time.perf_counter()
+    code, out, _ = run("validate", str(path))
+    assert time.perf_counter() - start < 5
+    assert code == 1 and text in out and out.count("\n") == 1
