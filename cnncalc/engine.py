@@ -92,8 +92,8 @@ assert set(DTYPE_BYTES) == set(get_args(Dtype))
 Shape = tuple[int, ...]
 #: No tensor may hold more values than this: 2^48 values is a petabyte at float32, beyond any device.
 MAX_NUMEL = 2**48
-#: A network may expand to at most this many rows, and nest block uses at most this deep.
-MAX_ROWS = 100_000
+#: A network may expand to at most this many rows (ResNet-152 has 466), and nest block uses at most this deep.
+MAX_ROWS = 20_000
 MAX_NESTING = 32
 
 
@@ -568,7 +568,7 @@ def _batchnorm(ctx: _Ctx, layer: BatchNorm2d | BatchNorm1d) -> _Out:
     detail = "".join(["" if layer.affine else "no affine ", "" if layer.track_running_stats else "no running stats"])
     return _Out(
         shape=ctx.shape,
-        detail=detail.strip() or f"{c} channels",
+        detail=detail.strip(),
         weights=affine,
         biases=affine,
         non_trainable=2 * c if layer.track_running_stats else 0,
@@ -657,9 +657,10 @@ class _Scope:
         return _Scope((*self.block, name))
 
     def auto(self, prefix: str) -> str:
+        sep = "_" if prefix[-1:].isdigit() else ""  # relu6_1, not relu61
         while True:
             self.counters[prefix] += 1
-            name = f"{prefix}{self.counters[prefix]}"
+            name = f"{prefix}{sep}{self.counters[prefix]}"
             if name not in self.taken:
                 self.taken.add(name)
                 return name
@@ -726,10 +727,14 @@ class _Walker:
                 else [f"{entry.name}_{r}" for r in range(1, entry.repeat + 1)]
             )
             for name in names:
-                if name in scope.taken:
-                    where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
-                    self.fail(f"name '{name}' is used more than once{where}", (*path, "name"))
-                scope.taken.add(name)
+                self.claim(scope, name, (*path, "name"))
+
+    def claim(self, scope: _Scope, name: str, path: Path) -> None:
+        """Take ``name`` in ``scope``: every row and block of a block has its own name."""
+        if name in scope.taken:
+            where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
+            self.fail(f"name '{name}' is used more than once{where}", path, at_key=path[-1:] != ("name",))
+        scope.taken.add(name)
 
     def entry(self, entry: AnyEntry, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         if not entry.when:
@@ -742,7 +747,7 @@ class _Walker:
                 case Residual():
                     x = self.residual(entry, path, x, self.named(scope, name, entry.kind))
                 case Concat():
-                    x = self.concat(entry, path, x, self.named(scope, name, entry.kind), scope)
+                    x = self.concat(entry, path, x, self.named(scope, name, entry.kind))
                 case Sequential():
                     inner = self.named(scope, name, entry.kind)
                     x = self.entries([(e, (*path, "layers", i)) for i, e in enumerate(entry.layers)], x, inner)
@@ -835,6 +840,7 @@ class _Walker:
             s, what = self.projection(entry, path, x, y, scope), "projection"
         else:
             assert not isinstance(shortcut, str)
+            self.claim(scope, "shortcut", (*path, "shortcut"))
             inner = scope.child("shortcut")
             self.blocks.append(BlockInfo(inner.block, "shortcut"))
             s = self.entries([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)], x, inner)
@@ -864,13 +870,14 @@ class _Walker:
                 " give the shortcut as a list of layers",
                 (*path, "shortcut"),
             )
+        self.claim(scope, "downsample", (*path, "shortcut"))
         inner = scope.child("downsample")
         self.blocks.append(BlockInfo(inner.block, "projection"))
         conv = Conv2d(kind="conv2d", out=y.shape[0], kernel=(1, 1), stride=(stride, stride), bias=False)
         z = self.leaf(conv, (*path, "shortcut"), x, inner, "0")
         return self.leaf(BatchNorm2d(kind="batchnorm2d"), (*path, "shortcut"), z, inner, "1")
 
-    def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope, outer: _Scope) -> _Tensor:
+    def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         if isinstance(entry.branches, dict):
             branches = [(name, items, (*path, "branches", name)) for name, items in entry.branches.items()]
         else:
@@ -879,9 +886,7 @@ class _Walker:
         outs = []
         for name, items, bpath in branches:
             if isinstance(entry.branches, dict):
-                if name in scope.taken:
-                    self.fail(f"branch name '{name}' is already used here", bpath, at_key=True)
-                scope.taken.add(name)
+                self.claim(scope, name, bpath)
             inner = scope.child(name)
             self.blocks.append(BlockInfo(inner.block, "branch"))
             outs.append((name, self.entries([(e, (*bpath, i)) for i, e in enumerate(items)], x, inner)))

@@ -68,6 +68,21 @@ def _warning_text(problem: Problem) -> str:
 # --- rich table ----------------------------------------------------------------
 
 
+def _cells(row: Row, name: str, layer: str) -> list[str]:
+    """One row of the summary table: #, name, layer, output, activations, memory, params, MACs, RF."""
+    return [
+        str(row.index),
+        name,
+        layer,
+        shape_text(row.output_shape),
+        f"{row.activations:,}",
+        human(row.activation_bytes, "B") if row.activation_bytes else "0",
+        f"{row.params:,}",
+        f"{row.macs:,}",
+        rf_text(row),
+    ]
+
+
 def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
     """(row or None for a block header, the name cell indented by nesting, the layer cell)."""
     infos = {b.path: b for b in report.blocks}
@@ -94,7 +109,7 @@ def print_table(report: Report, console: Console) -> None:
     table = Table(title=title, box=box.SIMPLE_HEAD, show_footer=True, title_justify="left", pad_edge=False)
     table.add_column("#", justify="right", footer="")
     table.add_column("name", footer="total")
-    table.add_column("layer", overflow="fold")
+    table.add_column("layer", overflow="fold", max_width=34)
     table.add_column("output", justify="right", footer="")
     table.add_column("activations", justify="right", footer=f"{t.activations:,}")
     table.add_column("memory", justify="right", footer=human(t.activation_bytes, "B"))
@@ -103,19 +118,11 @@ def print_table(report: Report, console: Console) -> None:
     table.add_column("RF", justify="right", footer="")
     for row, name, layer in _rows_with_headers(report):
         if row is None:
-            table.add_row("", Text(name, style="bold"), Text(layer, style="bold"), "", "", "", "", "", "")
+            # a block's arguments may be long: one line, cut to the column
+            label = Text(layer, style="bold", no_wrap=True, overflow="ellipsis")
+            table.add_row("", Text(name, style="bold"), label, "", "", "", "", "", "")
             continue
-        table.add_row(
-            str(row.index),
-            name,
-            layer,
-            shape_text(row.output_shape),
-            f"{row.activations:,}",
-            human(row.activation_bytes, "B") if row.activation_bytes else "0",
-            f"{row.params:,}",
-            f"{row.macs:,}",
-            rf_text(row),
-        )
+        table.add_row(*_cells(row, name, layer))
     console.print(table)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -283,18 +290,7 @@ def to_markdown(report: Report) -> str:
         "|" + "|".join(align) + "|",
     ]
     for row in report.rows:
-        cells = [
-            str(row.index),
-            row.name,
-            _layer_text(row),
-            shape_text(row.output_shape),
-            f"{row.activations:,}",
-            human(row.activation_bytes, "B") if row.activation_bytes else "0",
-            f"{row.params:,}",
-            f"{row.macs:,}",
-            rf_text(row),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_cells(row, row.name, _layer_text(row))) + " |")
     lines.append(
         f"| | **total** | | | **{t.activations:,}** | **{human(t.activation_bytes, 'B')}** "
         f"| **{t.params:,}** | **{t.macs:,}** | |"

@@ -198,20 +198,21 @@ class Flatten(_Layer):
     kind: Literal["flatten"]
 
 
-class BatchNorm2d(_Layer):
+class _BatchNorm(_Layer):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Fraction = 0.1
+    affine: StrictBool = True
+    track_running_stats: StrictBool = True
+
+
+class BatchNorm2d(_BatchNorm):
     kind: Literal["batchnorm2d"]
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Fraction = 0.1
-    affine: StrictBool = True
-    track_running_stats: StrictBool = True
 
 
-class BatchNorm1d(_Layer):
+class BatchNorm1d(_BatchNorm):
+    """Batch norm on a flat input."""
+
     kind: Literal["batchnorm1d"]
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Fraction = 0.1
-    affine: StrictBool = True
-    track_running_stats: StrictBool = True
 
 
 class LRN(_Layer):

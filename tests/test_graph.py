@@ -280,7 +280,7 @@ HOSTILE_BLOCKS = {
         "blocks:\n"
         + "".join(f"  b{i}:\n    layers: [{{use: b{i + 1}, repeat: 10}}]\n" for i in range(8))
         + "  b8:\n    layers: [relu]\nlayers: [{use: b0}]\n",
-        "the network expands to more than 100,000 rows",
+        "the network expands to more than 20,000 rows",
     ),
 }
 

@@ -143,7 +143,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     ),
     "many repeats": (
         b"name: t\ninput: [3, 8, 8]\nlayers:\n" + b"  - {kind: relu, repeat: 10000}\n" * 11,
-        "the network expands to more than 100,000 rows",
+        "the network expands to more than 20,000 rows",
     ),
     "deep flow nesting": (
         b"name: t\ninput: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
