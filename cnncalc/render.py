@@ -119,8 +119,8 @@ def print_table(report: Report, console: Console) -> None:
     for row, name, layer in _rows_with_headers(report):
         if row is None:
             # a block's arguments may be long: one line, cut to the column
-            label = Text(layer, style="bold", no_wrap=True, overflow="ellipsis")
-            table.add_row("", Text(name, style="bold"), label, "", "", "", "", "", "")
+            header = Text(layer, style="bold", no_wrap=True, overflow="ellipsis")
+            table.add_row("", Text(name, style="bold"), header, "", "", "", "", "", "")
             continue
         table.add_row(*_cells(row, name, layer))
     console.print(table)
