@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # render stays importable without torch
 #: One line each, quoted from the engine's conventions; the README has them in full.
 CONVENTIONS = (
     "MACs: multiply-accumulates of conv2d and linear, bias excluded (torchvision's 'GFLOPS'); FLOPs = 2 x MACs.",
-    "Bias, pooling, norm and activations count 0 FLOPs, as in torch.utils.flop_counter.",
+    "Bias, pooling, norm, activations, adds and concatenations count 0 FLOPs, as in torch.utils.flop_counter.",
     "activations: values of the tensors each row allocates at inference; in-place ops, flatten and dropout add none.",
     "memory: activations x bytes per value; MB = 10^6 bytes. RF: receptive field size / stride in input pixels.",
 )

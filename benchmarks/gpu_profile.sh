@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The GPU figures of the closing notes: latency, throughput, TFLOP/s and peak memory on CUDA.
+# Run on a machine with a CUDA build of torch: bash benchmarks/gpu_profile.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for spec in specs/vgg16.yaml specs/resnet50.yaml; do
+  for args in "" "--train" "--dtype bfloat16" "--dtype bfloat16 --batch 32" "--dtype bfloat16 --batch 32 --train"; do
+    echo "== cnncalc profile $spec --device cuda $args"
+    # shellcheck disable=SC2086
+    cnncalc profile "$spec" --device cuda --warmup 5 --iters 20 $args | sed -n '/checks/,$p'
+  done
+done
