@@ -665,6 +665,15 @@ class _Scope:
                 self.taken.add(name)
                 return name
 
+    def fresh(self, base: str) -> str:
+        """``base`` if no row or block here has it yet, else ``base_2``, ``base_3`` ..."""
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
+
     def full(self, local: str) -> str:
         return ".".join((*self.block, local))
 
@@ -840,8 +849,7 @@ class _Walker:
             s, what = self.projection(entry, path, x, y, scope), "projection"
         else:
             assert not isinstance(shortcut, str)
-            self.claim(scope, "shortcut", (*path, "shortcut"))
-            inner = scope.child("shortcut")
+            inner = scope.child(scope.fresh("shortcut"))
             self.blocks.append(BlockInfo(inner.block, "shortcut"))
             s = self.entries([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)], x, inner)
             what = "shortcut"
@@ -870,8 +878,7 @@ class _Walker:
                 " give the shortcut as a list of layers",
                 (*path, "shortcut"),
             )
-        self.claim(scope, "downsample", (*path, "shortcut"))
-        inner = scope.child("downsample")
+        inner = scope.child(scope.fresh("downsample"))
         self.blocks.append(BlockInfo(inner.block, "projection"))
         conv = Conv2d(kind="conv2d", out=y.shape[0], kernel=(1, 1), stride=(stride, stride), bias=False)
         z = self.leaf(conv, (*path, "shortcut"), x, inner, "0")

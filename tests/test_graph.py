@@ -108,6 +108,19 @@ def test_shortcut_kinds() -> None:
     assert [r.name for r in custom.rows][-3:] == ["shortcut.pool1", "shortcut.conv1", "add1"]
 
 
+def test_two_shortcuts_in_one_block_get_their_own_names() -> None:
+    body = [conv(8, 3, stride=2, padding=1)]
+    twice = [{"kind": "residual", "body": body, "shortcut": "projection"}] * 2
+    twice[1] = {"kind": "residual", "body": [conv(8, 1)], "shortcut": [conv(8, 1)]}
+    names = [
+        r.name
+        for r in analyze(
+            spec_of([*twice, {"kind": "residual", "body": body, "shortcut": "projection"}], [4, 16, 16])
+        ).rows
+    ]
+    assert "downsample.0" in names and "shortcut.conv1" in names and "downsample_2.0" in names
+
+
 def test_add_and_concat_memory_and_in_place() -> None:
     body = [conv(4, 3, padding=1)]
     add = analyze(spec_of([{"kind": "residual", "body": body}], [4, 8, 8])).rows[-1]
