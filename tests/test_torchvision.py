@@ -1,0 +1,68 @@
+"""The shipped specs are torchvision's models: same parameters, same FLOPs, the same outputs.
+
+Needs torchvision, which CI does not install (on its machines torchvision needs a different,
+multi-GB torch build); the test is skipped there. Run it where torchvision imports, e.g. in a
+venv with `pip install torch==2.14.1 torchvision==0.29.1`, then `pip install -e .[dev]`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import SPECS
+
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import torch
+        import torchvision.models as tvm
+except Exception as exc:  # a missing or broken torchvision (it can fail to load its ops)
+    pytest.skip(f"torchvision is not importable: {exc}", allow_module_level=True)
+
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnncalc import analyze, load_spec
+from cnncalc import torch_backend as tb
+
+MODELS: dict[str, Callable[[], Any]] = {
+    "resnet18": tvm.resnet18,
+    "resnet34": tvm.resnet34,
+    "resnet50": tvm.resnet50,
+    "resnet101": tvm.resnet101,
+    "resnet152": tvm.resnet152,
+    "googlenet": lambda: tvm.googlenet(aux_logits=False, init_weights=True),
+    "mobilenet_v2": tvm.mobilenet_v2,
+    "vgg11": tvm.vgg11,
+    "vgg13": tvm.vgg13,
+    "vgg16": tvm.vgg16,
+    "vgg19": tvm.vgg19,
+}
+SAME_NAMES = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+
+
+def _flops(model: Any, x: Any) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return int(counter.get_total_flops())
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_spec_is_torchvisions_model(name: str) -> None:
+    torch.manual_seed(0)
+    reference = MODELS[name]().eval()
+    report = analyze(load_spec(SPECS / f"{name}.yaml"))
+    ours = tb.build(report).eval()
+    theirs = list(reference.state_dict().items())
+    mine = list(ours.state_dict().items())
+    assert [v.shape for _, v in theirs] == [v.shape for _, v in mine]  # the same tensors, in the same order
+    if name in SAME_NAMES:
+        assert [k for k, _ in theirs] == [k for k, _ in mine]  # and under torchvision's names
+    assert report.totals.params_trainable == sum(p.numel() for p in reference.parameters())
+    x = torch.randn(2, 3, 224, 224)
+    assert report.totals.flops * 2 == _flops(reference, x)  # batch 2
+    ours.load_state_dict({k: v for (k, _), (_, v) in zip(mine, theirs, strict=True)})
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))
