@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-from .engine import Join, Report, Row
+from .engine import Join, Report, Row, analyze
 from .spec import (
     LRN,
     AdaptiveAvgPool2d,
@@ -46,6 +46,7 @@ from .spec import (
     ReLU6,
     Sigmoid,
     Softmax,
+    Spec,
     Tanh,
     ZeroPad2d,
 )
@@ -225,12 +226,14 @@ def _row_module(row: Row) -> nn.Module:
     return module_for(layer, row.input_shape)
 
 
-def build(report: Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
-    """The report's network as a :class:`SpecModule`: every row a module named as the row.
+def build(net: Spec | Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
+    """A spec's network as a :class:`SpecModule`: every row a module named as the row.
 
-    The report (from :func:`cnncalc.analyze`) supplies each layer's input
+    Give a :class:`Spec` (it is analysed first) or the :class:`Report` that
+    :func:`cnncalc.analyze` made of it: the report supplies each layer's input
     channels, which PyTorch needs and the spec leaves implicit.
     """
+    report = analyze(net) if isinstance(net, Spec) else net
     with torch.device(device):
         steps = [(row.index, row.name, _row_module(row), row.inputs) for row in report.rows[1:]]
         model = SpecModule(steps)

@@ -75,6 +75,13 @@ def test_build_names_modules_as_the_rows() -> None:
     } <= keys
 
 
+def test_build_takes_a_spec_or_its_report() -> None:
+    spec = load_spec(SPECS / "lenet5.yaml")
+    from_spec, from_report = tb.build(spec), tb.build(analyze(spec))
+    assert [n for n, _ in from_spec.named_modules()] == [n for n, _ in from_report.named_modules()]
+    assert from_spec(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
 def test_residual_input_is_freed_only_after_the_add() -> None:
     """The interpreter lets a tensor go after its last reader, as eager code does."""
     report = analyze(load_spec(SPECS / "resnet18.yaml"))
