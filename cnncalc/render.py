@@ -61,13 +61,6 @@ def _layer_text(row: Row) -> str:
     return f"{text} ({row.folded} rows)" if row.folded else text
 
 
-def _warning_text(problem: Problem) -> str:
-    return str(problem)
-
-
-# --- rich table ----------------------------------------------------------------
-
-
 def _cells(row: Row, name: str, layer: str) -> list[str]:
     """One row of the summary table: #, name, layer, output, activations, memory, params, MACs, RF."""
     return [
@@ -137,7 +130,7 @@ def print_table(report: Report, console: Console) -> None:
     if report.warnings:
         console.print()
         for w in report.warnings:
-            console.print(Text(f"warning: {_warning_text(w)}", style="yellow"))
+            console.print(Text(f"warning: {w}", style="yellow"))
     if report.notes:
         console.print()
         console.print(Text("notes", style="bold"))
@@ -307,7 +300,7 @@ def to_markdown(report: Report) -> str:
         *[f"> {c}  " for c in CONVENTIONS],
     ]
     if report.warnings:
-        lines += ["", *[f"- **warning**: {_warning_text(w)}" for w in report.warnings]]
+        lines += ["", *[f"- **warning**: {w}" for w in report.warnings]]
     if report.notes:
         lines += ["", *[f"- note: {n.strip()}" for n in report.notes]]
     return "\n".join(lines) + "\n"
