@@ -644,9 +644,6 @@ def _entry_field_default(raw: Any, path: Path) -> Path | None:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             break
-    else:
-        if isinstance(node, str) and node in LAYER_MODELS:
-            return None
     if entry is None or not rest or not isinstance(rest[0], str) or rest[0] in entry:
         return None
     return ("defaults", entry["kind"], *rest)
@@ -720,15 +717,24 @@ def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema()
     props = schema["properties"]
     defs = schema["$defs"]
-    # the shorthands the loader accepts: a bare kind name for a layer, a string for notes
+    # one definition of an entry, with the shorthand the loader accepts everywhere: a bare kind name
     bare = {"type": "string", "enum": list(LAYER_KINDS), "description": "A layer whose fields all have defaults."}
     entry = props["layers"]["items"]
-    props["layers"]["items"] = {"anyOf": [entry, bare]}
+    defs["Entry"] = {"anyOf": [entry, bare]}
+
+    def refer(node: Any) -> Any:
+        if node == entry:
+            return {"$ref": "#/$defs/Entry"}
+        if isinstance(node, dict):
+            return {k: refer(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [refer(v) for v in node]
+        return node
+
+    props["layers"] = refer(props["layers"])
     props["layers"]["minItems"] = 1
     for model in STRUCTURE_MODELS.values():
-        for _key, value in defs[model.__name__]["properties"].items():
-            if value.get("type") == "array" and value.get("items") == entry:
-                value["items"] = {"anyOf": [entry, bare]}
+        defs[model.__name__] = refer(defs[model.__name__])
     # any field may come from `defaults`, which a schema cannot follow: only `kind` is required here
     for model in (*LAYER_MODELS.values(), *STRUCTURE_MODELS.values()):
         defs[model.__name__]["required"] = ["kind"]

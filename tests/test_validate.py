@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli import check_golden, run
 
-from cnncalc import analyze, load_spec
+from cnncalc import analyze, load_spec, parse_spec
 from cnncalc.spec import json_schema
 from cnncalc.validate import validate_file, validate_paths
 
@@ -291,6 +291,18 @@ def test_schema_accepts_every_shipped_spec_and_rejects_typos() -> None:
     validator.check_schema(json_schema())
     for path in sorted(SPECS.glob("*.yaml")):
         validator.validate(yaml.safe_load(path.read_text()))
+    # the bare-kind shorthand is valid wherever entries stand, as the loader accepts it
+    nested = {
+        "name": "t",
+        "input": [3, 8, 8],
+        "layers": [
+            {"kind": "residual", "body": ["relu"], "shortcut": ["relu"]},
+            {"kind": "concat", "branches": [["relu"], ["tanh"]]},
+            {"kind": "sequential", "layers": ["flatten"]},
+        ],
+    }
+    validator.validate(nested)
+    analyze(parse_spec(nested))
     for broken in ("unknown_key", "unknown_kind", "wrong_types"):
         assert list(validator.iter_errors(yaml.safe_load((ROOT / BROKEN / f"{broken}.yaml").read_text())))
 
