@@ -281,8 +281,8 @@ def profile(
     report = _analyze(spec, batch, dtype.value, input, strict=False)
     try:
         where = tb.resolve_device(device.value)
-    except RuntimeError as exc:
-        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--device") from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
     try:
         model = tb.build(report, device=where, dtype=dtype.value)
         comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch))

@@ -405,10 +405,11 @@ class Timing:
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` to ``cuda`` or ``cpu``; ValueError when CUDA is asked for and missing."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available to this torch")
+        raise ValueError("no CUDA device is available to this torch")
     return device
 
 
