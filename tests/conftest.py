@@ -21,6 +21,13 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not REFERENCE.is_dir():
+        raise pytest.UsageError(
+            f"the reference figures are not at {REFERENCE}: the tests read ../shared/reference beside the checkout"
+        )
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/* from the current output.")
 
