@@ -388,7 +388,7 @@ else:
 Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
 for _model in STRUCTURE_MODELS.values():
     _model.model_rebuild()
-ENTRY = TypeAdapter(Entry)
+ENTRY: TypeAdapter[AnyEntry] = TypeAdapter(Entry)
 
 
 class Block(BaseModel):
