@@ -6,11 +6,12 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -44,6 +45,54 @@ def human(n: float, unit: str = "") -> str:
     return f"{n:.0f} {unit}".rstrip() if unit else f"{n:,.0f}"
 
 
+def short(n: int) -> str:
+    """Three significant digits and an SI prefix, for narrow terminals.
+
+    >>> short(0), short(999), short(1792), short(3211264), short(15470264320), short(999_600), short(-36_928)
+    ('0', '999', '1.79k', '3.21M', '15.5G', '1M', '-36.9k')
+    """
+    size, sign = abs(n), "-" if n < 0 else ""
+    if size < 1000:
+        return f"{sign}{size}"
+    for factor, prefix in ((10**3, "k"), (10**6, "M"), (10**9, "G"), (10**12, "T")):
+        value = float(f"{size / factor:.3g}")  # 999,600 rounds to 1000k: take the next prefix
+        if value < 1000 or prefix == "T":
+            break
+    return f"{sign}{value:g}{prefix}"
+
+
+#: Said under a table whose numbers were shortened to fit the terminal.
+SHORTENED = (
+    "Numbers shortened to fit the terminal (k, M, G, T = 10^3, 10^6, 10^9, 10^12); a wider terminal"
+    " (or COLUMNS=160) or --format csv, markdown or json shows every digit"
+)
+
+
+def _table(title: str, compact: bool, **options: Any) -> Table:
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        **({"collapse_padding": True} if compact else {}) | options,
+    )
+
+
+def print_fitted(console: Console, build: Callable[[bool], Table]) -> bool:
+    """Print ``build(False)``, or ``build(True)`` (compact) when the full one would cut numbers; True if compact.
+
+    A terminal narrower than a table's narrowest layout would make rich cut cells short
+    ("150,5…"): a calculator must never show a number it has cut, so it shortens them instead.
+    """
+    table = build(False)
+    unbounded = console.options.update_width(10**6)  # rich clamps a measurement to the width it is given
+    if Measurement.get(console, unbounded, table).minimum <= console.width:
+        console.print(table)
+        return False
+    console.print(build(True))
+    return True
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
@@ -62,17 +111,18 @@ def _layer_text(row: Row) -> str:
     return f"{text} ({row.folded} rows)" if row.folded else text
 
 
-def _cells(row: Row, name: str, layer: str) -> list[str]:
-    """One row of the summary table: #, name, layer, output, activations, memory, params, MACs, RF."""
+def _cells(row: Row, name: str, layer: str, compact: bool = False) -> list[str]:
+    """One row of the summary table: #, name, layer, output, activations (not when compact), memory, params, MACs, RF."""
+    number = short if compact else "{:,}".format
     return [
         str(row.index),
         name,
         layer,
         shape_text(row.output_shape),
-        f"{row.activations:,}",
+        *([] if compact else [f"{row.activations:,}"]),
         human(row.activation_bytes, "B") if row.activation_bytes else "0",
-        f"{row.params:,}",
-        f"{row.macs:,}",
+        number(row.params),
+        number(row.macs),
         rf_text(row),
     ]
 
@@ -96,28 +146,35 @@ def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
     return out
 
 
-def print_table(report: Report, console: Console) -> None:
-    """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
+def _summary_table(report: Report, compact: bool) -> Table:
     t = report.totals
+    number = short if compact else "{:,}".format
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_footer=True, title_justify="left", pad_edge=False)
-    table.add_column("#", justify="right", footer="")
-    table.add_column("name", footer="total")
+    table = _table(title, compact, show_footer=True)
+    table.add_column("#", justify="right", footer="", no_wrap=True)
+    table.add_column("name", footer="total", overflow="fold")
     table.add_column("layer", overflow="fold", max_width=34)
-    table.add_column("output", justify="right", footer="")
-    table.add_column("activations", justify="right", footer=f"{t.activations:,}")
-    table.add_column("memory", justify="right", footer=human(t.activation_bytes, "B"))
-    table.add_column("params", justify="right", footer=f"{t.params:,}")
-    table.add_column("MACs", justify="right", footer=f"{t.macs:,}")
-    table.add_column("RF", justify="right", footer="")
+    table.add_column("output", justify="right", footer="", no_wrap=True)
+    if not compact:
+        table.add_column("activations", justify="right", footer=f"{t.activations:,}", no_wrap=True)
+    table.add_column("memory", justify="right", footer=human(t.activation_bytes, "B"), no_wrap=True)
+    table.add_column("params", justify="right", footer=number(t.params), no_wrap=True)
+    table.add_column("MACs", justify="right", footer=number(t.macs), no_wrap=True)
+    table.add_column("RF", justify="right", footer="", no_wrap=True)
     for row, name, layer in _rows_with_headers(report):
         if row is None:
             # a block's arguments may be long: one line, cut to the column
             header = Text(layer, style="bold", no_wrap=True, overflow="ellipsis")
-            table.add_row("", Text(name, style="bold"), header, "", "", "", "", "", "")
+            table.add_row("", Text(name, style="bold"), header, *[""] * (len(table.columns) - 3))
             continue
-        table.add_row(*_cells(row, name, layer))
-    console.print(table)
+        table.add_row(*_cells(row, name, layer, compact))
+    return table
+
+
+def print_table(report: Report, console: Console) -> None:
+    """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
+    if print_fitted(console, lambda compact: _summary_table(report, compact)):
+        console.print(Text(f"{SHORTENED}; the activations column is left out.", style="dim"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
@@ -376,6 +433,28 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> 
     return lines
 
 
+def _profile_table(report: Report, comparisons: list[RowComparison], compact: bool) -> Table:
+    title = f"{report.name}: cnncalc against PyTorch, input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
+    table = _table(title, compact, collapse_padding=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    for header, _ in _PROFILE_COLUMNS:
+        if not compact:
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(f"torch {header}" if compact else "torch", justify="right", no_wrap=True)
+    for c in comparisons:
+        row = c.row
+        analytic = {"shape": row.output_shape, "params": row.params, "FLOPs": row.flops, "bytes": row.activation_bytes}
+        cells: list[str | Text] = [str(row.index), row.name]
+        for header, quantities in _PROFILE_COLUMNS:
+            measured = _measured_cell(c, header, quantities)
+            if not compact:
+                cells.append(_cell(analytic[header]) if measured.plain else "")
+            cells.append(measured)
+        table.add_row(*cells)
+    return table
+
+
 def print_profile(
     report: Report,
     comparisons: list[RowComparison],
@@ -384,27 +463,10 @@ def print_profile(
     peak_tflops: float | None = None,
 ) -> None:
     """Analytic and measured side by side, a mark per cell, then the timing."""
-    table = Table(
-        title=f"{report.name}: cnncalc against PyTorch, input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    table.add_column("#", justify="right")
-    table.add_column("name")
-    for header, _ in _PROFILE_COLUMNS:
-        table.add_column(header, justify="right")
-        table.add_column("torch", justify="right")
-    for c in comparisons:
-        row = c.row
-        analytic = {"shape": row.output_shape, "params": row.params, "FLOPs": row.flops, "bytes": row.activation_bytes}
-        cells: list[str | Text] = [str(row.index), row.name]
-        for header, quantities in _PROFILE_COLUMNS:
-            measured = _measured_cell(c, header, quantities)
-            cells += [_cell(analytic[header]) if measured.plain else "", measured]
-        table.add_row(*cells)
-    console.print(table)
+    if print_fitted(console, lambda compact: _profile_table(report, comparisons, compact)):
+        console.print(
+            Text("Narrow terminal: PyTorch's figures only, each marked ✓ where cnncalc's equals it.", style="dim")
+        )
     bad = mismatches(comparisons)
     n = sum(len(c.checks) for c in comparisons)
     if bad:
@@ -527,8 +589,9 @@ def validation_summary(results: list[FileResult]) -> str:
 # --- compare --------------------------------------------------------------------------
 
 
-def _compare_rows(a: Report, b: Report) -> list[tuple[str, list[str]]]:
-    """Per stage, then in total: each figure for A, for B, and B - A, in readable units."""
+def _compare_rows(a: Report, b: Report, compact: bool = False) -> list[tuple[str, list[str]]]:
+    """Per stage, then in total: each figure for A, for B, and B - A, in readable units (compact: no percentages)."""
+    number = short if compact else human
     rows = []
     totals = [(attr, getattr(a.totals, attr), getattr(b.totals, attr)) for _, attr in FIGURES]
     for key, values in [
@@ -537,7 +600,12 @@ def _compare_rows(a: Report, b: Report) -> list[tuple[str, list[str]]]:
     ]:
         cells = []
         for _, va, vb in values:
-            cells += ["" if va is None else human(va), "" if vb is None else human(vb), delta(va, vb, human)]
+            change = delta(va, vb, number)
+            cells += [
+                "" if va is None else number(va),
+                "" if vb is None else number(vb),
+                change.split(" (")[0] if compact else change,
+            ]
         rows.append((key, cells))
     return rows
 
@@ -569,16 +637,22 @@ def _title(a: Report, b: Report, files: tuple[str, str]) -> str:
     )
 
 
-def print_compare(a: Report, b: Report, files: tuple[str, str], console: Console) -> None:
-    table = Table(title=_title(a, b, files), box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    table.add_column("stage")
+def _compare_table(a: Report, b: Report, files: tuple[str, str], compact: bool) -> Table:
+    table = _table(_title(a, b, files), compact)
+    table.add_column("stage", no_wrap=True)
     for label, _ in FIGURES:
-        table.add_column(f"{label} A", justify="right")
-        table.add_column("B", justify="right")
-        table.add_column("B - A", justify="right")
-    for key, cells in _compare_rows(a, b):
+        label = "acts" if compact and label == "activations" else label
+        table.add_column(f"{label} A", justify="right", no_wrap=True)
+        table.add_column("B", justify="right", no_wrap=True)
+        table.add_column("B - A", justify="right", no_wrap=compact)
+    for key, cells in _compare_rows(a, b, compact):
         table.add_row(key, *cells, style="bold" if key == "total" else None)
-    console.print(table)
+    return table
+
+
+def print_compare(a: Report, b: Report, files: tuple[str, str], console: Console) -> None:
+    if print_fitted(console, lambda compact: _compare_table(a, b, files, compact)):
+        console.print(Text(f"{SHORTENED}; acts = activations; the totals below are exact.", style="dim"))
     grid = Table.grid(padding=(0, 2))
     for _ in range(4):
         grid.add_column()

@@ -1,0 +1,106 @@
+"""Narrow terminals: tables shorten their numbers (and say so) instead of letting rich cut them ("150,5…")."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SPECS
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cnncalc.cli import app
+from cnncalc.render import short
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+SHORT = re.compile(r"^-?\d{1,3}(\.\d{1,2})?[kMGT]?$")
+PREFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def run(columns: int, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"})
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.exit_code, result.stdout
+
+
+def parse_short(text: str) -> float:
+    prefix = text[-1] if text[-1] in "kMGT" else ""
+    return float(text.removesuffix(prefix)) * PREFIX[prefix]
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_short_keeps_three_significant_digits(n: int) -> None:
+    text = short(n)
+    assert SHORT.match(text) or abs(n) >= 10**15 - 10**12, text
+    assert abs(parse_short(text) - n) <= 0.005 * abs(n) + 0.5
+
+
+def _table_rows(out: str, count: int) -> list[str]:
+    """The ``count`` rows of the summary table, found by their index in the first column.
+
+    Block headers (``layer1``, stage ``0``) are indented further, and a folded layer cell continues on lines
+    that start with spaces; neither is a row.
+    """
+    rows: list[str] = []
+    for line in out.splitlines():
+        if len(rows) < count and re.match(rf"^ {{0,5}}{len(rows)} ", line):
+            rows.append(line)
+    return rows
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("columns", [80, 100])
+def test_summary_in_a_narrow_terminal_cuts_no_number(spec: Path, columns: int) -> None:
+    code, out = run(columns, "summary", str(spec.relative_to(ROOT)))
+    assert code == 0
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= columns
+    report = json.loads(run(200, "summary", str(spec.relative_to(ROOT)), "-f", "json")[1])
+    lines = _table_rows(out, len(report["layers"]))
+    assert len(lines) == len(report["layers"])
+    shortened = "Numbers shortened to fit the terminal" in out
+    for line, layer in zip(lines, report["layers"], strict=True):
+        tokens = line.split()
+        assert "…" not in " ".join(tokens[-5:]), line
+        # the last four cells: memory (two tokens unless 0), params, MACs, RF
+        params, macs = tokens[-3], tokens[-2]
+        if shortened:
+            assert parse_short(params) == pytest.approx(layer["params"], rel=0.005, abs=0.5), line
+            assert parse_short(macs) == pytest.approx(layer["macs"], rel=0.005, abs=0.5), line
+        else:
+            assert (int(params.replace(",", "")), int(macs.replace(",", ""))) == (layer["params"], layer["macs"])
+
+
+def test_vgg16_at_80_columns_is_shortened_and_exact_at_120() -> None:
+    _, narrow = run(80, "summary", "specs/vgg16.yaml")
+    _, wide = run(120, "summary", "specs/vgg16.yaml")
+    assert "Numbers shortened to fit the terminal" in narrow
+    assert "Numbers shortened" not in wide
+    # the footer: total memory, params and MACs; the totals block under the table stays exact
+    assert re.search(r"total\s+60\.95 MB\s+138M\s+15\.5G", narrow)
+    assert "15,470,264,320 = 15.47 GMAC" in narrow
+    assert re.search(r"total\s+15,237,608\s+60\.95 MB\s+138,357,544\s+15,470,264,320", wide)
+
+
+def test_compare_in_a_narrow_terminal_cuts_no_number() -> None:
+    code, out = run(80, "compare", "specs/resnet18.yaml", "specs/resnet50.yaml")
+    assert code == 0
+    assert "…" not in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    total = next(line for line in out.splitlines() if line.startswith(" total"))
+    assert total.split()[1:] == ["11.7M", "25.6M", "+13.9M", "1.81G", "4.09G", "+2.28G", "5.32M", "22.6M", "+17.3M"]
+    assert "+13,911,040 (+118.9%)" in out  # the exact totals below the table
+
+
+@pytest.mark.torch
+def test_profile_in_a_narrow_terminal_keeps_exact_figures() -> None:
+    pytest.importorskip("torch")
+    code, out = run(80, "profile", "specs/lenet5.yaml", "--device", "cpu", "--iters", "1", "--warmup", "0")
+    assert code == 0, out
+    assert "…" not in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    assert "PyTorch's figures only" in out
+    c1 = next(line for line in out.splitlines() if line.split()[:2] == ["1", "c1"])
+    assert c1.split() == ["1", "c1", "6x28x28", "✓", "156", "✓", "235,200", "✓", "37,632", "✓"]
