@@ -265,7 +265,8 @@ def profile(
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
 ) -> None:
     """Build the spec in PyTorch, check every shape, param count, FLOP count and activation byte
-    against cnncalc's, then time it. Exits 1 if any number disagrees.
+    against cnncalc's (with --train also the bytes each layer keeps for backward), then time it.
+    Exits 1 if any number disagrees.
 
     Example: cnncalc profile specs/vgg16.yaml --device cuda --dtype bfloat16 --batch 32
     """
@@ -285,7 +286,8 @@ def profile(
         raise typer.BadParameter(str(exc), param_hint="--device") from None
     try:
         model = tb.build(report, device=where, dtype=dtype.value)
-        comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch))
+        saved = tb.measure_saved(model, report.input_shape, batch) if train else None
+        comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch), saved, device=where)
         with _progress(warmup + iters, format is ProfileFormat.table) as tick:
             timing = tb.time_model(
                 model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick

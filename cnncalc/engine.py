@@ -140,6 +140,8 @@ class Row:
     block: tuple[str, ...] = ()
     inputs: tuple[int, ...] = ()
     layer: AnyLayer | Join | None = field(default=None, compare=False, repr=False)
+    #: bytes this row adds to what a training forward keeps for backward (see cnncalc.training)
+    saved_bytes: int = 0
     #: how many rows a ``--depth`` fold put into this one (0: a row of its own)
     folded: int = 0
 
@@ -179,6 +181,9 @@ class Totals:
     activation_bytes: int
     forward_backward_bytes_estimate: int
     peak_activation_bytes: int
+    saved_bytes: int
+    grad_bytes: int
+    training_bytes: int
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,8 @@ class Report:
         rows = self.rows
         params = sum(r.params for r in rows)
         activation_bytes = sum(r.activation_bytes for r in rows)
+        saved = sum(r.saved_bytes for r in rows)
+        grads = sum(r.params_trainable for r in rows) * self.dtype_bytes
         return Totals(
             params=params,
             params_trainable=sum(r.params_trainable for r in rows),
@@ -215,6 +222,9 @@ class Report:
             activation_bytes=activation_bytes,
             forward_backward_bytes_estimate=2 * activation_bytes,
             peak_activation_bytes=self.peak_activation_bytes,
+            saved_bytes=saved,
+            grad_bytes=grads,
+            training_bytes=params * self.dtype_bytes + grads + saved,
         )
 
     def folded(self, depth: int) -> Report:
@@ -247,6 +257,7 @@ class Report:
                     macs=sum(r.macs for r in group),
                     activations=sum(r.activations for r in group),
                     activation_bytes=sum(r.activation_bytes for r in group),
+                    saved_bytes=sum(r.saved_bytes for r in group),
                     receptive_field=group[-1].receptive_field,
                     path=group[0].path,
                     block=path[:-1],
@@ -1058,7 +1069,10 @@ def analyze(
         raise SpecError(locate(spec, walker.errors))
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
-    rows = tuple(walker.rows)
+    from .training import saved_for_backward  # training reads engine's rows
+
+    saved = saved_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
+    rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, saved, strict=True))
     return Report(
         name=spec.name,
         input_shape=shape,

@@ -29,6 +29,7 @@ CONVENTIONS = (
     "Bias, pooling, norm, activations, adds and concatenations count 0 FLOPs, as in torch.utils.flop_counter.",
     "activations: values of the tensors each row allocates at inference; in-place ops, flatten and dropout add none.",
     "memory: activations x bytes per value; MB = 10^6 bytes. RF: receptive field size / stride in input pixels.",
+    "kept for backward: tensors autograd saves in a training forward, each counted once (parameters not).",
 )
 LECTURE_X2 = "x2 for forward + backward: the lecture's rule of thumb, not a measurement"
 
@@ -217,7 +218,18 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
             " (inference, each tensor freed after its last reader)",
         ),
         ("fwd + bwd", f"~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})"),
+        ("training", training_text(report)),
     ]
+
+
+def training_text(report: Report) -> str:
+    """One training step's memory, counted: params, their gradients, and what autograd keeps for backward."""
+    t = report.totals
+    return (
+        f"{human(t.training_bytes, 'B')} = params {human(t.param_bytes, 'B')} + grads {human(t.grad_bytes, 'B')}"
+        f" + kept for backward {human(t.saved_bytes, 'B')} (PyTorch's autograd on CUDA, counted per row);"
+        f" the optimizer adds {human(t.grad_bytes, 'B')} (SGD momentum) or {human(2 * t.grad_bytes, 'B')} (Adam)"
+    )
 
 
 # --- JSON ----------------------------------------------------------------------
@@ -241,6 +253,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "flops": row.flops,
         "activations": row.activations,
         "activation_bytes": row.activation_bytes,
+        "saved_bytes": row.saved_bytes,
         "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
         "block": list(row.block),
         "inputs": list(row.inputs),
@@ -288,6 +301,7 @@ _CSV_COLUMNS = (
     "flops",
     "activations",
     "activation_bytes",
+    "saved_bytes",
     "rf_size",
     "rf_stride",
     "block",
@@ -342,6 +356,7 @@ def to_markdown(report: Report) -> str:
         f"- forward activations: {t.activations:,} values = {human(t.activation_bytes, 'B')} ({mib(t.activation_bytes)});"
         f" fwd + bwd ~{human(t.forward_backward_bytes_estimate, 'B')} ({LECTURE_X2})",
         f"- peak: {human(t.peak_activation_bytes, 'B')} of activations alive at once (inference)",
+        f"- training: {training_text(report)}",
         "",
         *[f"> {c}  " for c in CONVENTIONS],
     ]
@@ -360,6 +375,7 @@ _PROFILE_COLUMNS = (
     ("params", ("params_trainable", "params_non_trainable", "weights", "biases")),
     ("FLOPs", ("flops",)),
     ("bytes", ("activation_bytes",)),
+    ("kept", ("saved_bytes",)),  # with --train only
 )
 
 
@@ -388,7 +404,13 @@ def mismatches(comparisons: list[RowComparison]) -> list[str]:
     ]
 
 
-def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> list[tuple[str, str]]:
+def kept_for_backward(comparisons: list[RowComparison]) -> int | None:
+    """cnncalc's bytes kept for backward by the rules of the device profiled, when ``--train`` measured them."""
+    checks = [ch for c in comparisons for ch in c.checks if ch.quantity == "saved_bytes"]
+    return sum(ch.analytic for ch in checks) if checks else None
+
+
+def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None, kept: int | None) -> list[tuple[str, str]]:
     t = report.totals
     secs = timing.seconds
     median = timing.median
@@ -409,11 +431,9 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> 
         ),
     ]
     if timing.peak_bytes is not None:
-        train = timing.mode == "train"
-        estimate = t.param_bytes + (
-            t.param_bytes + t.forward_backward_bytes_estimate if train else t.peak_activation_bytes
-        )
-        what = "params + grads + 2 x activations" if train else "params + peak activations"
+        train = kept is not None
+        estimate = t.param_bytes + (t.grad_bytes + (kept or 0) if train else t.peak_activation_bytes)
+        what = "params + grads + kept for backward" if train else "params + peak activations"
         lines.append(
             (
                 "peak memory",
@@ -421,13 +441,14 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None) -> 
                 f" {human(estimate, 'B')} ({what})",
             )
         )
-    if timing.saved_bytes is not None:
+    if timing.saved_bytes is not None and kept is not None:
+        mark = "✓" if kept == timing.saved_bytes else "✗"
         lines.append(
             (
-                "saved for bwd",
-                f"{human(timing.saved_bytes, 'B')} of tensors autograd keeps for backward (measured);"
-                f" forward activations {human(t.activation_bytes, 'B')} ({LECTURE_X2.split(':')[0]}:"
-                f" {human(t.forward_backward_bytes_estimate, 'B')})",
+                "kept for bwd",
+                f"{timing.saved_bytes:,} bytes = {human(timing.saved_bytes, 'B')} of tensors autograd keeps for backward"
+                f" (measured); cnncalc {kept:,} {mark}; the lecture's x2 rule assumes"
+                f" {human(t.forward_backward_bytes_estimate - t.activation_bytes, 'B')}, one more copy of the activations",
             )
         )
     return lines
@@ -438,18 +459,21 @@ def _profile_table(report: Report, comparisons: list[RowComparison], compact: bo
     table = _table(title, compact, collapse_padding=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold")
-    for header, _ in _PROFILE_COLUMNS:
+    measured_quantities = {ch.quantity for c in comparisons for ch in c.checks}
+    columns = [(h, q) for h, q in _PROFILE_COLUMNS if measured_quantities & set(q)]
+    for header, _ in columns:
         if not compact:
             table.add_column(header, justify="right", no_wrap=True)
         table.add_column(f"torch {header}" if compact else "torch", justify="right", no_wrap=True)
     for c in comparisons:
         row = c.row
-        analytic = {"shape": row.output_shape, "params": row.params, "FLOPs": row.flops, "bytes": row.activation_bytes}
         cells: list[str | Text] = [str(row.index), row.name]
-        for header, quantities in _PROFILE_COLUMNS:
+        for header, quantities in columns:
             measured = _measured_cell(c, header, quantities)
             if not compact:
-                cells.append(_cell(analytic[header]) if measured.plain else "")
+                # the params cell shows the total; the others the one quantity their column checks
+                analytic = row.params if header == "params" else measured.plain and c.check(quantities[0]).analytic
+                cells.append(_cell(analytic) if measured.plain else "")
             cells.append(measured)
         table.add_row(*cells)
     return table
@@ -475,13 +499,17 @@ def print_profile(
             console.print(Text(f"  mismatch: {line}", style="red"))
     else:
         console.print(
-            Text(f"✓ all {n} checks agree with PyTorch (shapes, params, FLOPs, activation bytes)", style="bold green")
+            Text(
+                f"✓ all {n} checks agree with PyTorch (shapes, params, FLOPs, activation bytes"
+                + (", bytes kept for backward)" if kept_for_backward(comparisons) is not None else ")"),
+                style="bold green",
+            )
         )
     console.print()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    for label, value in _timing_lines(report, timing, peak_tflops):
+    for label, value in _timing_lines(report, timing, peak_tflops, kept_for_backward(comparisons)):
         grid.add_row(label, value)
     console.print(grid)
 

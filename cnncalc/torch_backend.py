@@ -50,6 +50,7 @@ from .spec import (
     Tanh,
     ZeroPad2d,
 )
+from .training import saved_for_backward
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -336,6 +337,46 @@ def measure(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> 
         model.train(was_training)
 
 
+def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> dict[int, int]:
+    """One training forward: per row, the bytes of tensors autograd saves for backward that no earlier row saved.
+
+    ``saved_tensors_hooks`` sees every tensor an op saves; a pre-hook on each row's
+    module says which row is running. Storages count once (a ReLU's output that the
+    next conv saves again is not new), parameters and buffers not at all.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    state = {_storage(t) for t in (*model.parameters(), *model.buffers())}
+    saved = {index: 0 for index, _, _, _ in model.steps}
+    current = [0]
+    handles = []
+
+    def enter(index: int) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            current[0] = index
+
+        return hook
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = _storage(t)
+        if ptr not in state:
+            state.add(ptr)
+            saved[current[0]] += t.untyped_storage().nbytes()
+        return t
+
+    try:
+        for index, _, module, _ in model.steps:
+            handles.append(module.register_forward_pre_hook(enter(index)))
+        x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
+        with _mode(model, True), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(x)
+        return saved
+    finally:
+        for h in handles:
+            h.remove()
+
+
 # --- comparison -------------------------------------------------------------------
 
 #: The exact quantities that the engine and torch must agree on, per row.
@@ -374,12 +415,23 @@ class RowComparison:
         return next(c for c in self.checks if c.quantity == quantity)
 
 
-def compare(report: Report, measured: Measured) -> list[RowComparison]:
-    """Row by row, every exact quantity of the engine against torch's measurement."""
+def compare(
+    report: Report, measured: Measured, saved: dict[int, int] | None = None, device: str = "cpu"
+) -> list[RowComparison]:
+    """Row by row, every exact quantity of the engine against torch's measurement.
+
+    With ``saved`` (from :func:`measure_saved`), each row also checks the bytes it keeps
+    for backward, by the rules of ``device`` (they differ for dropout).
+    """
     first = report.rows[0]
     out = [RowComparison(first, (Check("activation_bytes", first.activation_bytes, measured.input_bytes),))]
+    kept = saved_for_backward(
+        report.rows, dtype_bytes=report.dtype_bytes, batch=report.batch, device="cuda" if device == "cuda" else "cpu"
+    )
     for row, m in zip(report.rows[1:], measured.rows, strict=True):
         checks = tuple(Check(q, getattr(row, q), getattr(m, q)) for q in QUANTITIES)
+        if saved is not None:
+            checks += (Check("saved_bytes", kept[row.index], saved[row.index]),)
         out.append(RowComparison(row, checks))
     return out
 
@@ -411,25 +463,6 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("no CUDA device is available to this torch")
     return device
-
-
-def _saved_bytes(model: SpecModule, x: torch.Tensor) -> int:
-    """Bytes autograd saves for backward in one training forward (parameters excluded)."""
-    params = {_storage(p) for p in model.parameters()}
-    seen: set[int] = set()
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        ptr = _storage(t)
-        if ptr not in params and ptr not in seen:
-            seen.add(ptr)
-            total += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)
-    return total
 
 
 @contextmanager
@@ -481,7 +514,7 @@ def time_model(
             step()
         timing.flops_per_iter = int(counter.get_total_flops())
         if train:
-            timing.saved_bytes = _saved_bytes(model, x)
+            timing.saved_bytes = sum(measure_saved(model, input_shape, batch).values())
         for _ in range(warmup):
             step()
             tick()

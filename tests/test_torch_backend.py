@@ -28,10 +28,11 @@ pytestmark = pytest.mark.torch
 ENV = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
 
 
-def agree(spec: Spec, batch: int = 1, dtype: str = "float32") -> list[tb.RowComparison]:
+def agree(spec: Spec, batch: int = 1, dtype: str = "float32", train: bool = False) -> list[tb.RowComparison]:
     report = analyze(spec, batch=batch, dtype=dtype)
     model = tb.build(report, dtype=dtype)
-    return tb.compare(report, tb.measure(model, report.input_shape, batch))
+    saved = tb.measure_saved(model, report.input_shape, batch) if train else None
+    return tb.compare(report, tb.measure(model, report.input_shape, batch), saved)
 
 
 def assert_agree(comparisons: list[tb.RowComparison]) -> None:
@@ -48,6 +49,31 @@ def test_every_shipped_spec_agrees_with_torch(path: Path) -> None:
     assert len(comparisons) == len(report.rows)
     for c in comparisons[1:]:  # MACs are half of FlopCounterMode's count, row by row
         assert 2 * c.row.macs == c.check("flops").measured
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_spec_keeps_what_cnncalc_says_for_backward(path: Path) -> None:
+    """A training forward (batch 2): per row, the bytes of tensors autograd saves equal cnncalc's (CPU rules)."""
+    comparisons = agree(load_spec(path), batch=2, train=True)
+    assert_agree(comparisons)
+    assert all(any(ch.quantity == "saved_bytes" for ch in c.checks) for c in comparisons[1:])
+
+
+def test_half_precision_keeps_what_cnncalc_says_for_backward() -> None:
+    assert_agree(agree(load_spec(SPECS / "resnet18.yaml"), batch=2, dtype="bfloat16", train=True))
+    assert_agree(agree(load_spec(SPECS / "mobilenet_v2.yaml"), batch=2, dtype="bfloat16", train=True))
+
+
+def test_saved_rules_differ_by_device_only_for_dropout() -> None:
+    """Dropout keeps a 1-byte mask on CUDA (native_dropout) and one of the dtype on the CPU: the CPU is measured."""
+    spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "dropout"}], [3, 8, 8])
+    report = analyze(spec, batch=2)
+    model = tb.build(report)
+    comparisons = tb.compare(report, tb.measure(model, report.input_shape, 2), tb.measure_saved(model, (3, 8, 8), 2))
+    assert_agree(comparisons)
+    mask = comparisons[2].check("saved_bytes").measured
+    assert mask == 2 * 4 * 6 * 6 * 4  # a float32 mask on the CPU
+    assert report.rows[2].saved_bytes == mask // 4  # the summary counts CUDA's bool mask
 
 
 def test_batch_and_half_precision_agree() -> None:
@@ -181,7 +207,10 @@ def _planar(c: int) -> st.SearchStrategy[dict[str, Any]]:
 
 def _anywhere() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
-        st.fixed_dictionaries({"kind": st.sampled_from(["relu", "leaky_relu", "dropout"]), "inplace": st.booleans()}),
+        st.fixed_dictionaries({"kind": st.sampled_from(["relu", "relu6", "leaky_relu"]), "inplace": st.booleans()}),
+        st.fixed_dictionaries(
+            {"kind": st.just("dropout"), "p": st.sampled_from([0.0, 0.5, 1.0]), "inplace": st.booleans()}
+        ),
         st.sampled_from([{"kind": "tanh"}, {"kind": "sigmoid"}, {"kind": "softmax"}, {"kind": "flatten"}]),
     )
 
@@ -337,6 +366,11 @@ def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
     event(f"both accept, {'with' if any(r.kind in ('add', 'concat') for r in report.rows) else 'without'} branches")
     model = tb.build(report)
     assert_agree(tb.compare(report, tb.measure(model, report.input_shape)))
+    # a training forward of two images (batch norm needs two values per channel to train)
+    report = analyze(spec, batch=2)
+    model = tb.build(report)
+    saved = tb.measure_saved(model, report.input_shape, 2)
+    assert_agree(tb.compare(report, tb.measure(model, report.input_shape, 2), saved))
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -365,7 +399,10 @@ def test_profile_json_train() -> None:
     timing = data["timing"]
     assert timing["mode"] == "train" and timing["iterations"] == 2 and len(timing["seconds"]) == 2
     assert timing["flops_per_iteration"] > 2 * data["totals"]["flops"]  # backward counted too
-    assert timing["saved_for_backward_bytes"] > 0
+    assert timing["saved_for_backward_bytes"] == sum(
+        layer["checks"]["saved_bytes"]["analytic"] for layer in data["layers"][1:]
+    )
+    assert all(layer["checks"]["saved_bytes"]["ok"] for layer in data["layers"][1:])
 
 
 def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
