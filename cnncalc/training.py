@@ -62,6 +62,13 @@ class _Keeps:
     new_output: bool = True  # False: the output shares the input's storage (in place, a view)
 
 
+def _odd_same_padding(layer: Conv2d) -> tuple[int, int]:
+    """Per axis, 1 where ``padding: same`` needs an odd total (dilation x (kernel - 1)), else 0."""
+    if layer.padding != "same":
+        return (0, 0)
+    return (layer.dilation[0] * (layer.kernel[0] - 1) % 2, layer.dilation[1] * (layer.kernel[1] - 1) % 2)
+
+
 def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> _Keeps:
     """The autograd rule of one row; ``grad_in``: whether its input requires grad."""
     layer = row.layer
@@ -81,9 +88,13 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
             # the weight always requires grad, so the input is kept even when it does not;
             # a fused activation keeps its result, but relu6 in place a copy of its input
             clone = activation == "relu6"
-            return _Keeps(
-                input=True, output=activation is not None and not clone, extra=out_numel * dtype_bytes * clone
-            )
+            extra = out_numel * dtype_bytes * clone
+            odd = _odd_same_padding(layer) if isinstance(layer, Conv2d) else (0, 0)
+            if any(odd):
+                # 'same' with an odd total padding: PyTorch pads a copy by one on the right/bottom and keeps that
+                c, h, w = in_shape
+                extra += batch * c * (h + odd[0]) * (w + odd[1]) * dtype_bytes
+            return _Keeps(input=not any(odd), output=activation is not None and not clone, extra=extra)
         case MaxPool2d() | AdaptiveMaxPool2d():
             return _Keeps(input=grad_in, extra=INDEX_BYTES * out_numel if grad_in else 0)
         case AvgPool2d():

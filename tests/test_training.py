@@ -99,3 +99,11 @@ def test_an_activation_after_an_in_place_add_keeps_a_new_tensor() -> None:
     layers = [{"kind": "residual", "body": body, "shortcut": "identity", "activation": "tanh", "inplace": True}]
     report = analyze(spec_of(layers, [3, 8, 8]), batch=N)
     assert report.rows[-1].saved_bytes == X  # the tanh's result: 3x8x8, like the input
+
+
+def test_same_padding_with_an_even_kernel_keeps_a_padded_copy() -> None:
+    """PyTorch pads the input by one more on the right and bottom, convolves that, and keeps it."""
+    report = analyze(spec_of([{"kind": "conv2d", "out": 4, "kernel": 2, "padding": "same"}], [3, 8, 8]), batch=N)
+    assert report.rows[1].saved_bytes == N * 3 * 9 * 9 * F
+    report = analyze(spec_of([{"kind": "conv2d", "out": 4, "kernel": [3, 2], "padding": "same"}], [3, 8, 8]), batch=N)
+    assert report.rows[1].saved_bytes == N * 3 * 8 * 9 * F
