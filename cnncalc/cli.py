@@ -26,7 +26,9 @@ from .errors import Problem, SpecError
 from .render import (
     compare_dict,
     compare_markdown,
+    fit_dict,
     print_compare,
+    print_fit,
     print_profile,
     print_table,
     profile_dict,
@@ -196,6 +198,65 @@ def schema() -> None:
     Example: cnncalc schema > cnncalc.schema.json
     """
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+class FitFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class OptimizerChoice(StrEnum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+@app.command()
+def fit(
+    spec: SpecArg,
+    memory: Annotated[
+        str,
+        typer.Option("--memory", "-m", metavar="SIZE", help="The budget: 80GB, 24GiB, 512MB (GB = 10^9, GiB = 2^30)."),
+    ],
+    train: Annotated[
+        bool, typer.Option("--train", help="A training step: params, grads, optimizer state, kept for backward.")
+    ] = False,
+    optimizer: Annotated[
+        OptimizerChoice,
+        typer.Option("--optimizer", help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x)."),
+    ] = OptimizerChoice.adam,
+    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    input: InputOpt = None,
+    format: Annotated[FitFormat, typer.Option("--format", "-f", help="Output format.")] = FitFormat.text,
+) -> None:
+    """The largest batch whose counted memory fits a budget: inference (params + peak activations)
+    or, with --train, a training step. Exits 1 when not even one image fits.
+
+    Example: cnncalc fit specs/resnet50.yaml --memory 80GB --train --dtype bfloat16
+    """
+    from .fit import largest_batch, parse_bytes
+
+    try:
+        budget = parse_bytes(memory)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--memory") from None
+    try:
+        result = largest_batch(
+            load_spec(spec),
+            budget,
+            train=train,
+            optimizer=optimizer.value,
+            dtype=dtype.value,
+            input_shape=_parse_input(input),
+        )
+    except SpecError as exc:
+        fail(exc.problems)
+    if format is FitFormat.json:
+        sys.stdout.write(json.dumps(fit_dict(result, str(spec)), indent=2) + "\n")
+    else:
+        print_fit(result, str(spec), _console())
+    if result.best is None:
+        raise typer.Exit(1)
 
 
 class CompareFormat(StrEnum):

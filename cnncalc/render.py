@@ -18,6 +18,7 @@ from rich.text import Text
 from .compare import FIGURES, delta, pair_stages
 from .engine import Report, Row
 from .errors import Problem
+from .fit import LIMIT, Fit, Need
 from .validate import FileResult
 
 if TYPE_CHECKING:  # render stays importable without torch
@@ -716,4 +717,61 @@ def compare_dict(a: Report, b: Report, files: tuple[str, str]) -> dict[str, Any]
             }
             for pair in pair_stages(a, b)
         ],
+    }
+
+
+# --- fit ------------------------------------------------------------------------------
+
+#: What the solver's sums leave out; said under every answer.
+NOT_COUNTED = (
+    "Not counted: the CUDA context (some hundreds of MB), cuDNN workspaces, the caching allocator's rounding"
+    " and fragmentation, and tensors a backward pass makes while it runs; leave headroom."
+)
+
+
+def _need_text(n: Need, train: bool, optimizer: str) -> str:
+    parts = [f"params {human(n.params, 'B')}"]
+    if train:
+        parts.append(f"grads {human(n.grads, 'B')}")
+        if n.optimizer:
+            parts.append(f"{optimizer} state {human(n.optimizer, 'B')}")
+        parts.append(f"kept for backward {human(n.activations, 'B')}")
+    else:
+        parts.append(f"peak activations {human(n.activations, 'B')}")
+    return f"{human(n.total, 'B')} ({n.total:,} bytes) = " + " + ".join(parts)
+
+
+def print_fit(result: Fit, file: str, console: Console) -> None:
+    what = f"a training step with {result.optimizer}" if result.train else "inference"
+    console.print(Text(f"{file}: the largest batch for {what} in {human(result.budget, 'B')}", style="bold"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", justify="right")
+    grid.add_column(overflow="fold")
+    if result.best is not None:
+        grid.add_row(f"batch {result.best.batch:,}", "fits: " + _need_text(result.best, result.train, result.optimizer))
+    if result.next is not None:
+        grid.add_row(
+            f"batch {result.next.batch:,}", "does not: " + _need_text(result.next, result.train, result.optimizer)
+        )
+    else:
+        grid.add_row("", f"(the search stops at batch {LIMIT:,}; larger batches may fit too)")
+    console.print(grid)
+    if result.best is None:
+        console.print(Text("Not even one image fits.", style="bold red"))
+    console.print(Text(NOT_COUNTED, style="dim"))
+
+
+def fit_dict(result: Fit, file: str) -> dict[str, Any]:
+    def need(n: Need | None) -> dict[str, int] | None:
+        return None if n is None else {**dataclasses.asdict(n), "total": n.total}
+
+    return {
+        "file": file,
+        "budget_bytes": result.budget,
+        "train": result.train,
+        "optimizer": result.optimizer if result.train else None,
+        "batch": result.best.batch if result.best else 0,
+        "fits": need(result.best),
+        "next": need(result.next),
+        "not_counted": NOT_COUNTED,
     }

@@ -172,17 +172,18 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_summary_never_imports_torch() -> None:
-    # torch is made unimportable: summary must still work, and must not even try
+    # torch is made unimportable: summary (and fit) must still work, and must not even try
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from cnncalc.cli import app\n"
-        "try:\n    app(['summary', 'specs/vgg16.yaml', '-f', 'json'])\n"
-        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "for args in (['fit', 'specs/vgg16.yaml', '-m', '16GB', '--train'], ['summary', 'specs/vgg16.yaml', '-f', 'json']):\n"
+        "    try:\n        app(args)\n"
+        "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "assert not [m for m in sys.modules if m.startswith('torch.')], 'torch was imported'\n"
     )
     result = _python(code)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["totals"]["params"] == 138357544
+    assert json.loads(result.stdout[result.stdout.index("{") :])["totals"]["params"] == 138357544
 
 
 def test_python_dash_m_and_version() -> None:

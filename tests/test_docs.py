@@ -57,7 +57,9 @@ def test_every_shipped_spec_names_its_source() -> None:
         assert f"`{spec.name}`" in README, spec.name
 
 
-@pytest.mark.parametrize("golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md", "resnet50_depth1.txt"])
+@pytest.mark.parametrize(
+    "golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md", "resnet50_depth1.txt", "fit_resnet50.txt"]
+)
 def test_readme_examples_are_current_output(golden: str) -> None:
     text = (ROOT / "tests" / "golden" / golden).read_text().rstrip("\n")
     assert text in README, f"README's copy of tests/golden/{golden} is stale"
