@@ -10,3 +10,12 @@ for spec in specs/vgg16.yaml specs/resnet50.yaml; do
     cnncalc profile "$spec" --device cuda --warmup 5 --iters 20 $args | sed -n '/checks/,$p'
   done
 done
+# cnncalc fit against the GPU: train at the batch fit finds for a 40 GB budget and compare
+# torch.cuda.max_memory_allocated with the counted sum (fit leaves out workspaces and the allocator).
+for spec in specs/vgg16.yaml specs/resnet50.yaml; do
+  batch=$(cnncalc fit "$spec" --memory 40GB --train --optimizer sgd --dtype bfloat16 -f json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["batch"])')
+  echo "== cnncalc fit $spec --memory 40GB --train --optimizer sgd --dtype bfloat16: batch $batch"
+  cnncalc profile "$spec" --device cuda --train --dtype bfloat16 --batch "$batch" --warmup 1 --iters 3 |
+    sed -n '/peak memory/,/kept for bwd/p'
+done
