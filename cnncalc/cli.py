@@ -175,8 +175,10 @@ def validate(
         ValidateFormat, typer.Option("--format", "-f", help="text: path:line:col lines; github: annotations; json.")
     ] = ValidateFormat.text,
 ) -> None:
-    """Check spec files completely (YAML, schema, the geometry of every layer) and report every
-    problem of every file, one line each. Exits 0 when all are valid, 1 when any is not.
+    """Check spec files completely and report every problem of every file, one line each.
+
+    Checks the YAML, the schema and the geometry of every layer through the whole network.
+    Exits 0 when all are valid, 1 when any is not.
 
     Example: cnncalc validate specs/ --format github
     """
@@ -229,8 +231,10 @@ def fit(
     input: InputOpt = None,
     format: Annotated[FitFormat, typer.Option("--format", "-f", help="Output format.")] = FitFormat.text,
 ) -> None:
-    """The largest batch whose counted memory fits a budget: inference (params + peak activations)
-    or, with --train, a training step. Exits 1 when not even one image fits.
+    """The largest batch whose counted memory fits a budget, for inference or a training step.
+
+    Inference: params + peak activations; --train: params + grads + optimizer state + what
+    autograd keeps for backward. Exits 1 when not even one image fits.
 
     Example: cnncalc fit specs/resnet50.yaml --memory 80GB --train --dtype bfloat16
     """
@@ -325,9 +329,10 @@ def profile(
     ] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
 ) -> None:
-    """Build the spec in PyTorch, check every shape, param count, FLOP count and activation byte
-    against cnncalc's (with --train also the bytes each layer keeps for backward), then time it.
-    Exits 1 if any number disagrees.
+    """Build the spec in PyTorch, check every number against cnncalc's, then time it.
+
+    Checks every shape, param count, FLOP count and activation byte (with --train also the
+    bytes each layer keeps for backward). Exits 1 if any number disagrees.
 
     Example: cnncalc profile specs/vgg16.yaml --device cuda --dtype bfloat16 --batch 32
     """
