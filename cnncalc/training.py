@@ -11,8 +11,11 @@ the next conv also keeps) counts once, at the first row that keeps it; parameter
 running statistics are not counted here (they live anyway). The network's input counts
 when the first layer keeps it, as every conv or linear does.
 
-Devices differ in one op: dropout in training keeps a mask of 1 byte per value on CUDA
-(``native_dropout``) but a mask of the input's dtype on the CPU (and for in-place dropout).
+Devices differ in two ops: dropout in training keeps a mask of 1 byte per value on CUDA
+(``native_dropout``) but a mask of the input's dtype on the CPU (and for in-place dropout);
+batch norm's two saved statistics are float32 on CUDA, the input's dtype on the CPU. The CPU
+rules are checked against PyTorch in the test suite; the CUDA ones are read from PyTorch's
+kernels and not yet measured on a GPU (``profile --train`` on CUDA compares the total only).
 """
 
 from __future__ import annotations
@@ -108,8 +111,10 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
         case Flatten():
             return _Keeps(new_output=False)
         case BatchNorm2d() | BatchNorm1d():
+            # the saved mean and inverse std: in the dtype on the CPU, in float32 on CUDA (its accumulate type)
             keeps = grad_in or layer.affine
-            return _Keeps(input=keeps, extra=2 * in_shape[0] * dtype_bytes if keeps else 0)
+            stat = 4 if device == "cuda" else dtype_bytes
+            return _Keeps(input=keeps, extra=2 * in_shape[0] * stat if keeps else 0)
         case LRN():
             # x * x, padded over channels and averaged, then (k + alpha * avg) ** beta and x / that
             c, h, w = in_shape

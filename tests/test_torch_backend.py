@@ -64,7 +64,7 @@ def test_half_precision_keeps_what_cnncalc_says_for_backward() -> None:
     assert_agree(agree(load_spec(SPECS / "mobilenet_v2.yaml"), batch=2, dtype="bfloat16", train=True))
 
 
-def test_saved_rules_differ_by_device_only_for_dropout() -> None:
+def test_saved_rules_differ_by_device_for_dropout() -> None:
     """Dropout keeps a 1-byte mask on CUDA (native_dropout) and one of the dtype on the CPU: the CPU is measured."""
     spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "dropout"}], [3, 8, 8])
     report = analyze(spec, batch=2)
@@ -74,6 +74,19 @@ def test_saved_rules_differ_by_device_only_for_dropout() -> None:
     mask = comparisons[2].check("saved_bytes").measured
     assert mask == 2 * 4 * 6 * 6 * 4  # a float32 mask on the CPU
     assert report.rows[2].saved_bytes == mask // 4  # the summary counts CUDA's bool mask
+
+
+def test_cuda_training_total_is_information_not_a_check() -> None:
+    """On CUDA, profile --train compares only the total kept for backward, and says when it differs."""
+    from cnncalc.render import _timing_lines
+
+    report = analyze(load_spec(SPECS / "lenet5.yaml"))
+    timing = tb.Timing(mode="train", device="cuda", device_name="a GPU", warmup=0, seconds=[0.01], peak_bytes=10**6)
+    for measured, text in ((report.totals.saved_bytes, "✓"), (1, "not yet checked on a GPU")):
+        timing.saved_bytes = measured
+        lines = dict(_timing_lines(report, timing, None, None))
+        assert text in lines["kept for bwd"]
+        assert "params + grads + kept for backward" in lines["peak memory"]
 
 
 def test_batch_and_half_precision_agree() -> None:

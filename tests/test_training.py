@@ -107,3 +107,11 @@ def test_same_padding_with_an_even_kernel_keeps_a_padded_copy() -> None:
     assert report.rows[1].saved_bytes == N * 3 * 9 * 9 * F
     report = analyze(spec_of([{"kind": "conv2d", "out": 4, "kernel": [3, 2], "padding": "same"}], [3, 8, 8]), batch=N)
     assert report.rows[1].saved_bytes == N * 3 * 8 * 9 * F
+
+
+def test_batch_norm_statistics_are_float32_on_cuda() -> None:
+    report = analyze(spec_of([CONV, "batchnorm2d"], [3, 8, 8]), batch=N, dtype="bfloat16")
+    y = N * 4 * 6 * 6 * 2
+    assert report.rows[2].saved_bytes == y + 2 * 4 * 4  # the summary: CUDA's float32 statistics
+    cpu = saved_for_backward(report.rows, dtype_bytes=2, batch=N, device="cpu")
+    assert cpu[2] == y + 2 * 4 * 2  # measured on the CPU (tests/test_torch_backend.py): bfloat16
