@@ -658,6 +658,7 @@ def _compare_totals(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
         line("MACs", ta.macs, tb.macs),
         line("FLOPs", ta.flops, tb.flops),
         line("activation memory", ta.activation_bytes, tb.activation_bytes, "B"),
+        line("training memory", ta.training_bytes, tb.training_bytes, "B"),
         ("output", shape_text(a.rows[-1].output_shape), shape_text(b.rows[-1].output_shape), ""),
     ]
     if rfa and rfb:
