@@ -750,7 +750,8 @@ def _need_text(n: Need, train: bool, optimizer: str) -> str:
 
 def print_fit(result: Fit, file: str, console: Console) -> None:
     what = f"a training step with {result.optimizer}" if result.train else "inference"
-    console.print(Text(f"{file}: the largest batch for {what} in {human(result.budget, 'B')}", style="bold"))
+    budget = f"{human(result.budget, 'B')} ({result.budget / 2**30:.2f} GiB)"
+    console.print(Text(f"{file}: the largest batch for {what} in {budget}", style="bold"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", justify="right")
     grid.add_column(overflow="fold")
