@@ -104,3 +104,11 @@ def test_profile_in_a_narrow_terminal_keeps_exact_figures() -> None:
     assert "PyTorch's figures only" in out
     c1 = next(line for line in out.splitlines() if line.split()[:2] == ["1", "c1"])
     assert c1.split() == ["1", "c1", "6x28x28", "✓", "156", "✓", "235,200", "✓", "37,632", "✓"]
+
+
+@pytest.mark.parametrize("columns", [20, 40, 60])
+def test_very_narrow_terminals_still_print_a_table(columns: int) -> None:
+    """Below what even short numbers need, rich cuts cells; the command still succeeds and keeps the totals exact."""
+    code, out = run(columns, "summary", "specs/resnet50.yaml")
+    assert code == 0
+    assert "25,557,032" in out.replace("\n", "")  # the trainable params line, folded but whole
