@@ -27,8 +27,10 @@ from .render import (
     compare_dict,
     compare_markdown,
     fit_dict,
+    peers_dict,
     print_compare,
     print_fit,
+    print_peers,
     print_profile,
     print_table,
     profile_dict,
@@ -261,6 +263,30 @@ def fit(
         print_fit(result, str(spec), _console())
     if result.best is None:
         raise typer.Exit(1)
+
+
+@app.command()
+def peers(
+    spec: SpecArg,
+    batch: BatchOpt = 1,
+    input: InputOpt = None,
+    format: Annotated[FitFormat, typer.Option("--format", "-f", help="Output format.")] = FitFormat.text,
+) -> None:
+    """What torchvision, FlopCounterMode, torchinfo, ptflops and thop print for this network, and why.
+
+    Each tool's counting rules (read in its source) applied to the spec, term by term beyond
+    cnncalc's MACs; the test suite runs the tools themselves on every shipped spec.
+
+    Example: cnncalc peers specs/resnet50.yaml
+    """
+    from .peers import peer_counts
+
+    report = _analyze(spec, batch, "float32", input, strict=False)
+    counts = peer_counts(report)
+    if format is FitFormat.json:
+        sys.stdout.write(json.dumps(peers_dict(report, counts), indent=2) + "\n")
+    else:
+        print_peers(report, counts, _console())
 
 
 class CompareFormat(StrEnum):

@@ -19,6 +19,7 @@ from .compare import FIGURES, delta, pair_stages
 from .engine import Report, Row
 from .errors import Problem
 from .fit import LIMIT, Fit, Need
+from .peers import PeerCount
 from .validate import FileResult
 
 if TYPE_CHECKING:  # render stays importable without torch
@@ -782,4 +783,49 @@ def fit_dict(result: Fit, file: str) -> dict[str, Any]:
         "fits": need(result.best),
         "next": need(result.next),
         "not_counted": NOT_COUNTED,
+    }
+
+
+# --- peers ----------------------------------------------------------------------------
+
+
+def print_peers(report: Report, counts: list[PeerCount], console: Console) -> None:
+    t = report.totals
+    title = (
+        f"{report.name}: what other tools print for it (input {shape_text(report.input_shape)}, batch {report.batch});"
+        f" cnncalc's MACs: {t.macs:,}"
+    )
+    table = _table(title, False, show_lines=True)
+    table.add_column("tool", no_wrap=True)
+    table.add_column("prints", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("beyond cnncalc's MACs", overflow="fold")
+    for c in counts:
+        terms = "\n".join(f"+ {n:,} {what}" for what, n in c.terms) if c.terms else "+ 0: the same count"
+        table.add_row(c.tool, Text.assemble(c.label, "\n", (c.rule, "dim")), f"{c.value:,}", terms)
+    console.print(table)
+    console.print(
+        Text(
+            "Each value is that tool's rules, read in its source, applied to this spec; tests/test_peers.py runs"
+            " the tools themselves on every shipped spec and checks them exactly.",
+            style="dim",
+        )
+    )
+
+
+def peers_dict(report: Report, counts: list[PeerCount]) -> dict[str, Any]:
+    return {
+        "name": report.name,
+        "input": {"shape": list(report.input_shape), "batch": report.batch},
+        "macs": report.totals.macs,
+        "peers": [
+            {
+                "tool": c.tool,
+                "label": c.label,
+                "value": c.value,
+                "rule": c.rule,
+                "terms": [{"what": what, "value": n} for what, n in c.terms],
+            }
+            for c in counts
+        ],
     }

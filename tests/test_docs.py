@@ -58,7 +58,14 @@ def test_every_shipped_spec_names_its_source() -> None:
 
 
 @pytest.mark.parametrize(
-    "golden", ["validate_broken_text.txt", "compare_vgg16_vgg19.md", "resnet50_depth1.txt", "fit_resnet50.txt"]
+    "golden",
+    [
+        "validate_broken_text.txt",
+        "compare_vgg16_vgg19.md",
+        "resnet50_depth1.txt",
+        "fit_resnet50.txt",
+        "peers_resnet18.txt",
+    ],
 )
 def test_readme_examples_are_current_output(golden: str) -> None:
     text = (ROOT / "tests" / "golden" / golden).read_text().rstrip("\n")

@@ -1,0 +1,150 @@
+"""`cnncalc peers`: other tools' counting rules, checked against the tools themselves."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SPECS
+from helpers import spec_of
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cnncalc import SpecError, analyze, load_spec
+from cnncalc.cli import app
+from cnncalc.peers import peer_counts
+
+try:  # the random specs of the engine-against-torch test (that module needs torch)
+    from test_torch_backend import random_specs
+except (ImportError, pytest.skip.Exception):
+    random_specs = None
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+ENV = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def by_tool(report: Any) -> dict[str, int]:
+    return {c.tool.split()[0]: c.value for c in peer_counts(report)}
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_each_figure_is_macs_plus_its_terms(spec: Path) -> None:
+    report = analyze(load_spec(spec))
+    for c in peer_counts(report):
+        assert c.value == report.totals.macs + sum(n for _, n in c.terms), c.tool
+        assert all(n > 0 for _, n in c.terms)  # only the terms a tool adds for this network are listed
+    counts = by_tool(report)
+    assert counts["torchvision"] == report.totals.macs
+    assert counts["torch.utils.flop_counter"] == report.totals.flops
+
+
+def _measured(report: Any) -> dict[str, int]:
+    """What torchinfo, ptflops (pytorch backend) and thop print, running them on the built module."""
+    torch = pytest.importorskip("torch")
+    torchinfo = pytest.importorskip("torchinfo")
+    ptflops = pytest.importorskip("ptflops")
+    thop = pytest.importorskip("thop")
+    from cnncalc import torch_backend as tb
+
+    model = tb.build(report)
+    shape = (report.batch, *report.input_shape)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        info = torchinfo.summary(model, input_size=shape, verbose=0).total_mult_adds
+        # ptflops builds its own input of batch 1 from the shape it is given
+        flops, _ = ptflops.get_model_complexity_info(
+            model, tuple(report.input_shape), as_strings=False, print_per_layer_stat=False, backend="pytorch"
+        )
+        macs, _ = thop.profile(tb.build(report), inputs=(torch.zeros(shape),), verbose=False)
+    return {"torchinfo": int(info), "ptflops": int(flops), "thop": int(macs)}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_the_tools_print_what_cnncalc_says_they_print(spec: Path) -> None:
+    report = analyze(load_spec(spec))
+    counts = by_tool(report)
+    measured = _measured(report)
+    assert {tool: counts[tool] for tool in measured} == measured
+
+
+@pytest.mark.torch
+def test_batch_counts_for_torchinfo_and_thop() -> None:
+    report = analyze(load_spec(SPECS / "googlenet.yaml"), batch=3)
+    counts, measured = by_tool(report), _measured(report)
+    assert counts["torchinfo"] == measured["torchinfo"] and counts["thop"] == measured["thop"]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [{"kind": "conv2d", "out": 4, "kernel": 3, "activation": "relu6"}, {"kind": "adaptive_avgpool2d", "output": 3}],
+        [{"kind": "conv2d", "out": 4, "kernel": 3, "bias": False}, "batchnorm2d", {"kind": "leaky_relu"}, "softmax"],
+        [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "batchnorm2d", "affine": False}, {"kind": "avgpool2d", "kernel": 2}],
+        [{"kind": "conv2d", "out": 6, "kernel": 3}, {"kind": "lrn", "size": 3}, "flatten", "batchnorm1d", {"kind": "linear", "out": 5, "activation": "softmax"}],
+        [{"kind": "residual", "body": [{"kind": "conv2d", "out": 3, "kernel": 3, "padding": 1}], "activation": "relu"}],
+    ],
+)  # fmt: skip
+def test_the_tools_agree_on_other_layers(layers: list[Any]) -> None:
+    report = analyze(spec_of(layers, [3, 11, 7]))
+    counts = by_tool(report)
+    measured = _measured(report)
+    assert {tool: counts[tool] for tool in measured} == measured
+
+
+def test_peers_command_and_json() -> None:
+    result = CliRunner().invoke(app, ["peers", "specs/vgg16.yaml", "-f", "json"], env=ENV)
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["macs"] == 15_470_264_320
+    assert [p["tool"].split()[0] for p in data["peers"]] == [
+        "torchvision",
+        "torch.utils.flop_counter",
+        "torchinfo",
+        "ptflops",
+        "thop",
+    ]
+    result = CliRunner().invoke(app, ["peers", "specs/vgg16.yaml"], env=ENV)
+    assert result.exit_code == 0 and "15,523,175,400" in result.stdout  # ptflops' figure, checked above
+
+
+@pytest.mark.torch
+@settings(
+    max_examples=int(os.environ.get("CNNCALC_PEERS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_the_tools_agree_on_random_specs(data: st.DataObject) -> None:
+    if random_specs is None:
+        pytest.skip("needs torch")
+    drawn = data.draw(random_specs())
+    try:
+        report = analyze(spec_of(drawn["layers"], drawn["input"]))
+    except SpecError:
+        event("the engine refuses")
+        return
+    event("checked against the tools")
+    counts = by_tool(report)
+    measured = _measured(report)
+    assert {tool: counts[tool] for tool in measured} == measured, drawn
+
+
+def test_peers_golden(update_golden: bool) -> None:
+    from test_cli import check_golden
+
+    result = CliRunner().invoke(app, ["peers", "specs/resnet18.yaml"], env=ENV)
+    assert result.exit_code == 0
+    check_golden("peers_resnet18.txt", result.stdout, update_golden)
