@@ -386,6 +386,8 @@ def profile(
             timing = tb.time_model(
                 model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick
             )
+        if saved is not None:
+            timing.saved_bytes = sum(saved.values())
     except (RuntimeError, ValueError) as exc:  # torch refused the network: say so in one line
         fail([Problem(f"PyTorch failed on this network: {str(exc).splitlines()[0]}", file=str(spec))])
     ok = all(c.ok for c in comparisons)

@@ -3,9 +3,10 @@
 The only module of cnncalc that imports torch. ``build`` maps every layer kind
 to its exact PyTorch module; ``measure`` runs one inference forward pass and
 reads, per row, what torch itself says (output shape, parameters, FLOPs from
-``FlopCounterMode``, bytes of newly allocated outputs); ``compare`` sets that
-against the engine's :class:`~cnncalc.engine.Report`; ``profile`` adds timing
-and, on CUDA, peak memory.
+``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
+one training forward and reads the bytes autograd keeps for backward per row;
+``compare`` sets all that against the engine's :class:`~cnncalc.engine.Report`;
+``time_model`` times inference or training steps and, on CUDA, peak memory.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .spec import (
     Tanh,
     ZeroPad2d,
 )
-from .training import saved_for_backward
+from .training import Device, saved_for_backward
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -425,9 +426,9 @@ def compare(
     """
     first = report.rows[0]
     out = [RowComparison(first, (Check("activation_bytes", first.activation_bytes, measured.input_bytes),))]
-    kept = saved_for_backward(
-        report.rows, dtype_bytes=report.dtype_bytes, batch=report.batch, device="cuda" if device == "cuda" else "cpu"
-    )
+    if saved is not None:
+        rules: Device = "cuda" if device == "cuda" else "cpu"
+        kept = saved_for_backward(report.rows, dtype_bytes=report.dtype_bytes, batch=report.batch, device=rules)
     for row, m in zip(report.rows[1:], measured.rows, strict=True):
         checks = tuple(Check(q, getattr(row, q), getattr(m, q)) for q in QUANTITIES)
         if saved is not None:
@@ -449,7 +450,7 @@ class Timing:
     flops_per_iter: int = 0
     peak_bytes: int | None = None
     baseline_bytes: int | None = None
-    saved_bytes: int | None = None
+    saved_bytes: int | None = None  #: with --train: what measure_saved found, set by the caller that measured it
 
     @property
     def median(self) -> float:
@@ -513,8 +514,6 @@ def time_model(
         with FlopCounterMode(display=False) as counter:
             step()
         timing.flops_per_iter = int(counter.get_total_flops())
-        if train:
-            timing.saved_bytes = sum(measure_saved(model, input_shape, batch).values())
         for _ in range(warmup):
             step()
             tick()
