@@ -33,13 +33,26 @@ from .spec import (
 
 @dataclass(frozen=True)
 class PeerCount:
-    """One tool's figure for a network: its value, and the terms it adds to cnncalc's MACs."""
+    """One tool's figure for a network: cnncalc's MACs plus the terms the tool adds to them."""
 
     tool: str
     label: str
-    value: int
     rule: str
-    terms: tuple[tuple[str, int], ...]  # (what, how much) beyond cnncalc's MACs; empty: none
+    macs: int
+    terms: tuple[tuple[str, int], ...]  # (what, how much) beyond cnncalc's MACs, only those not 0
+
+    @property
+    def value(self) -> int:
+        return self.macs + sum(n for _, n in self.terms)
+
+
+def _count(report: Report, tool: str, label: str, rule: str, *terms: tuple[str, int]) -> PeerCount:
+    return PeerCount(tool, label, rule, report.totals.macs, tuple(t for t in terms if t[1]))
+
+
+def _fused(row: Row) -> str | None:
+    """The activation fused into a conv, linear or add row, if any."""
+    return row.layer.activation if isinstance(row.layer, Conv2d | Linear | Join) else None
 
 
 def _bias_positions(row: Row, batch: int) -> int:
@@ -51,16 +64,13 @@ def _torchinfo(report: Report) -> PeerCount:
     n = report.batch
     bias = sum(_bias_positions(r, n) for r in report.rows if isinstance(r.layer, Conv2d | Linear))
     norm = sum(n * r.params_trainable for r in report.rows if isinstance(r.layer, BatchNorm2d | BatchNorm1d))
-    terms = (
-        ("conv and linear biases, one per output value", bias),
-        ("batch norm: batch x its weights and biases", norm),
-    )
-    return PeerCount(
+    return _count(
+        report,
         "torchinfo 1.8",
         "Total mult-adds",
-        report.totals.macs + bias + norm,
         "every parameter times the output positions it is used at (convs) or the batch (other layers)",
-        tuple(t for t in terms if t[1]),
+        ("conv and linear biases, one per output value", bias),
+        ("batch norm: batch x its weights and biases", norm),
     )
 
 
@@ -84,21 +94,17 @@ def _thop(report: Report) -> PeerCount:
                 pool += numel
             case AdaptiveAvgPool2d() | GlobalAvgPool2d():
                 pool += _adaptive_thop(r, n)
-        fused = getattr(r.layer, "activation", None) if isinstance(r.layer, Conv2d | Linear | Join) else None
-        if isinstance(r.layer, Softmax) or fused == "softmax":
+        if isinstance(r.layer, Softmax) or _fused(r) == "softmax":
             features = r.output_shape[0]
             softmax += numel // features * (3 * features - 1)
-    terms = (
+    return _count(
+        report,
+        "thop 0.1.1",
+        "MACs (thop.profile)",
+        "conv and linear without bias; batch norm, average pooling and softmax counted; other layers 0",
         ("batch norm: 2 per value, 4 with affine", norm),
         ("average pooling: 1 per output value (adaptive: the window + 1)", pool),
         ("softmax: exp, add, divide per value", softmax),
-    )
-    return PeerCount(
-        "thop 0.1.1",
-        "MACs (thop.profile)",
-        report.totals.macs + norm + pool + softmax,
-        "conv and linear without bias; batch norm, average pooling and softmax counted; other layers 0",
-        tuple(t for t in terms if t[1]),
     )
 
 
@@ -114,8 +120,7 @@ def _ptflops(report: Report) -> PeerCount:
         out = n * prod(r.output_shape)
         inp = n * prod(r.input_shape) if r.input_shape else 0
         layer = r.layer
-        activation = getattr(layer, "activation", None) if isinstance(layer, Conv2d | Linear | Join) else None
-        act += {"relu": 2 * out, "relu6": out, "leaky_relu": out, "softmax": out}.get(activation or "", 0)
+        act += {"relu": 2 * out, "relu6": out, "leaky_relu": out, "softmax": out}.get(_fused(r) or "", 0)
         match layer:
             case Conv2d() | Linear():
                 bias += _bias_positions(r, n)
@@ -133,39 +138,28 @@ def _ptflops(report: Report) -> PeerCount:
                 # F.local_response_norm's x * x, avg_pool3d over the padded squares, * alpha and + k
                 c, h, w = r.input_shape or (0, 0, 0)
                 other += 3 * out + n * (c + layer.size - 1) * h * w
-    terms = (
+    return _count(
+        report,
+        "ptflops 0.7",
+        "GMac (backend pytorch)",
+        "conv and linear with bias, activations, pooling and norms; ReLU and pooling counted twice",
         ("conv and linear biases, one per output value", bias),
         ("activations: 1 per value, 2 for ReLU (module and F.relu)", act),
         ("pooling: 2 per input value (module and functional)", pool),
         ("batch norm: 1 per value, 2 with affine", norm),
         ("local response norm: its functional ops", other),
     )
-    return PeerCount(
-        "ptflops 0.7",
-        "GMac (backend pytorch)",
-        report.totals.macs + bias + act + pool + norm + other,
-        "conv and linear with bias, activations, pooling and norms; ReLU and pooling counted twice",
-        tuple(t for t in terms if t[1]),
-    )
 
 
 def _torchvision(report: Report) -> PeerCount:
-    return PeerCount(
-        "torchvision",
-        '"GFLOPS" in its model tables',
-        report.totals.macs,
-        "multiply-accumulates of conv and linear, bias excluded: cnncalc's MACs",
-        (),
-    )
+    rule = "multiply-accumulates of conv and linear, bias excluded: cnncalc's MACs"
+    return _count(report, "torchvision", '"GFLOPS" in its model tables', rule)
 
 
 def _flop_counter(report: Report) -> PeerCount:
-    return PeerCount(
-        "torch.utils.flop_counter",
-        "FlopCounterMode total",
-        report.totals.flops,
-        "2 FLOPs per multiply-accumulate of conv and linear; everything else 0: cnncalc's FLOPs",
-        (("a second FLOP per MAC", report.totals.macs),),
+    rule = "2 FLOPs per multiply-accumulate of conv and linear; everything else 0: cnncalc's FLOPs"
+    return _count(
+        report, "torch.utils.flop_counter", "FlopCounterMode total", rule, ("a second FLOP per MAC", report.totals.macs)
     )
 
 

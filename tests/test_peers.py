@@ -38,7 +38,7 @@ def by_tool(report: Any) -> dict[str, int]:
 def test_each_figure_is_macs_plus_its_terms(spec: Path) -> None:
     report = analyze(load_spec(spec))
     for c in peer_counts(report):
-        assert c.value == report.totals.macs + sum(n for _, n in c.terms), c.tool
+        assert c.macs == report.totals.macs and c.value == c.macs + sum(n for _, n in c.terms), c.tool
         assert all(n > 0 for _, n in c.terms)  # only the terms a tool adds for this network are listed
     counts = by_tool(report)
     assert counts["torchvision"] == report.totals.macs
