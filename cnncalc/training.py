@@ -72,6 +72,16 @@ def _odd_same_padding(layer: Conv2d) -> tuple[int, int]:
     return (layer.dilation[0] * (layer.kernel[0] - 1) % 2, layer.dilation[1] * (layer.kernel[1] - 1) % 2)
 
 
+def _fused(activation: str | None, output_bytes: int) -> tuple[bool, int]:
+    """What an activation fused into a row keeps: (the row's output, extra bytes).
+
+    Each keeps its result, the row's output, except relu6: in place it keeps a copy of its input.
+    """
+    if activation is None:
+        return False, 0
+    return (False, output_bytes) if activation == "relu6" else (True, 0)
+
+
 def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> _Keeps:
     """The autograd rule of one row; ``grad_in``: whether its input requires grad."""
     layer = row.layer
@@ -81,23 +91,20 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
         case None:  # the input row
             return _Keeps()
         case Join(kind=kind, inplace=inplace, activation=activation):
-            # an add and a concat keep nothing; an activation after the add keeps its result
-            act = kind == "add" and activation is not None and grad_in
-            clone = act and activation == "relu6"
+            # an add and a concat keep nothing, an activation after the add what a fused one keeps;
             # after an in-place add the output is the body's storage, unless an activation makes a new one
+            output, extra = _fused(activation if kind == "add" and grad_in else None, out_numel * dtype_bytes)
             fresh = not inplace or (activation is not None and activation not in INPLACE_ACTIVATIONS)
-            return _Keeps(output=act and not clone, extra=out_numel * dtype_bytes * clone, new_output=fresh)
+            return _Keeps(output=output, extra=extra, new_output=fresh)
         case Conv2d(activation=activation) | Linear(activation=activation):
-            # the weight always requires grad, so the input is kept even when it does not;
-            # a fused activation keeps its result, but relu6 in place a copy of its input
-            clone = activation == "relu6"
-            extra = out_numel * dtype_bytes * clone
+            # the weight always requires grad, so the input is kept even when it does not
+            output, extra = _fused(activation, out_numel * dtype_bytes)
             odd = _odd_same_padding(layer) if isinstance(layer, Conv2d) else (0, 0)
             if any(odd):
                 # 'same' with an odd total padding: PyTorch pads a copy by one on the right/bottom and keeps that
                 c, h, w = in_shape
                 extra += batch * c * (h + odd[0]) * (w + odd[1]) * dtype_bytes
-            return _Keeps(input=not any(odd), output=activation is not None and not clone, extra=extra)
+            return _Keeps(input=not any(odd), output=output, extra=extra)
         case MaxPool2d() | AdaptiveMaxPool2d():
             return _Keeps(input=grad_in, extra=INDEX_BYTES * out_numel if grad_in else 0)
         case AvgPool2d():
