@@ -10,6 +10,7 @@ spec at the batch found and the next one.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -99,6 +100,7 @@ def largest_batch(
 ) -> Fit:
     """The largest batch (up to ``limit``) whose counted memory is at most ``budget`` bytes."""
 
+    @functools.cache  # the search and the answer ask for the same batches
     def at(batch: int) -> Need:
         report = analyze(spec, batch=batch, dtype=dtype, input_shape=input_shape)
         return need(report, train=train, optimizer=optimizer)
