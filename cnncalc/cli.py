@@ -204,9 +204,14 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-class FitFormat(StrEnum):
+class TextFormat(StrEnum):
+    """Output of the commands that print a text report or its JSON (fit, peers)."""
+
     text = "text"
     json = "json"
+
+
+TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 class OptimizerChoice(StrEnum):
@@ -231,7 +236,7 @@ def fit(
     ] = OptimizerChoice.adam,
     dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
     input: InputOpt = None,
-    format: Annotated[FitFormat, typer.Option("--format", "-f", help="Output format.")] = FitFormat.text,
+    format: TextFormatOpt = TextFormat.text,
 ) -> None:
     """The largest batch whose counted memory fits a budget, for inference or a training step.
 
@@ -257,7 +262,7 @@ def fit(
         )
     except SpecError as exc:
         fail(exc.problems)
-    if format is FitFormat.json:
+    if format is TextFormat.json:
         sys.stdout.write(json.dumps(fit_dict(result, str(spec)), indent=2) + "\n")
     else:
         print_fit(result, str(spec), _console())
@@ -270,7 +275,7 @@ def peers(
     spec: SpecArg,
     batch: BatchOpt = 1,
     input: InputOpt = None,
-    format: Annotated[FitFormat, typer.Option("--format", "-f", help="Output format.")] = FitFormat.text,
+    format: TextFormatOpt = TextFormat.text,
 ) -> None:
     """What torchvision, FlopCounterMode, torchinfo, ptflops and thop print for this network, and why.
 
@@ -283,7 +288,7 @@ def peers(
 
     report = _analyze(spec, batch, "float32", input, strict=False)
     counts = peer_counts(report)
-    if format is FitFormat.json:
+    if format is TextFormat.json:
         sys.stdout.write(json.dumps(peers_dict(report, counts), indent=2) + "\n")
     else:
         print_peers(report, counts, _console())
