@@ -387,14 +387,17 @@ def _cell(value: Any) -> str:
     return f"{value:,}"
 
 
-def _measured_cell(c: RowComparison, header: str, quantities: tuple[str, ...]) -> Text:
+def _cell_pair(c: RowComparison, header: str, quantities: tuple[str, ...]) -> tuple[str, Text]:
+    """A column's two cells for one row: cnncalc's value, and torch's with its mark (both empty if unchecked)."""
     checks = [ch for ch in c.checks if ch.quantity in quantities]
     if not checks:
-        return Text("")
-    # the params cell shows the total, as the analytic column does; its mark covers all four checks
-    value = checks[0].measured + checks[1].measured if header == "params" else checks[0].measured
+        return "", Text("")
+    # the params cells show the total, trainable + non-trainable; the mark covers all four checks
+    shown = checks[:2] if header == "params" else checks[:1]
+    analytic = sum(ch.analytic for ch in shown) if header == "params" else shown[0].analytic
+    measured = sum(ch.measured for ch in shown) if header == "params" else shown[0].measured
     ok = all(ch.ok for ch in checks)
-    return Text(f"{_cell(value)} {'✓' if ok else '✗'}", style="green" if ok else "bold red")
+    return _cell(analytic), Text(f"{_cell(measured)} {'✓' if ok else '✗'}", style="green" if ok else "bold red")
 
 
 def mismatches(comparisons: list[RowComparison]) -> list[str]:
@@ -477,12 +480,8 @@ def _profile_table(report: Report, comparisons: list[RowComparison], compact: bo
         row = c.row
         cells: list[str | Text] = [str(row.index), row.name]
         for header, quantities in columns:
-            measured = _measured_cell(c, header, quantities)
-            if not compact:
-                # the params cell shows the total; the others the one quantity their column checks
-                analytic = row.params if header == "params" else measured.plain and c.check(quantities[0]).analytic
-                cells.append(_cell(analytic) if measured.plain else "")
-            cells.append(measured)
+            analytic, measured = _cell_pair(c, header, quantities)
+            cells += [measured] if compact else [analytic, measured]
         table.add_row(*cells)
     return table
 
