@@ -42,6 +42,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from math import prod
 from typing import Any, Literal, NoReturn, assert_never, get_args
 
@@ -204,7 +205,7 @@ class Report:
     def dtype_bytes(self) -> int:
         return DTYPE_BYTES[self.dtype]
 
-    @property
+    @cached_property  # derived from the rows, which a frozen report never changes
     def totals(self) -> Totals:
         rows = self.rows
         params = sum(r.params for r in rows)
