@@ -352,7 +352,13 @@ def profile(
     batch: BatchOpt = 1,
     dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
     input: InputOpt = None,
-    train: Annotated[bool, typer.Option("--train", help="Time forward + backward instead of inference.")] = False,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Time forward + backward instead of inference, and check what each layer keeps for backward.",
+        ),
+    ] = False,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed iterations first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed iterations.")] = 10,
     peak_tflops: Annotated[
