@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +302,5 @@ def test_hostile_blocks_fail_fast(tmp_path: Path, case: tuple[str, str]) -> None
     body, text = case
     path = tmp_path / "h.yaml"
     path.write_text("name: t\ninput: [3, 8, 8]\n" + body)
-    start = time.perf_counter()
-    code, out, _ = run("validate", str(path))
-    assert time.perf_counter() - start < 5
+    code, out, _ = run("validate", str(path))  # bounded by counts; benchmarks/hostile_speed.py times it
     assert code == 1 and text in out and out.count("\n") == 1

