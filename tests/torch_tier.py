@@ -1,6 +1,6 @@
 """The torch-free tier: ``pytest -m "not torch"`` neither collects nor imports anything that loads torch.
 
-At the root so that it covers the package's doctests as well as tests/.
+A plugin (``-p torch_tier`` in pyproject) rather than a conftest, so that it covers the package's doctests too.
 """
 
 from __future__ import annotations
