@@ -183,6 +183,7 @@ class Totals:
     forward_backward_bytes_estimate: int
     peak_activation_bytes: int
     saved_bytes: int
+    output_bytes: int
     grad_bytes: int
     training_bytes: int
 
@@ -200,6 +201,8 @@ class Report:
     notes: tuple[str, ...] = ()
     blocks: tuple[BlockInfo, ...] = ()
     peak_activation_bytes: int = 0
+    #: the network's output in a training step, when no tensor kept for backward holds it (the loss reads it)
+    output_bytes: int = 0
 
     @property
     def dtype_bytes(self) -> int:
@@ -224,8 +227,9 @@ class Report:
             forward_backward_bytes_estimate=2 * activation_bytes,
             peak_activation_bytes=self.peak_activation_bytes,
             saved_bytes=saved,
+            output_bytes=self.output_bytes,
             grad_bytes=grads,
-            training_bytes=params * self.dtype_bytes + grads + saved,
+            training_bytes=params * self.dtype_bytes + grads + saved + self.output_bytes,
         )
 
     def folded(self, depth: int) -> Report:
@@ -362,15 +366,17 @@ class _Ctx:
     def warn(self, message: str, key: str | None = None) -> None:
         self.warnings.append(self._problem(message, key))
 
-    def check_fit(self, axes: list[tuple[str, str | None]], key: str | None) -> None:
-        """Warn (or, strict, fail) for each axis where (W - F + 2P)/S is not whole."""
+    def check_fit(self, axes: list[tuple[str, str | None]], key: str | None, accepted: bool = False) -> None:
+        """Warn (or, strict and not accepted in the spec, fail) for each axis where real input is left unread."""
         texts: dict[str, list[str]] = {}
         for axis, text in axes:
             if text is not None:
                 texts.setdefault(text, []).append(axis)
         for text, names in texts.items():
             message = f"{' and '.join(names)}: {text}"
-            if self.strict:
+            if accepted:
+                self.warn(f"{message} (accepted: accept_floor)", key)
+            elif self.strict:
                 self.error(message, key)
             else:
                 self.warn(message, key)
@@ -401,6 +407,7 @@ def _window(
     *,
     ceil_mode: bool = False,
     pool: bool = False,
+    accepted: bool = False,
 ) -> tuple[int, int]:
     """Output H, W of a sliding window (conv or pool), with the zero and fit checks."""
     _, h, w = ctx.spatial()
@@ -425,6 +432,7 @@ def _window(
                 )
             ],
             "stride",
+            accepted,
         )
     ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride)
     return out[0], out[1]
@@ -457,7 +465,7 @@ def _conv(ctx: _Ctx, layer: Conv2d) -> _Out:
         oh, ow, pad_text = h, w, "same"
     else:
         padding = (0, 0) if layer.padding == "valid" else layer.padding
-        oh, ow = _window(ctx, k, layer.stride, padding, d)
+        oh, ow = _window(ctx, k, layer.stride, padding, d, accepted=layer.accept_floor)
         pad_text = f"p{_hw(padding)}"
     cin = c // g
     out = layer.out * oh * ow
@@ -491,7 +499,16 @@ def _pool(ctx: _Ctx, layer: MaxPool2d | AvgPool2d) -> _Out:
                 "padding",
             )
             break
-    oh, ow = _window(ctx, layer.kernel, stride, layer.padding, dilation, ceil_mode=layer.ceil_mode, pool=True)
+    oh, ow = _window(
+        ctx,
+        layer.kernel,
+        stride,
+        layer.padding,
+        dilation,
+        ceil_mode=layer.ceil_mode,
+        pool=True,
+        accepted=layer.accept_floor,
+    )
     detail = f"{layer.kernel[0]}x{layer.kernel[1]} s{_hw(stride)}"
     detail += "".join(
         [
@@ -1070,18 +1087,19 @@ def analyze(
         raise SpecError(locate(spec, walker.errors))
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
-    from .training import saved_for_backward  # training reads engine's rows
+    from .training import kept_for_backward  # training reads engine's rows
 
-    saved = saved_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
-    rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, saved, strict=True))
+    kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
+    rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, kept.per_row, strict=True))
     return Report(
         name=spec.name,
         input_shape=shape,
         batch=batch,
         dtype=dtype,
         rows=rows,
-        warnings=tuple(locate(spec, walker.warnings)),
+        warnings=tuple(locate(spec, walker.warnings, in_file_order=False)),
         notes=spec.notes,
         blocks=tuple(walker.blocks),
         peak_activation_bytes=_peak_bytes(rows, size, batch),
+        output_bytes=kept.output_bytes,
     )

@@ -66,17 +66,19 @@ class Need:
     grads: int
     optimizer: int
     activations: int  # peak live activations (inference) or kept for backward (training)
+    output: int = 0  # training: the network's output, which the loss reads, when nothing kept holds it
 
     @property
     def total(self) -> int:
-        return self.params + self.grads + self.optimizer + self.activations
+        return self.params + self.grads + self.optimizer + self.activations + self.output
 
 
 def need(report: Report, *, train: bool, optimizer: Optimizer) -> Need:
     t = report.totals
     if not train:
         return Need(report.batch, t.param_bytes, 0, 0, t.peak_activation_bytes)
-    return Need(report.batch, t.param_bytes, t.grad_bytes, OPTIMIZER_STATE[optimizer] * t.grad_bytes, t.saved_bytes)
+    state = OPTIMIZER_STATE[optimizer] * t.grad_bytes
+    return Need(report.batch, t.param_bytes, t.grad_bytes, state, t.saved_bytes, t.output_bytes)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Fit:
 
 def largest_batch(
     spec: Spec,
-    budget: int,
+    budget: int | float,
     *,
     train: bool = False,
     optimizer: Optimizer = "adam",
@@ -98,7 +100,10 @@ def largest_batch(
     input_shape: tuple[int, ...] | None = None,
     limit: int = LIMIT,
 ) -> Fit:
-    """The largest batch (up to ``limit``) whose counted memory is at most ``budget`` bytes."""
+    """The largest batch (up to ``limit``) whose counted memory is at most ``budget`` bytes (``80e9`` works)."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 <= budget < float("inf"):
+        raise ValueError(f"budget must be a finite number of bytes, at least 0, got {budget!r}")
+    budget = int(budget)  # a float budget (80e9) gives whole batches, not 926.0
 
     @functools.cache  # the search and the answer ask for the same batches
     def at(batch: int) -> Need:

@@ -43,18 +43,30 @@ def _num(x: float) -> str:
 
 
 def misfit(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, *, pool: bool = False) -> str | None:
-    """Why (W - F + 2P)/S is not whole, with the nearest settings that fit; None when it fits.
+    """Why (W - F + 2P)/S is not whole, with the nearest settings that fit; None when nothing real is lost.
 
-    ``kernel`` is the kernel size before dilation.
+    ``kernel`` is the kernel size before dilation. When the division is not whole, PyTorch
+    drops the last ``(W - F + 2P) mod S`` rows of the padded input. That matters only when
+    real input is among them (not just padding) and the loss is larger than the gap the stride
+    leaves between windows anyway (``S - F`` rows, when the stride exceeds the kernel): a 1x1
+    conv at stride 2 skips every odd row by design, the last one included.
 
     >>> print(misfit(7, 3, 3, 0))
     (7 - 3 + 0) / 3 = 1.33 is not a whole number: the filter does not fit. PyTorch rounds down to 1, so the output is 2 and the last 1 row(s) of the padded input are never read. Fits: padding 1; stride 2; input 6 or 9
+    >>> misfit(224, 7, 2, 3) is None  # ResNet's stem: only a padding row is left unread
+    True
+    >>> misfit(56, 1, 2, 0) is None  # a 1x1 projection at stride 2 skips odd rows by design
+    True
+    >>> misfit(224, 11, 4, 0)[:40]  # AlexNet on 224 loses a real pixel
+    '(224 - 11 + 0) / 4 = 53.25 is not a whol'
     """
     eff = effective_kernel(kernel, dilation)
     span = size - eff + 2 * padding
     if span < 0 or span % stride == 0:
         return None
     skipped = span % stride
+    if skipped - padding <= max(0, stride - eff):  # only padding, or no more than the stride skips anyway
+        return None
     text = (
         f"({size} - {eff} + {2 * padding}) / {stride} = {_num(span / stride)} is not a whole number: "
         f"the {'window' if pool else 'filter'} does not fit. PyTorch rounds down to {span // stride}, so the output is "

@@ -229,7 +229,9 @@ def training_text(report: Report) -> str:
     t = report.totals
     return (
         f"{human(t.training_bytes, 'B')} = params {human(t.param_bytes, 'B')} + grads {human(t.grad_bytes, 'B')}"
-        f" + kept for backward {human(t.saved_bytes, 'B')} (PyTorch's autograd on CUDA, counted per row);"
+        f" + kept for backward {human(t.saved_bytes, 'B')} (PyTorch's autograd on CUDA, counted per row)"
+        + (f" + output {human(t.output_bytes, 'B')} (what the loss reads)" if t.output_bytes else "")
+        + ";"
         f" the optimizer adds {human(t.grad_bytes, 'B')} (SGD momentum) or {human(2 * t.grad_bytes, 'B')} (Adam)"
     )
 
@@ -743,6 +745,8 @@ def _need_text(n: Need, train: bool, optimizer: str) -> str:
         if n.optimizer:
             parts.append(f"{optimizer} state {human(n.optimizer, 'B')}")
         parts.append(f"kept for backward {human(n.activations, 'B')}")
+        if n.output:
+            parts.append(f"output {human(n.output, 'B')}")
     else:
         parts.append(f"peak activations {human(n.activations, 'B')}")
     return f"{human(n.total, 'B')} ({n.total:,} bytes) = " + " + ".join(parts)

@@ -143,6 +143,11 @@ class Conv2d(_Layer):
     bias: StrictBool = True
     in_: Pos | None = Field(None, alias="in", description="Input channels, checked against the input.")
     activation: Activation | None = None
+    accept_floor: StrictBool = Field(
+        False,
+        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
+        " marked accepted, and --strict does not make it an error.",
+    )
 
 
 class MaxPool2d(_Layer):
@@ -152,6 +157,11 @@ class MaxPool2d(_Layer):
     padding: Pair0 = (0, 0)
     dilation: Pair = (1, 1)
     ceil_mode: StrictBool = False
+    accept_floor: StrictBool = Field(
+        False,
+        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
+        " marked accepted, and --strict does not make it an error.",
+    )
 
 
 class AvgPool2d(_Layer):
@@ -161,6 +171,11 @@ class AvgPool2d(_Layer):
     padding: Pair0 = (0, 0)
     ceil_mode: StrictBool = False
     count_include_pad: StrictBool = True
+    accept_floor: StrictBool = Field(
+        False,
+        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
+        " marked accepted, and --strict does not make it an error.",
+    )
 
 
 class AdaptiveAvgPool2d(_Layer):
@@ -650,9 +665,14 @@ def _entry_field_default(raw: Any, path: Path) -> Path | None:
 
 
 def locate(
-    spec: Spec | None, problems: Sequence[Problem], source: SourceMap | None = None, raw: Any = None
+    spec: Spec | None,
+    problems: Sequence[Problem],
+    source: SourceMap | None = None,
+    raw: Any = None,
+    *,
+    in_file_order: bool = True,
 ) -> list[Problem]:
-    """Give problems their file:line:column, in file order, each place once.
+    """Give problems their file:line:column, in file order (else as given: warnings in layer order), each place once.
 
     A value the schema refused that ``defaults`` filled in is located at the
     default; a bad default fails again in every layer it fills, and is reported
@@ -672,7 +692,8 @@ def locate(
         # a default, or a block's entry, stands once in the file however often it is used: one line each
         once = shared or p.path[:1] in (("blocks",), ("defaults",))
         located.setdefault((p.line, p.column) if once else (p.line, p.column, p.message), p)
-    return sorted(located.values(), key=lambda p: (p.line or 0, p.column or 0))
+    found = list(located.values())
+    return sorted(found, key=lambda p: (p.line or 0, p.column or 0)) if in_file_order else found
 
 
 def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:

@@ -338,8 +338,9 @@ def measure(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> 
         model.train(was_training)
 
 
-def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> dict[int, int]:
-    """One training forward: per row, the bytes of tensors autograd saves for backward that no earlier row saved.
+def measure_kept(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> tuple[dict[int, int], int]:
+    """One training forward: per row, the bytes of tensors autograd saves for backward that no earlier row saved;
+    and the bytes of the output when no saved tensor holds its storage (the loss reads it all the same).
 
     ``saved_tensors_hooks`` sees every tensor an op saves; a pre-hook on each row's
     module says which row is running. Storages count once (a ReLU's output that the
@@ -371,11 +372,16 @@ def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 
             handles.append(module.register_forward_pre_hook(enter(index)))
         x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
         with _mode(model, True), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(x)
-        return saved
+            y = model(x)
+        return saved, 0 if _storage(y) in state else y.untyped_storage().nbytes()
     finally:
         for h in handles:
             h.remove()
+
+
+def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1) -> dict[int, int]:
+    """Per row, the bytes of tensors a training forward saves for backward (see :func:`measure_kept`)."""
+    return measure_kept(model, input_shape, batch)[0]
 
 
 # --- comparison -------------------------------------------------------------------

@@ -156,12 +156,25 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
             assert_never(layer)
 
 
-def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> list[int]:
-    """Bytes each row adds to what a training forward keeps for backward (the first row to keep a tensor counts it)."""
+@dataclass(frozen=True)
+class Kept:
+    """What a training forward holds for backward: bytes per row, and the output when nothing keeps it."""
+
+    per_row: list[int]
+    #: the network's output, which the loss reads; 0 when a row already keeps its storage (a final ReLU's result)
+    output_bytes: int
+
+
+def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> Kept:
+    """Bytes each row adds to what a training forward keeps (the first row to keep a tensor counts it), and the output."""
     storage: list[int] = []  # per row, the row whose allocation holds its output
     grad: list[bool] = []  # per row, whether its output requires grad
     kept: set[int] = set()
     out: list[int] = []
+
+    def nbytes(row: int) -> int:
+        return batch * prod(rows[row].output_shape) * dtype_bytes
+
     for row in rows:
         first = row.inputs[0] if row.inputs else None
         grad_in = any(grad[i] for i in row.inputs)
@@ -172,7 +185,12 @@ def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, dev
         for role, wanted in ((first, keeps.input), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])
-                owner = rows[storage[role]]
-                added += batch * prod(owner.output_shape) * dtype_bytes
+                added += nbytes(storage[role])
         out.append(added)
-    return out
+    last = storage[-1] if storage else None
+    return Kept(out, 0 if last is None or last in kept else nbytes(last))
+
+
+def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> list[int]:
+    """Bytes each row adds to what a training forward keeps for backward (the first row to keep a tensor counts it)."""
+    return kept_for_backward(rows, dtype_bytes=dtype_bytes, batch=batch, device=device).per_row

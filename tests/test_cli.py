@@ -14,6 +14,7 @@ import pytest
 from conftest import GOLDEN, ROOT, SPECS
 from typer.testing import CliRunner
 
+from cnncalc import analyze, load_spec
 from cnncalc.cli import app
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
@@ -102,7 +103,7 @@ def test_json_contract() -> None:
     assert totals["param_bytes"] == 2 * totals["params"]
     assert totals["activation_bytes"] == 2 * totals["activations"]
     [warning] = data["warnings"]
-    assert warning["file"] == "specs/mnist_cnn.yaml" and warning["line"] == 21 and "2.5" in warning["message"]
+    assert warning["file"] == "specs/mnist_cnn.yaml" and warning["line"] == 22 and "2.5" in warning["message"]
 
 
 def test_csv_has_a_row_per_layer_and_a_total() -> None:
@@ -123,14 +124,31 @@ def test_batch_dtype_input_options() -> None:
 
 
 def test_fit_warning_is_visible_and_strict_makes_it_an_error() -> None:
-    code, out, _ = run("summary", "specs/mnist_cnn.yaml")
-    assert code == 0 and "warning: specs/mnist_cnn.yaml:21:5: layer 9 maxpool2d 'pool3'" in out
-    code, out, err = run("summary", "specs/mnist_cnn.yaml", "--strict")
+    # AlexNet on 224: a real pixel is never read
+    code, out, _ = run("summary", "specs/alexnet.yaml", "--input", "3x224x224")
+    assert code == 0 and "warning: specs/alexnet.yaml:14:49: layer 1 conv2d 'conv1'" in out
+    code, out, err = run("summary", "specs/alexnet.yaml", "--input", "3x224x224", "--strict")
     assert code == 1 and out == ""
     assert err.startswith(
-        "error: specs/mnist_cnn.yaml:21:5: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2"
+        "error: specs/alexnet.yaml:14:49: layer 1 conv2d 'conv1': height and width: (224 - 11 + 0) / 4 = 53.25"
     )
-    assert err.count("\n") == 1
+    assert err.count("\n") == 4  # conv1 and the three pools after it
+
+
+def test_an_accepted_floor_warns_but_strict_passes() -> None:
+    code, out, _ = run("summary", "specs/mnist_cnn.yaml", "--strict")
+    assert code == 0
+    assert (
+        "warning: specs/mnist_cnn.yaml:22:5: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2 = 2.5" in out
+    )
+    assert "(accepted: accept_floor)" in out
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_torchvision_geometry_does_not_warn(spec: Path) -> None:
+    """A 7x7/2 conv with padding 3 on 224 leaves only padding unread; a 1x1/2 conv skips odd rows by design."""
+    report = analyze(load_spec(spec))
+    assert all("accept_floor" in w.message for w in report.warnings), report.warnings
 
 
 @pytest.mark.parametrize(
@@ -161,7 +179,7 @@ def test_bad_spec_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     assert err.splitlines() == [
         f"error: {bad}:4:5: conv2d needs 'kernel'",
         f"error: {bad}:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out,"
-        " kernel, stride, padding, dilation, groups, bias, in, activation",
+        " kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
     ]
     assert sorted(tmp_path.iterdir()) == before
 

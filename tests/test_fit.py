@@ -74,9 +74,10 @@ def test_fit_command_vgg16_training() -> None:
     assert code == 0
     report = analyze(load_spec(SPECS / "vgg16.yaml"), batch=188)
     t = report.totals
-    assert t.training_bytes + 2 * t.grad_bytes == 15_981_023_872  # printed below, for batch 188
-    assert "batch 188  fits: 15.98 GB (15,981,023,872 bytes)" in out
-    assert "batch 189  does not: 16.05 GB" in out
+    assert t.output_bytes == 188 * 1000 * 4  # the logits the loss reads
+    assert t.training_bytes + 2 * t.grad_bytes == 15_981_775_872  # printed below, for batch 188
+    assert "batch 188  fits: 15.98 GB (15,981,775,872 bytes)" in out
+    assert "batch 189  does not: 16.06 GB" in out
     assert "Not counted:" in out
 
 
@@ -113,3 +114,32 @@ def test_fit_golden(update_golden: bool) -> None:
     code, out, _ = run("fit", "specs/resnet50.yaml", "--memory", "80GB", "--train", "--dtype", "bfloat16")
     assert code == 0
     check_golden("fit_resnet50.txt", out, update_golden)
+
+
+def test_a_float_budget_gives_a_whole_batch() -> None:
+    spec = load_spec(SPECS / "resnet50.yaml")
+    result = largest_batch(spec, 80e9)
+    assert result.best is not None and type(result.best.batch) is int
+    assert result.best.batch == largest_batch(spec, 80 * 10**9).best.batch  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("budget", [float("inf"), float("nan"), -1, True])
+def test_a_budget_that_is_no_size_is_refused(budget: float) -> None:
+    with pytest.raises(ValueError, match="budget must be a finite number of bytes"):
+        largest_batch(load_spec(SPECS / "lenet5.yaml"), budget)
+
+
+def test_training_counts_the_output_the_loss_reads() -> None:
+    """Dense prediction: two 3x3 convs on 64x256x256 keep the input and the first output; the loss reads the second."""
+    spec = load_spec(
+        "dense.yaml",
+        text="name: dense\ninput: [64, 256, 256]\nlayers:\n"
+        + "  - {kind: conv2d, out: 64, kernel: 3, padding: 1}\n" * 2,
+    )
+    plane = 64 * 256 * 256 * 4
+    t = analyze(spec).totals
+    assert (t.saved_bytes, t.output_bytes) == (2 * plane, plane)
+    assert t.training_bytes == t.param_bytes + t.grad_bytes + 3 * plane  # 50.9 MB, the output 16.8 MB of it
+    result = largest_batch(spec, 10**9, train=True, optimizer="sgd")
+    assert result.best is not None and result.best.total <= 10**9 < result.next.total  # type: ignore[union-attr]
+    assert result.best.output == result.best.batch * plane

@@ -54,7 +54,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernal: 3}\n",
         [
             "bad.yaml:4:5: conv2d needs 'kernel'",
-            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation",
+            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
         ],
     ),
     (

@@ -59,6 +59,38 @@ def test_every_shipped_spec_keeps_what_cnncalc_says_for_backward(path: Path) -> 
     assert all(any(ch.quantity == "saved_bytes" for ch in c.checks) for c in comparisons[1:])
 
 
+OUTPUT_CASES = {
+    "a conv's output, kept by nothing": [{"kind": "conv2d", "out": 4, "kernel": 3}],
+    "a relu keeps its result": [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "relu", "inplace": False}],
+    "in place after a conv": [{"kind": "conv2d", "out": 4, "kernel": 3, "activation": "relu"}],
+    "flatten, a view of the kept": [{"kind": "conv2d", "out": 4, "kernel": 3}, "relu", "flatten"],
+    "linear after flatten": ["flatten", {"kind": "linear", "out": 5}],
+    "dropout in place": ["flatten", {"kind": "linear", "out": 5}, {"kind": "dropout", "inplace": True}],
+    "a residual's add": [
+        {"kind": "conv2d", "out": 3, "kernel": 1},
+        {"kind": "residual", "body": [{"kind": "conv2d", "out": 3, "kernel": 1}]},
+    ],
+}
+
+
+@pytest.mark.parametrize("layers", list(OUTPUT_CASES.values()), ids=list(OUTPUT_CASES))
+def test_the_output_counts_in_training_memory_unless_kept(layers: list[Any]) -> None:
+    """The loss reads the output: training memory holds it, once, unless a tensor kept for backward is it."""
+    report = analyze(spec_of(layers, (3, 6, 6)), batch=2)
+    _, output = tb.measure_kept(tb.build(report), report.input_shape, 2)
+    assert report.totals.output_bytes == output
+    assert report.totals.training_bytes == (
+        report.totals.param_bytes + report.totals.grad_bytes + report.totals.saved_bytes + output
+    )
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_spec_counts_its_output_as_torch_holds_it(path: Path) -> None:
+    report = analyze(load_spec(path), batch=2)
+    _, output = tb.measure_kept(tb.build(report), report.input_shape, 2)
+    assert report.totals.output_bytes == output
+
+
 def test_half_precision_keeps_what_cnncalc_says_for_backward() -> None:
     assert_agree(agree(load_spec(SPECS / "resnet18.yaml"), batch=2, dtype="bfloat16", train=True))
     assert_agree(agree(load_spec(SPECS / "mobilenet_v2.yaml"), batch=2, dtype="bfloat16", train=True))
@@ -234,8 +266,9 @@ def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
     # a training forward of two images (batch norm needs two values per channel to train)
     report = analyze(spec, batch=2)
     model = tb.build(report)
-    saved = tb.measure_saved(model, report.input_shape, 2)
+    saved, output = tb.measure_kept(model, report.input_shape, 2)
     assert_agree(tb.compare(report, tb.measure(model, report.input_shape, 2), saved))
+    assert report.totals.output_bytes == output, data
 
 
 # --- the command ---------------------------------------------------------------------------
