@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from math import prod
@@ -943,12 +943,8 @@ class _Walker:
     def use(self, entry: Use, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         block = self.spec.blocks.get(entry.use)
         if block is None:
-            known = list(self.spec.blocks)
-            self.fail(
-                f"no block named '{entry.use}'{did_you_mean(entry.use, known)}"
-                + (f"; blocks: {', '.join(known)}" if known else "; the spec defines no blocks"),
-                (*path, "use"),
-            )
+            self.errors.append(unknown_block(entry, self.spec.blocks, path))
+            raise _Stop
         if entry.use in self.uses:
             chain = " -> ".join([*self.uses[self.uses.index(entry.use) :], entry.use])
             self.fail(f"block '{entry.use}' uses itself ({chain})", (*path, "use"))
@@ -976,19 +972,10 @@ class _Walker:
         return inner
 
     def check_args(self, entry: Use, block: Block, path: Path) -> None:
-        for source, given in (((*path,), entry.args), ((*path, "first"), entry.first or {})):
-            for arg in given:
-                if arg not in block.args:
-                    allowed = list(block.args)
-                    self.fail(
-                        f"block '{entry.use}' has no argument '{arg}'{did_you_mean(arg, allowed)}"
-                        + (f"; its arguments: {', '.join(allowed)}" if allowed else "; it takes no arguments"),
-                        (*source, arg),
-                        at_key=True,
-                    )
-        missing = [a for a, default in block.args.items() if default is None and a not in entry.args]
-        if missing:
-            self.fail(f"block '{entry.use}' needs argument '{missing[0]}'", path)
+        problems = use_problems(entry, block, path)
+        if problems:
+            self.errors.extend(problems)
+            raise _Stop
 
     def instance(
         self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
@@ -1012,6 +999,63 @@ class _Walker:
             return self.entries(items, x, scope)
         finally:
             self.uses.pop()
+
+
+def use_problems(entry: Use, block: Block, path: Path) -> list[Problem]:
+    """What is wrong with the arguments of one use of ``block``: unknown ones, and missing required ones."""
+    problems = []
+    allowed = list(block.args)
+    for source, given in (((*path,), entry.args), ((*path, "first"), entry.first or {})):
+        for arg in given:
+            if arg not in block.args:
+                problems.append(
+                    Problem(
+                        f"block '{entry.use}' has no argument '{arg}'{did_you_mean(arg, allowed)}"
+                        + (f"; its arguments: {', '.join(allowed)}" if allowed else "; it takes no arguments"),
+                        (*source, arg),
+                        at_key=True,
+                    )
+                )
+    missing = [a for a, default in block.args.items() if default is None and a not in entry.args]
+    if missing:
+        problems.append(Problem(f"block '{entry.use}' needs argument '{missing[0]}'", path))
+    return problems
+
+
+def unknown_block(entry: Use, blocks: Mapping[str, Block], path: Path) -> Problem:
+    known = list(blocks)
+    return Problem(
+        f"no block named '{entry.use}'{did_you_mean(entry.use, known)}"
+        + (f"; blocks: {', '.join(known)}" if known else "; the spec defines no blocks"),
+        (*path, "use"),
+    )
+
+
+def _uses(items: Sequence[tuple[Any, Path]]) -> Iterator[tuple[Use, Path]]:
+    """Every block use written in the spec's own entries, nested structures included (not inside blocks)."""
+    for entry, path in items:
+        match entry:
+            case Use():
+                yield entry, path
+            case Residual(body=body, shortcut=shortcut):
+                yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
+                if not isinstance(shortcut, str):
+                    yield from _uses([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)])
+            case Concat(branches=branches):
+                named = branches.items() if isinstance(branches, dict) else enumerate(branches)
+                for key, branch in named:
+                    yield from _uses([(e, (*path, "branches", key, i)) for i, e in enumerate(branch)])
+            case Sequential(layers=layers):
+                yield from _uses([(e, (*path, "layers", i)) for i, e in enumerate(layers)])
+
+
+def block_use_problems(spec: Spec) -> list[Problem]:
+    """Every mistake in the spec's block uses, found before the walk, which stops at the first one it meets."""
+    problems: list[Problem] = []
+    for entry, path in _uses([(e, ("layers", i)) for i, e in enumerate(spec.layers)]):
+        block = spec.blocks.get(entry.use)
+        problems += [unknown_block(entry, spec.blocks, path)] if block is None else use_problems(entry, block, path)
+    return problems
 
 
 def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
@@ -1084,7 +1128,8 @@ def analyze(
     with contextlib.suppress(_Stop):
         walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], _Tensor(0, shape, rf), scope)
     if walker.errors:
-        raise SpecError(locate(spec, walker.errors))
+        # the walk stops at the first mistake in a block use; the others are found without it
+        raise SpecError(locate(spec, list(dict.fromkeys([*walker.errors, *block_use_problems(spec)]))))
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
     from .training import kept_for_backward  # training reads engine's rows

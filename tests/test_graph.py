@@ -304,3 +304,21 @@ def test_hostile_blocks_fail_fast(tmp_path: Path, case: tuple[str, str]) -> None
     path.write_text("name: t\ninput: [3, 8, 8]\n" + body)
     code, out, _ = run("validate", str(path))  # bounded by counts; benchmarks/hostile_speed.py times it
     assert code == 1 and text in out and out.count("\n") == 1
+
+
+def test_every_block_mistake_is_reported(tmp_path: Path) -> None:
+    """The walk stops at the first bad use; validate still reports each one, located."""
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "name: t\ninput: [3, 8, 8]\nblocks:\n  unit:\n    args: {out: null}\n"
+        '    layers:\n      - {kind: conv2d, out: "${out}", kernel: 3, padding: 1}\n'
+        "layers:\n  - {use: unit}\n  - {use: unit, out: 4, width: 3}\n"
+        "  - {kind: sequential, layers: [{use: nosuch}]}\n"
+    )
+    code, out, _ = run("validate", str(path))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}:9:5: block 'unit' needs argument 'out'",
+        f"{path}:10:25: block 'unit' has no argument 'width'; its arguments: out",
+        f"{path}:11:39: no block named 'nosuch'; blocks: unit",
+    ]
