@@ -177,7 +177,7 @@ GRAPH_ERRORS = [
     ("unknown block", [{"use": "bottlneck"}], [4, 8, 8], "no block named 'bottlneck' (did you mean 'bottleneck'?)"),
     (
         "unknown argument",
-        [{"use": "bottleneck", "widht": 4}],
+        [{"use": "bottleneck", "width": 4, "widht": 4}],
         [4, 8, 8],
         "block 'bottleneck' has no argument 'widht' (did you mean 'width'?)",
     ),
