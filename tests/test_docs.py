@@ -16,6 +16,8 @@ from cnncalc.spec import ENTRY_KINDS
 README = (ROOT / "README.md").read_text()
 DOCS = ROOT / "docs"
 COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+#: Every document whose relative links must resolve.
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"]
 
 
 def doc(name: str) -> str:
@@ -25,6 +27,23 @@ def doc(name: str) -> str:
 def command_page(command: str) -> Path:
     # schema shares validate's page: the schema is how editors check a spec, beside how CI does
     return DOCS / ("validate.md" if command == "schema" else f"{command}.md")
+
+
+def prose(markdown: str) -> str:
+    """The text outside fenced code blocks, where links and headings are."""
+    return re.sub(r"^```[^\n]*\n.*?^```[ \t]*$", "", markdown, flags=re.M | re.S)
+
+
+def links(page: Path) -> list[str]:
+    """The relative link targets of a page (web addresses left out)."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", prose(page.read_text()))
+    return [t for t in targets if not re.match(r"[a-z][a-z+.-]*:", t)]
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#{1,6} +(.+?) *$", prose(markdown), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
 @pytest.mark.parametrize("kind", ENTRY_KINDS)
@@ -52,6 +71,11 @@ def test_readme_two_commands_and_ci_agree() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     install, test = blocks[1].split(" && ")
     assert install in ci and test in ci
+
+
+def test_readme_is_short() -> None:
+    lines = len(README.splitlines())
+    assert lines <= 300, f"README.md has {lines} lines; the pitch stays under 300, the rest goes to docs/"
 
 
 def test_conventions_page_quotes_the_engine_conventions() -> None:
@@ -84,6 +108,26 @@ def test_every_shipped_spec_names_its_source() -> None:
 def test_docs_examples_are_current_output(golden: str, page: str) -> None:
     text = (ROOT / "tests" / "golden" / golden).read_text().rstrip("\n")
     assert text in doc(page), f"docs/{page}'s copy of tests/golden/{golden} is stale"
+
+
+def test_every_docs_page_is_linked_from_the_readme_or_the_index() -> None:
+    linked = {
+        (page.parent / target.split("#")[0]).resolve()
+        for page in (ROOT / "README.md", DOCS / "index.md")
+        for target in links(page)
+    }
+    for page in sorted(DOCS.glob("*.md")):
+        assert page.resolve() in linked, f"docs/{page.name} is linked from neither README.md nor docs/index.md"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_points_at_a_file(page: Path) -> None:
+    for target in links(page):
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        assert file.is_relative_to(ROOT) and file.exists(), f"{page.name}: {target} points at nothing"
+        if anchor and file.suffix == ".md":
+            assert anchor in anchors(file.read_text()), f"{page.name}: {target}: no such heading"
 
 
 def test_ci_examples_run_cnncalc_validate() -> None:
