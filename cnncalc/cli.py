@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum, StrEnum
-from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import __version__
+from . import __version__, zoo
 from .engine import DTYPE_BYTES, Report, analyze
 from .errors import Problem, SpecError
 from .render import (
@@ -41,7 +40,7 @@ from .render import (
     validation_lines,
     validation_summary,
 )
-from .spec import json_schema, load_spec
+from .spec import Spec, json_schema
 from .validate import validate_paths
 
 app = typer.Typer(
@@ -61,6 +60,16 @@ class Format(StrEnum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+
+
+class TextFormat(StrEnum):
+    """Output of the commands that print a text report or its JSON (specs, fit, peers)."""
+
+    text = "text"
+    json = "json"
+
+
+TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -92,10 +101,19 @@ def _parse_input(value: str | None) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
-def _analyze(spec_path: Path, batch: int, dtype: str, input_shape: str | None, strict: bool) -> Report:
-    shape = _parse_input(input_shape)
+def _load(spec: str) -> Spec:
+    """The spec a command's argument names (a file, a shipped spec's name, or - for standard input)."""
     try:
-        return analyze(load_spec(spec_path), batch=batch, dtype=dtype, input_shape=shape, strict=strict)
+        return zoo.load(spec)
+    except SpecError as exc:
+        fail(exc.problems)
+
+
+def _analyze(spec: str, batch: int, dtype: str, input_shape: str | None, strict: bool) -> Report:
+    shape = _parse_input(input_shape)
+    loaded = _load(spec)
+    try:
+        return analyze(loaded, batch=batch, dtype=dtype, input_shape=shape, strict=strict)
     except SpecError as exc:
         fail(exc.problems)
 
@@ -115,7 +133,14 @@ def main(
     """Size a CNN from a YAML spec: shapes, params, MACs/FLOPs, memory, receptive field."""
 
 
-SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="The YAML spec file.", show_default=False)]
+SpecArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="SPEC",
+        help="A YAML spec file, a shipped spec's name (cnncalc specs lists them) or - for standard input.",
+        show_default=False,
+    ),
+]
 BatchOpt = Annotated[
     int, typer.Option("--batch", "-b", min=1, help="Images per batch (MACs and memory scale with it).")
 ]
@@ -156,6 +181,23 @@ def summary(
         return
     text = {Format.json: to_json, Format.csv: to_csv, Format.markdown: to_markdown}[format](report)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command("specs")
+def specs_command(
+    format: TextFormatOpt = TextFormat.text,
+) -> None:
+    """List the shipped specs with their input, params and MACs; any command takes their names.
+
+    Example: cnncalc specs
+    """
+    from .commands.specs import entries, print_specs, to_dict
+
+    found = entries()
+    if format is TextFormat.json:
+        sys.stdout.write(json.dumps(to_dict(found), indent=2) + "\n")
+    else:
+        print_specs(found, _console())
 
 
 class ValidateFormat(StrEnum):
@@ -204,16 +246,6 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-class TextFormat(StrEnum):
-    """Output of the commands that print a text report or its JSON (fit, peers)."""
-
-    text = "text"
-    json = "json"
-
-
-TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
-
-
 class OptimizerChoice(StrEnum):
     sgd = "sgd"
     momentum = "momentum"
@@ -253,7 +285,7 @@ def fit(
         raise typer.BadParameter(str(exc), param_hint="--memory") from None
     try:
         result = largest_batch(
-            load_spec(spec),
+            _load(spec),
             budget,
             train=train,
             optimizer=optimizer.value,
@@ -302,8 +334,12 @@ class CompareFormat(StrEnum):
 
 @app.command()
 def compare(
-    a: Annotated[Path, typer.Argument(metavar="A", help="The spec before.", show_default=False)],
-    b: Annotated[Path, typer.Argument(metavar="B", help="The spec after.", show_default=False)],
+    a: Annotated[
+        str, typer.Argument(metavar="A", help="The spec before (a file or a shipped name).", show_default=False)
+    ],
+    b: Annotated[
+        str, typer.Argument(metavar="B", help="The spec after (a file or a shipped name).", show_default=False)
+    ],
     batch: BatchOpt = 1,
     dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
     input: InputOpt = None,

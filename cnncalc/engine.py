@@ -39,6 +39,7 @@ Conventions (quoted in the README; every figure in a report follows them):
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1086,7 +1087,7 @@ def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
 
 
 def analyze(
-    spec: Spec,
+    spec: Spec | str | os.PathLike[str],
     *,
     batch: int = 1,
     dtype: str = "float32",
@@ -1095,10 +1096,17 @@ def analyze(
 ) -> Report:
     """Walk ``spec`` layer by layer, blocks expanded, and return its :class:`Report`.
 
+    ``spec`` is a :class:`Spec`, or what :func:`cnncalc.zoo.coerce` loads: a path, the name of a
+    shipped spec (``"resnet50"``) or YAML text.
+
     ``input_shape`` overrides the spec's input; ``strict`` turns every "does not
     fit" warning into an error. Raises :class:`SpecError` listing every problem
     found (located in the YAML file when the spec was loaded from one).
     """
+    if not isinstance(spec, Spec):
+        from .zoo import coerce  # the zoo loads specs, which the engine does not otherwise do
+
+        spec = coerce(spec)
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
     if batch < 1:

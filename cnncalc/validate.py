@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import zoo
 from .engine import analyze
 from .errors import Problem, SpecError
 from .spec import load_spec
@@ -56,8 +57,10 @@ def expand_paths(args: Sequence[str]) -> tuple[list[str], list[FileResult]]:
             found, reason = _walk(arg), "no .yaml or .yml files in this folder"
         elif os.path.exists(arg):
             found, reason = [arg], ""
+        elif zoo.shipped(arg) is not None:
+            found, reason = [str(zoo.shipped(arg))], ""
         else:
-            found, reason = [], "no such file or folder"
+            found, reason = [], "no such file or folder, nor a shipped spec of that name"
         if not found:
             missing.append(FileResult(arg, (Problem(reason, file=arg),)))
         files += found
@@ -76,6 +79,12 @@ def validate_file(path: str | Path, *, strict: bool = False, text: str | None = 
 
 
 def validate_paths(args: Sequence[str], *, strict: bool = False) -> list[FileResult]:
-    """:func:`validate_file` on every file that ``args`` name, after those that name none."""
-    files, missing = expand_paths(args)
-    return missing + [validate_file(f, strict=strict) for f in files]
+    """:func:`validate_file` on every file that ``args`` name (``-``: standard input), after those that name none."""
+    stdin = []
+    if "-" in args:
+        try:
+            stdin = [validate_file(zoo.STDIN, strict=strict, text=zoo.read_stdin())]
+        except SpecError as exc:
+            stdin = [FileResult(zoo.STDIN, exc.problems)]
+    files, missing = expand_paths([a for a in args if a != "-"])
+    return missing + stdin + [validate_file(f, strict=strict) for f in files]

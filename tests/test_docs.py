@@ -103,6 +103,7 @@ def test_every_shipped_spec_names_its_source() -> None:
         ("resnet50_depth1.txt", "dsl.md"),
         ("fit_resnet50.txt", "fit.md"),
         ("peers_resnet18.txt", "peers.md"),
+        ("specs.txt", "specs.md"),
     ],
 )
 def test_docs_examples_are_current_output(golden: str, page: str) -> None:

@@ -100,12 +100,12 @@ def test_paths_folders_and_globs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     missing = validate_paths([str(tmp_path / "nope.yaml"), f"{tmp_path}/*.json", str(tmp_path / "empty")])
     assert [r.errors[0].message for r in missing] == [
-        "no such file or folder",
+        "no such file or folder, nor a shipped spec of that name",
         "no file matches this pattern",
         "no .yaml or .yml files in this folder",
     ]
     code, out, _ = run("validate", str(tmp_path / "nope.yaml"))
-    assert code == 1 and out == f"{tmp_path}/nope.yaml: no such file or folder\n"
+    assert code == 1 and out == f"{tmp_path}/nope.yaml: no such file or folder, nor a shipped spec of that name\n"
 
 
 def test_usage_errors_exit_2() -> None:

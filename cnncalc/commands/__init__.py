@@ -1,0 +1,1 @@
+"""One module per command: its orchestration and its renderers (the CLI only wires options)."""
