@@ -233,6 +233,22 @@ class Report:
             training_bytes=params * self.dtype_bytes + grads + saved + self.output_bytes,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of ``--format json`` (docs/json.md), as a dict."""
+        from .render import to_dict
+
+        return to_dict(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render import to_markdown
+
+        return to_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from .notebook import to_html
+
+        return to_html(self)
+
     def folded(self, depth: int) -> Report:
         """The rows inside blocks nested ``depth`` or more deep folded into one row per block.
 
