@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum, StrEnum
-from typing import Annotated, NoReturn
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -43,6 +43,29 @@ from .render import (
 from .spec import Spec, json_schema
 from .validate import validate_paths
 
+
+def _plain_help() -> None:
+    """Help without Python type placeholders beside arguments and flags (``<str>``, ``<bool>``, ``<list[str]>``).
+
+    Recent typer prints them; each argument's metavar and help already say what it takes.
+    Options keep theirs where they inform (choices such as ``<table|json>``, numeric ranges).
+    """
+    core = getattr(typer, "core", None)
+    for cls, keep in ((getattr(core, "TyperArgument", None), lambda p: False),
+                      (getattr(core, "TyperOption", None), lambda p: not getattr(p, "is_flag", False))):  # fmt: skip
+        original = getattr(cls, "display_type_rich", None)
+        if cls is None or original is None or getattr(original, "_cnncalc", False):
+            continue
+
+        def display(self: object, ctx: object, _original: Any = original, _keep: Any = keep) -> str | None:
+            return _original(self, ctx=ctx) if _keep(self) else None
+
+        display._cnncalc = True  # type: ignore[attr-defined]
+        cls.display_type_rich = display
+
+
+_plain_help()
+
 app = typer.Typer(
     name="cnncalc",
     help="Size a CNN from a YAML spec: shapes, params, MACs/FLOPs, memory, receptive field.",
@@ -52,7 +75,26 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DtypeChoice = Enum("DtypeChoice", {name: name for name in DTYPE_BYTES}, type=str)  # type: ignore[misc]
+#: Short names people type for the dtypes (PyTorch's own aliases among them).
+DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+#: What profile accepts: PyTorch cannot run convolutions in int8 eagerly.
+PROFILE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _dtype_option(choices: tuple[str, ...]) -> Any:
+    def check(value: str) -> str:
+        name = DTYPE_ALIASES.get(value.lower(), value.lower())
+        if name not in choices:
+            aliases = ", ".join(f"{a} = {n}" for a, n in DTYPE_ALIASES.items() if n in choices)
+            raise typer.BadParameter(f"expected one of {', '.join(choices)} ({aliases}), got '{value}'")
+        return name
+
+    return typer.Option(
+        "--dtype",
+        metavar="[" + "|".join(choices) + "]",
+        callback=check,
+        help="Bytes per value for memory figures; fp32, fp16 and bf16 work too.",
+    )
 
 
 class Format(StrEnum):
@@ -142,9 +184,9 @@ SpecArg = Annotated[
     ),
 ]
 BatchOpt = Annotated[
-    int, typer.Option("--batch", "-b", min=1, help="Images per batch (MACs and memory scale with it).")
+    int, typer.Option("--batch", "-b", min=1, metavar="N", help="Images per batch (MACs and memory scale with it).")
 ]
-DtypeOpt = Annotated[DtypeChoice, typer.Option("--dtype", help="Bytes per value for memory figures.")]
+DtypeOpt = Annotated[str, _dtype_option(tuple(DTYPE_BYTES))]
 InputOpt = Annotated[
     str | None,
     typer.Option(
@@ -152,7 +194,11 @@ InputOpt = Annotated[
     ),
 ]
 StrictOpt = Annotated[
-    bool, typer.Option("--strict", help="Make '(W - F + 2P)/S is not a whole number' an error, not a warning.")
+    bool,
+    typer.Option(
+        "--strict",
+        help="Make a layer that leaves real input unread ((W - F + 2P)/S not whole) an error, not a warning.",
+    ),
 ]
 
 
@@ -160,20 +206,22 @@ StrictOpt = Annotated[
 def summary(
     spec: SpecArg,
     batch: BatchOpt = 1,
-    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = "float32",
     input: InputOpt = None,
     strict: StrictOpt = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     depth: Annotated[
         int | None,
-        typer.Option("--depth", "-d", min=1, help="Fold blocks nested this deep into one row each (1: top level)."),
+        typer.Option(
+            "--depth", "-d", min=1, metavar="N", help="Fold blocks nested this deep into one row each (1: top level)."
+        ),
     ] = None,
 ) -> None:
     """Print one row per layer (shape, activations, memory, params, MACs, receptive field) and the totals.
 
     Example: cnncalc summary specs/resnet50.yaml --depth 1 --batch 32 --dtype bfloat16
     """
-    report = _analyze(spec, batch, dtype.value, input, strict)
+    report = _analyze(spec, batch, dtype, input, strict)
     if depth is not None:
         report = report.folded(depth)
     if format is Format.table:
@@ -266,7 +314,7 @@ def fit(
         OptimizerChoice,
         typer.Option("--optimizer", help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x)."),
     ] = OptimizerChoice.adam,
-    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = "float32",
     input: InputOpt = None,
     format: TextFormatOpt = TextFormat.text,
 ) -> None:
@@ -289,7 +337,7 @@ def fit(
             budget,
             train=train,
             optimizer=optimizer.value,
-            dtype=dtype.value,
+            dtype=dtype,
             input_shape=_parse_input(input),
         )
     except SpecError as exc:
@@ -329,6 +377,7 @@ def peers(
 class CompareFormat(StrEnum):
     table = "table"
     json = "json"
+    csv = "csv"
     markdown = "markdown"
 
 
@@ -341,7 +390,7 @@ def compare(
         str, typer.Argument(metavar="B", help="The spec after (a file or a shipped name).", show_default=False)
     ],
     batch: BatchOpt = 1,
-    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = "float32",
     input: InputOpt = None,
     strict: StrictOpt = False,
     format: Annotated[
@@ -353,13 +402,17 @@ def compare(
 
     Example: cnncalc compare specs/vgg16.yaml specs/vgg19.yaml --format markdown
     """
-    ra = _analyze(a, batch, dtype.value, input, strict)
-    rb = _analyze(b, batch, dtype.value, input, strict)
+    ra = _analyze(a, batch, dtype, input, strict)
+    rb = _analyze(b, batch, dtype, input, strict)
     files = (str(a), str(b))
     if format is CompareFormat.table:
         print_compare(ra, rb, files, _console())
     elif format is CompareFormat.markdown:
         sys.stdout.write(compare_markdown(ra, rb, files))
+    elif format is CompareFormat.csv:
+        from .compare import to_csv as compare_csv
+
+        sys.stdout.write(compare_csv(ra, rb))
     else:
         sys.stdout.write(json.dumps(compare_dict(ra, rb, files), indent=2) + "\n")
 
@@ -384,9 +437,9 @@ TORCH_MISSING = (
 @app.command()
 def profile(
     spec: SpecArg,
-    device: Annotated[Device, typer.Option("--device", "-d", help="auto picks CUDA when present.")] = Device.auto,
+    device: Annotated[Device, typer.Option("--device", help="auto picks CUDA when present.")] = Device.auto,
     batch: BatchOpt = 1,
-    dtype: DtypeOpt = DtypeChoice.float32,  # type: ignore[attr-defined]
+    dtype: Annotated[str, _dtype_option(PROFILE_DTYPES)] = "float32",
     input: InputOpt = None,
     train: Annotated[
         bool,
@@ -395,10 +448,13 @@ def profile(
             help="Time forward + backward instead of inference, and check what each layer keeps for backward.",
         ),
     ] = False,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed iterations first.")] = 3,
-    iters: Annotated[int, typer.Option("--iters", min=1, help="Timed iterations.")] = 10,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, metavar="N", help="Untimed iterations first.")] = 3,
+    iters: Annotated[int, typer.Option("--iters", min=1, metavar="N", help="Timed iterations.")] = 10,
     peak_tflops: Annotated[
-        float | None, typer.Option("--peak-tflops", min=0.0, help="Your device's peak, to print the share achieved.")
+        float | None,
+        typer.Option(
+            "--peak-tflops", min=0.0, metavar="TFLOPS", help="Your device's peak, to print the share achieved."
+        ),
     ] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
 ) -> None:
@@ -409,22 +465,18 @@ def profile(
 
     Example: cnncalc profile specs/vgg16.yaml --device cuda --dtype bfloat16 --batch 32
     """
-    if dtype.value == "int8":
-        raise typer.BadParameter(
-            "PyTorch cannot run convolutions in int8 eagerly; use float32, float16 or bfloat16", param_hint="--dtype"
-        )
     try:
         from . import torch_backend as tb
     except ImportError:
         _console(stderr=True).print(Text.assemble(("error:", "bold red"), f" {TORCH_MISSING}"), soft_wrap=True)
         raise typer.Exit(2) from None
-    report = _analyze(spec, batch, dtype.value, input, strict=False)
+    report = _analyze(spec, batch, dtype, input, strict=False)
     try:
         where = tb.resolve_device(device.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--device") from None
     try:
-        model = tb.build(report, device=where, dtype=dtype.value)
+        model = tb.build(report, device=where, dtype=dtype)
         saved = tb.measure_saved(model, report.input_shape, batch) if train else None
         # per-row kept-for-backward checks where the rules are verified (the CPU); CUDA compares the total
         checked = saved if where == "cpu" else None

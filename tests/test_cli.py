@@ -209,3 +209,38 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "cnncalc", "--version"], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert result.returncode == 0 and result.stdout.startswith("cnncalc ")
+
+
+@pytest.mark.parametrize("command", ["summary", "validate", "compare", "fit", "peers", "profile", "specs", "schema"])
+def test_help_has_no_python_type_placeholders(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    for placeholder in ("<bool>", "<str>", "<list[", "<int range>", "<float range>", "Value error,"):
+        assert placeholder not in result.stdout, (command, placeholder)
+    # -d is --depth wherever it exists, and nothing else
+    assert ("-d " not in result.stdout) or ("--depth" in result.stdout and result.stdout.count("-d ") == 1)
+
+
+@pytest.mark.parametrize(("alias", "name"), [("fp16", "float16"), ("bf16", "bfloat16"), ("FP32", "float32")])
+def test_dtype_aliases(alias: str, name: str) -> None:
+    code, out, _ = run("summary", "specs/lenet5.yaml", "--dtype", alias, "-f", "json")
+    assert code == 0 and json.loads(out)["input"]["dtype"] == name
+
+
+def test_profile_offers_only_the_dtypes_it_runs() -> None:
+    result = CliRunner().invoke(app, ["profile", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert "[float32|float16|bfloat16]" in result.stdout and "int8" not in result.stdout
+    code, _, err = run("profile", "specs/lenet5.yaml", "--dtype", "int8")
+    assert code == 2 and "expected one of float32, float16, bfloat16" in err
+
+
+def test_compare_csv_is_the_stages_and_the_totals() -> None:
+    code, out, _ = run("compare", "specs/vgg16.yaml", "specs/vgg19.yaml", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    a, b = analyze(load_spec(SPECS / "vgg16.yaml")), analyze(load_spec(SPECS / "vgg19.yaml"))
+    assert rows[-1]["stage"] == "total"
+    for attr in ("params", "macs", "activations"):
+        assert sum(int(r[f"{attr}_a"]) for r in rows[:-1]) == int(rows[-1][f"{attr}_a"]) == getattr(a.totals, attr)
+        assert int(rows[-1][f"{attr}_b"]) == getattr(b.totals, attr)
+        assert all(int(r[f"{attr}_delta"]) == int(r[f"{attr}_b"]) - int(r[f"{attr}_a"]) for r in rows)

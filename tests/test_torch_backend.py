@@ -289,7 +289,7 @@ def test_profile_table_on_cpu() -> None:
 
 def test_profile_json_train() -> None:
     code, out, _ = run(
-        "profile", "specs/happy_model.yaml", "-d", "cpu", "--train", "-b", "2", "--iters", "2", "-f", "json"
+        "profile", "specs/happy_model.yaml", "--device", "cpu", "--train", "-b", "2", "--iters", "2", "-f", "json"
     )
     assert code == 0
     data = json.loads(out)
@@ -312,7 +312,7 @@ def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
         return out
 
     monkeypatch.setattr(engine_module, "_pool", wrong)
-    code, out, _ = run("profile", "specs/lenet5.yaml", "-d", "cpu", "--iters", "1", "--warmup", "0")
+    code, out, _ = run("profile", "specs/lenet5.yaml", "--device", "cpu", "--iters", "1", "--warmup", "0")
     assert code == 1
     assert "✗ 2 of 57 checks disagree with PyTorch" in out
     assert "mismatch: layer 2 avgpool2d 's2': activation_bytes cnncalc 9,408 != torch 4,704" in out
