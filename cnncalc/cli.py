@@ -449,7 +449,16 @@ def profile(
         ),
     ] = False,
     warmup: Annotated[int, typer.Option("--warmup", min=0, metavar="N", help="Untimed iterations first.")] = 3,
-    iters: Annotated[int, typer.Option("--iters", min=1, metavar="N", help="Timed iterations.")] = 10,
+    iters: Annotated[
+        int | None,
+        typer.Option(
+            "--iters",
+            min=1,
+            max=100_000,
+            metavar="N",
+            help="Timed iterations; by default as many as a stable median needs (at least 20 and 1 s of them).",
+        ),
+    ] = None,
     peak_tflops: Annotated[
         float | None,
         typer.Option(
@@ -475,13 +484,16 @@ def profile(
         where = tb.resolve_device(device.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--device") from None
+    show = format is ProfileFormat.table
     try:
-        model = tb.build(report, device=where, dtype=dtype)
-        saved = tb.measure_saved(model, report.input_shape, batch) if train else None
-        # per-row kept-for-backward checks where the rules are verified (the CPU); CUDA compares the total
-        checked = saved if where == "cpu" else None
-        comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch), checked, device=where)
-        with _progress(warmup + iters, format is ProfileFormat.table) as tick:
+        with _phase(f"building {report.name} in PyTorch on {where}", show):
+            model = tb.build(report, device=where, dtype=dtype)
+        with _phase(f"checking {len(report.rows)} rows against PyTorch", show):
+            saved = tb.measure_saved(model, report.input_shape, batch) if train else None
+            # per-row kept-for-backward checks where the rules are verified (the CPU); CUDA compares the total
+            checked = saved if where == "cpu" else None
+            comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch), checked, device=where)
+        with _progress(warmup + iters if iters else None, show) as tick:
             timing = tb.time_model(
                 model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick
             )
@@ -499,7 +511,18 @@ def profile(
 
 
 @contextmanager
-def _progress(total: int, show: bool) -> Iterator[Callable[[], None]]:
+def _phase(what: str, show: bool) -> Iterator[None]:
+    """A spinner on stderr naming a phase that takes time (hidden when not a terminal)."""
+    console = _console(stderr=True)
+    if not (show and console.is_terminal):
+        yield
+        return
+    with console.status(Text(what)):
+        yield
+
+
+@contextmanager
+def _progress(total: int | None, show: bool) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr over warm-up and timed iterations (hidden when not a terminal)."""
     console = _console(stderr=True)
     with Progress(

@@ -421,13 +421,16 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None, kep
     t = report.totals
     secs = timing.seconds
     median = timing.median
+    q1, q3 = timing.quartiles
     achieved = timing.flops_per_iter / median / 1e12 if median > 0 else 0.0
     lines = [
         ("device", f"{timing.device_name} ({timing.device}), {timing.mode}, batch {report.batch}, {report.dtype}"),
         (
             "latency",
-            f"median {median * 1e3:.3f} ms per batch (min {min(secs) * 1e3:.3f}, max {max(secs) * 1e3:.3f};"
-            f" {len(secs)} iterations after {timing.warmup} warm-up)",
+            f"median {median * 1e3:.3f} ms per batch, half of the runs within {q1 * 1e3:.3f} to {q3 * 1e3:.3f}"
+            f" (min {min(secs) * 1e3:.3f}, max {max(secs) * 1e3:.3f}; {len(secs)} iterations after"
+            f" {timing.warmup} warm-up, {timing.threads} CPU threads, {timing.mode}"
+            + (" under torch.inference_mode)" if timing.mode == "inference" else ")"),
         ),
         ("throughput", f"{report.batch / median:,.1f} images/s" if median > 0 else "n/a"),
         (
@@ -558,6 +561,8 @@ def profile_dict(
             "iterations": len(timing.seconds),
             "seconds": timing.seconds,
             "median_seconds": median,
+            "quartile_seconds": list(timing.quartiles),
+            "threads": timing.threads,
             "images_per_second": report.batch / median if median > 0 else None,
             "flops_per_iteration": timing.flops_per_iter,
             "achieved_tflops": timing.flops_per_iter / median / 1e12 if median > 0 else None,

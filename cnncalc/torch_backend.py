@@ -462,6 +462,18 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        """The 25th and 75th percentiles of the latencies: the spread around the median."""
+        if len(self.seconds) < 2:
+            return self.seconds[0], self.seconds[0]
+        q1, _, q3 = statistics.quantiles(self.seconds, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def threads(self) -> int:
+        return torch.get_num_threads()
+
 
 def resolve_device(device: str) -> str:
     """``auto`` to ``cuda`` or ``cpu``; ValueError when CUDA is asked for and missing."""
@@ -482,6 +494,11 @@ def _mode(model: nn.Module, train: bool) -> Iterator[None]:
         model.train(was)
 
 
+#: With no --iters, timing goes on until this many steps and a second of them (at most MAX_ITERS).
+MIN_ITERS = 20
+MAX_ITERS = 10_000
+
+
 def time_model(
     model: SpecModule,
     input_shape: tuple[int, ...],
@@ -489,11 +506,14 @@ def time_model(
     batch: int,
     train: bool,
     warmup: int,
-    iters: int,
+    iters: int | None,
     tick: Callable[[], None] = lambda: None,
+    min_seconds: float = 1.0,
 ) -> Timing:
-    """Median-able latencies of ``iters`` steps after ``warmup``: a forward pass, or forward + backward.
+    """Latencies of ``iters`` steps after ``warmup``: a forward pass, or forward + backward.
 
+    ``iters=None`` times until the median is worth reading: at least :data:`MIN_ITERS` steps and
+    ``min_seconds`` of them, at most :data:`MAX_ITERS`. Inference runs under ``torch.inference_mode``.
     CUDA steps are timed with CUDA events; CPU steps with ``perf_counter``.
     """
     param = next(model.parameters(), None)
@@ -527,7 +547,10 @@ def time_model(
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
             timing.baseline_bytes = torch.cuda.memory_allocated(device)
-        for _ in range(iters):
+        spent = 0.0
+        while len(timing.seconds) < (iters or MAX_ITERS):
+            if iters is None and len(timing.seconds) >= MIN_ITERS and spent >= min_seconds:
+                break
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
                 start.record()
@@ -539,6 +562,7 @@ def time_model(
                 t0 = time.perf_counter()
                 step()
                 timing.seconds.append(time.perf_counter() - t0)
+            spent += timing.seconds[-1]
             tick()
         if cuda:
             timing.peak_bytes = torch.cuda.max_memory_allocated(device)

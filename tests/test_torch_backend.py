@@ -358,3 +358,19 @@ def test_profile_vgg16_on_cuda(args: list[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert data["ok"] and data["timing"]["device"] == "cuda" and data["timing"]["peak_memory_bytes"] > 0
+
+
+def test_profile_times_until_the_median_is_stable() -> None:
+    """No --iters: at least 20 steps and a second of them; the spread and the thread count are reported."""
+    code, out, _ = run("profile", "specs/lenet5.yaml", "--device", "cpu", "--warmup", "1", "-f", "json")
+    assert code == 0
+    timing = json.loads(out)["timing"]
+    assert timing["iterations"] >= tb.MIN_ITERS and sum(timing["seconds"]) >= 1.0
+    q1, q3 = timing["quartile_seconds"]
+    assert min(timing["seconds"]) <= q1 <= timing["median_seconds"] <= q3 <= max(timing["seconds"])
+    assert timing["threads"] == torch.get_num_threads()
+
+
+def test_profile_iters_are_bounded() -> None:
+    code, _, err = run("profile", "specs/lenet5.yaml", "--iters", "100001")
+    assert code == 2 and "--iters" in err
