@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +23,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PrivateAttr,
     StrictBool,
     StrictInt,
@@ -32,7 +36,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, PydanticKnownError, core_schema
 
 from .errors import Path, Problem, SpecError, did_you_mean
 from .source import SourceMap, decode, load_yaml
@@ -119,9 +124,81 @@ INPLACE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
 
 LayerName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
+#: Every model builds its validator on first use, not at import: a spec pays only for the kinds it uses.
+_CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+def _entry_tag(value: Any) -> str | None:
+    """Which model an entry is: its ``kind``, or ``use`` for a block use."""
+    if isinstance(value, dict):
+        if "use" in value:
+            return "use"
+        kind = value.get("kind")
+        return kind if isinstance(kind, str) else None
+    if isinstance(value, Use):
+        return "use"
+    return getattr(value, "kind", None)
+
+
+def _validate_entry(value: Any) -> Any:
+    tag = _entry_tag(value)
+    if tag is None:
+        raise PydanticKnownError("union_tag_not_found", {"discriminator": "_entry_tag()"})
+    if tag not in ENTRY_MODELS:
+        expected = ", ".join(f"'{k}'" for k in ENTRY_MODELS)
+        raise PydanticKnownError(
+            "union_tag_invalid", {"discriminator": "_entry_tag()", "tag": tag, "expected_tags": expected}
+        )
+    return _kind_adapter(tag).validate_python(value)
+
+
+@dataclass(frozen=True)
+class _OneKind:
+    """A discriminated union of one kind: its errors name the kind where the union of all would."""
+
+    tag: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.tagged_union_schema({self.tag: handler(source)}, discriminator=_entry_tag)
+
+
+@cache
+def _kind_adapter(tag: str) -> TypeAdapter[Any]:
+    return TypeAdapter(Annotated[ENTRY_MODELS[tag], _OneKind(tag)])
+
+
+class _ByKind:
+    """An entry, validated by the model of its own kind only.
+
+    A discriminated union of every kind builds all their validators (~60 ms) before the first spec
+    is read; this builds each on first use, with the same errors at the same places
+    (``layers.3.conv2d.stride``). Its JSON schema is the union, defined once by :func:`json_schema`.
+    """
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(_validate_entry)
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"$ref": "#/$defs/Entry"}
+
+
+if TYPE_CHECKING:
+    Entry: TypeAlias = "AnyEntry"
+else:
+    Entry = Annotated[Any, _ByKind()]
+
+
+def _non_empty(entries: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not entries:
+        raise ValueError("needs at least one entry")
+    return entries
+
+
+Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
+
 
 class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     name: LayerName | None = Field(None, description="Row name; auto-numbered per kind when absent.")
     repeat: Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)] = Field(
@@ -309,24 +386,6 @@ Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "in_channels"})
 
 
-def _non_empty(entries: tuple[Any, ...]) -> tuple[Any, ...]:
-    if not entries:
-        raise ValueError("needs at least one entry")
-    return entries
-
-
-def _entry_tag(value: Any) -> str | None:
-    """Which model an entry is: its ``kind``, or ``use`` for a block use."""
-    if isinstance(value, dict):
-        if "use" in value:
-            return "use"
-        kind = value.get("kind")
-        return kind if isinstance(kind, str) else None
-    if isinstance(value, Use):
-        return "use"
-    return getattr(value, "kind", None)
-
-
 def _shape_tag(value: Any) -> str:
     # the labels are not keys (not identifiers), so that error paths skip them
     return "<word>" if isinstance(value, str) else "<mapping>" if isinstance(value, dict) else "<list>"
@@ -374,7 +433,7 @@ class Sequential(_Layer):
 class Use(BaseModel):
     """A use of one of the spec's ``blocks``; every other key is one of the block's arguments."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     use: Name = Field(description="The block's name.")
     name: LayerName | None = None
@@ -395,21 +454,14 @@ ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, 
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
 AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Sequential | Use
-if TYPE_CHECKING:
-    Entry = AnyEntry
-else:
-    _TAGGED = tuple(Annotated[m, Tag(k)] for k, m in ENTRY_MODELS.items())
-    Entry = Annotated[Union[_TAGGED], Discriminator(_entry_tag)]  # noqa: UP007 (a union built from a tuple)
-Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
-for _model in STRUCTURE_MODELS.values():
-    _model.model_rebuild()
+#: Validates one entry (a block's, once its arguments are filled in).
 ENTRY: TypeAdapter[AnyEntry] = TypeAdapter(Entry)
 
 
 class Block(BaseModel):
     """A reusable piece of network: arguments with their defaults, and entries that use them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     args: dict[Name, Any] = Field(
         default_factory=dict, description="Argument -> default value; null makes the argument required."
@@ -430,26 +482,40 @@ class Block(BaseModel):
 # --- defaults ----------------------------------------------------------------------
 
 
-def _partial(model: type[_Layer]) -> type[BaseModel]:
-    """A model of the same fields, all optional: what ``defaults`` may set for a kind."""
+@cache
+def defaults_model(kind: str) -> type[BaseModel]:
+    """A model of the kind's fields, all optional: what ``defaults`` may set for it (made on first use)."""
+    model = LAYER_MODELS[kind]
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if name in ("kind", "name", "repeat", "when"):
             continue
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = (annotation | None, Field(None, alias=info.alias))
-    return create_model(f"{model.__name__}Defaults", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+    return create_model(f"{model.__name__}Defaults", __config__=_CONFIG, **fields)
+
+
+@dataclass(frozen=True)
+class _DefaultsOf:
+    """The ``defaults`` of one kind, validated by its model, made and built on first use."""
+
+    kind: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"$ref": f"#/$defs/{defaults_model(self.kind).__name__}"}, {"type": "null"}]}
+
+    def validate(self, value: Any) -> Any:
+        return None if value is None else defaults_model(self.kind).model_validate(value)
 
 
 Defaults = create_model(  # type: ignore[call-overload]
     "Defaults",
-    __config__=ConfigDict(extra="forbid", frozen=True),
-    **{kind: (_partial(model) | None, None) for kind, model in LAYER_MODELS.items()},
+    __config__=_CONFIG,
+    **{kind: (Annotated[BaseModel | None, _DefaultsOf(kind)], None) for kind in LAYER_KINDS},
 )
-LAYER_DEFAULT_MODELS: dict[str, type[BaseModel]] = {
-    kind: Defaults.model_fields[kind].annotation.__args__[0]  # type: ignore[union-attr]
-    for kind in LAYER_KINDS
-}
 
 
 def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
@@ -499,7 +565,7 @@ Shape = Annotated[
 class Spec(BaseModel):
     """A network: its name, its input shape, its reusable blocks and its layers, in order."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     name: StrictStr = Field(min_length=1)
     input: Shape = Field(description="[C, H, W] for images, or [N] for a flat input.")
@@ -534,7 +600,8 @@ class Spec(BaseModel):
     @property
     def raw_defaults(self) -> dict[str, Any]:
         """``defaults`` as plain data, to fill in block entries at each use."""
-        return self.defaults.model_dump(exclude_none=True, by_alias=True)
+        kinds = {kind: getattr(self.defaults, kind) for kind in LAYER_KINDS}
+        return {k: v.model_dump(exclude_none=True, by_alias=True) for k, v in kinds.items() if v is not None}
 
 
 # --- error messages ------------------------------------------------------------------
@@ -583,8 +650,8 @@ def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
             model = ENTRY_MODELS[part]
         elif model is Spec and part == "defaults":
             model = Defaults
-        elif model is Defaults and isinstance(part, str) and part in LAYER_DEFAULT_MODELS:
-            model = LAYER_DEFAULT_MODELS[part]
+        elif model is Defaults and isinstance(part, str) and part in LAYER_MODELS:
+            model = defaults_model(part)
         elif model is Spec and part == "blocks":
             model = None
         elif model is None:
@@ -735,27 +802,22 @@ def load_spec(path: str | FsPath | None = None, *, text: str | None = None) -> S
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a spec file, for editors and CI (``cnncalc schema``)."""
-    schema = Spec.model_json_schema()
+    from pydantic.json_schema import models_json_schema
+
+    # every model at once: entries and each kind's defaults are validated lazily, so the spec's own schema
+    # only refers to them (Entry, <Kind>Defaults)
+    models: list[type[BaseModel]] = [Spec, *ENTRY_MODELS.values(), *(defaults_model(kind) for kind in LAYER_KINDS)]
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
+    defs = dict(sorted(top["$defs"].items()))
+    schema = {"$defs": defs, **defs.pop("Spec")}
     props = schema["properties"]
-    defs = schema["$defs"]
     # one definition of an entry, with the shorthand the loader accepts everywhere: a bare kind name
     bare = {"type": "string", "enum": list(LAYER_KINDS), "description": "A layer whose fields all have defaults."}
-    entry = props["layers"]["items"]
+    entry = {"oneOf": [{"$ref": f"#/$defs/{m.__name__}"} for m in ENTRY_MODELS.values()]}
     defs["Entry"] = {"anyOf": [entry, bare]}
-
-    def refer(node: Any) -> Any:
-        if node == entry:
-            return {"$ref": "#/$defs/Entry"}
-        if isinstance(node, dict):
-            return {k: refer(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [refer(v) for v in node]
-        return node
-
-    props["layers"] = refer(props["layers"])
     props["layers"]["minItems"] = 1
-    for model in STRUCTURE_MODELS.values():
-        defs[model.__name__] = refer(defs[model.__name__])
+    for kind in LAYER_KINDS:  # a reference needs no title (pydantic gives a model's none)
+        defs["Defaults"]["properties"][kind].pop("title")
     # any field may come from `defaults`, which a schema cannot follow: only `kind` is required here
     for model in (*LAYER_MODELS.values(), *STRUCTURE_MODELS.values()):
         defs[model.__name__]["required"] = ["kind"]
