@@ -164,7 +164,9 @@ class _OneKind:
 
 @cache
 def _kind_adapter(tag: str) -> TypeAdapter[Any]:
-    return TypeAdapter(Annotated[ENTRY_MODELS[tag], _OneKind(tag)])
+    # typed Any: mypy with pydantic 2.14 refuses a runtime-built Annotated as a TypeForm, 2.13 accepts it
+    form: Any = Annotated[ENTRY_MODELS[tag], _OneKind(tag)]
+    return TypeAdapter(form)
 
 
 class _ByKind:
