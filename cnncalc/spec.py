@@ -676,7 +676,10 @@ def _message(err: ErrorDetails) -> tuple[str, bool]:
         return f"unknown key '{field}' in {owner}{did_you_mean(field, allowed)}{hint}", True
     if typ == "union_tag_invalid":
         tag = str(ctx.get("tag"))
-        return f"unknown layer kind '{tag}'{did_you_mean(tag, ENTRY_KINDS)}", False
+        close = did_you_mean(tag, ENTRY_KINDS)
+        # no close match: say what there is (a 'use:' names a block, not a kind)
+        listing = close or f"; the kinds: {', '.join(ENTRY_KINDS)} (or 'use:' for a block)"
+        return f"unknown layer kind '{tag}'{listing}", False
     if typ == "union_tag_not_found":
         if isinstance(got, dict) and len(got) == 1 and next(iter(got)) in ENTRY_MODELS:
             k = next(iter(got))

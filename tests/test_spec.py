@@ -8,7 +8,7 @@ import pytest
 from helpers import spec_of
 
 from cnncalc import SpecError, analyze, load_spec
-from cnncalc.spec import LAYER_KINDS, Conv2d
+from cnncalc.spec import ENTRY_KINDS, LAYER_KINDS, Conv2d
 
 GOOD = """\
 name: tiny
@@ -61,6 +61,15 @@ BAD = [
         "unknown kind",
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv, out: 4}\n",
         ["bad.yaml:4:5: unknown layer kind 'conv' (did you mean 'conv2d'?)"],
+    ),
+    (
+        "unknown kind, nothing close",
+        "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: zzqx}\n",
+        [
+            "bad.yaml:4:5: unknown layer kind 'zzqx'; the kinds: "
+            + ", ".join(ENTRY_KINDS)
+            + " (or 'use:' for a block)",
+        ],
     ),
     (
         "unknown bare kind",
