@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
@@ -160,6 +161,15 @@ def _analyze(spec: str, batch: int, dtype: str, input_shape: str | None, strict:
         fail(exc.problems)
 
 
+def _warn(report: Report, quiet: bool) -> None:
+    """The spec's warnings on stderr, for output that has no place for them (csv, compare, fit, peers, profile)."""
+    if quiet:
+        return
+    err = _console(stderr=True)
+    for w in report.warnings:
+        err.print(Text(w.warning_line(), style="yellow"), soft_wrap=True)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"cnncalc {__version__}")
@@ -193,6 +203,7 @@ InputOpt = Annotated[
         "--input", "-i", metavar="CxHxW", callback=_check_input, help="Override the spec's input, e.g. 3x227x227."
     ),
 ]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide the spec's warnings.")]
 StrictOpt = Annotated[
     bool,
     typer.Option(
@@ -209,6 +220,7 @@ def summary(
     dtype: DtypeOpt = "float32",
     input: InputOpt = None,
     strict: StrictOpt = False,
+    quiet: QuietOpt = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     depth: Annotated[
         int | None,
@@ -225,9 +237,14 @@ def summary(
     if depth is not None:
         report = report.folded(depth)
     if format is Format.table:
-        print_table(report, _console())
+        print_table(report, _console(), quiet=quiet)
         return
-    text = {Format.json: to_json, Format.csv: to_csv, Format.markdown: to_markdown}[format](report)
+    if format is Format.csv:
+        _warn(report, quiet)
+    if format is Format.markdown:
+        text = to_markdown(report, quiet=quiet)
+    else:
+        text = {Format.json: to_json, Format.csv: to_csv}[format](report)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -263,6 +280,7 @@ def validate(
         ),
     ],
     strict: StrictOpt = False,
+    quiet: QuietOpt = False,
     format: Annotated[
         ValidateFormat, typer.Option("--format", "-f", help="text: path:line:col lines; github: annotations; json.")
     ] = ValidateFormat.text,
@@ -275,6 +293,8 @@ def validate(
     Example: cnncalc validate specs/ --format github
     """
     results = validate_paths(paths, strict=strict)
+    if quiet:
+        results = [replace(r, warnings=()) for r in results]
     if format is ValidateFormat.json:
         sys.stdout.write(json.dumps(validation_dict(results), indent=2) + "\n")
     else:
@@ -355,6 +375,7 @@ def peers(
     spec: SpecArg,
     batch: BatchOpt = 1,
     input: InputOpt = None,
+    quiet: QuietOpt = False,
     format: TextFormatOpt = TextFormat.text,
 ) -> None:
     """What torchvision, FlopCounterMode, torchinfo, ptflops and thop print for this network, and why.
@@ -367,6 +388,7 @@ def peers(
     from .peers import peer_counts
 
     report = _analyze(spec, batch, "float32", input, strict=False)
+    _warn(report, quiet)
     counts = peer_counts(report)
     if format is TextFormat.json:
         sys.stdout.write(json.dumps(peers_dict(report, counts), indent=2) + "\n")
@@ -393,6 +415,7 @@ def compare(
     dtype: DtypeOpt = "float32",
     input: InputOpt = None,
     strict: StrictOpt = False,
+    quiet: QuietOpt = False,
     format: Annotated[
         CompareFormat, typer.Option("--format", "-f", help="markdown suits a pull-request comment.")
     ] = CompareFormat.table,
@@ -404,6 +427,8 @@ def compare(
     """
     ra = _analyze(a, batch, dtype, input, strict)
     rb = _analyze(b, batch, dtype, input, strict)
+    for report in (ra, rb):
+        _warn(report, quiet)
     files = (str(a), str(b))
     if format is CompareFormat.table:
         print_compare(ra, rb, files, _console())
@@ -441,6 +466,7 @@ def profile(
     batch: BatchOpt = 1,
     dtype: Annotated[str, _dtype_option(PROFILE_DTYPES)] = "float32",
     input: InputOpt = None,
+    quiet: QuietOpt = False,
     train: Annotated[
         bool,
         typer.Option(
@@ -480,6 +506,7 @@ def profile(
         _console(stderr=True).print(Text.assemble(("error:", "bold red"), f" {TORCH_MISSING}"), soft_wrap=True)
         raise typer.Exit(2) from None
     report = _analyze(spec, batch, dtype, input, strict=False)
+    _warn(report, quiet)
     try:
         where = tb.resolve_device(device.value)
     except ValueError as exc:

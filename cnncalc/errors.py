@@ -35,6 +35,11 @@ class Problem:
         where = [str(p) for p in (self.file, self.line, self.column) if p is not None]
         return ":".join([*where, f" {self.message}"]) if where else self.message
 
+    def warning_line(self) -> str:
+        """The one form a warning takes in every command: ``path:line:col: warning: message``."""
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        return f"{where}: warning: {self.message}" if where else f"warning: {self.message}"
+
 
 class SpecError(Exception):
     """A spec that cannot be analysed: bad YAML, bad schema, or impossible geometry.

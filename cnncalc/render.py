@@ -174,7 +174,7 @@ def _summary_table(report: Report, compact: bool) -> Table:
     return table
 
 
-def print_table(report: Report, console: Console) -> None:
+def print_table(report: Report, console: Console, *, quiet: bool = False) -> None:
     """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
     if print_fitted(console, lambda compact: _summary_table(report, compact)):
         console.print(Text(f"{SHORTENED}; the activations column is left out.", style="dim"))
@@ -188,10 +188,10 @@ def print_table(report: Report, console: Console) -> None:
     console.print(Text("conventions", style="bold"))
     for line in CONVENTIONS:
         console.print(Text(f"  {line}", style="dim"))
-    if report.warnings:
+    if report.warnings and not quiet:
         console.print()
         for w in report.warnings:
-            console.print(Text(f"warning: {w}", style="yellow"))
+            console.print(Text(w.warning_line(), style="yellow"))
     if report.notes:
         console.print()
         console.print(Text("notes", style="bold"))
@@ -334,7 +334,7 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def to_markdown(report: Report) -> str:
+def to_markdown(report: Report, *, quiet: bool = False) -> str:
     t = report.totals
     head = ["#", "name", "layer", "output", "activations", "memory", "params", "MACs", "RF"]
     align = ["--:", ":--", ":--", "--:", "--:", "--:", "--:", "--:", "--:"]
@@ -364,8 +364,8 @@ def to_markdown(report: Report) -> str:
         "",
         *[f"> {c}  " for c in CONVENTIONS],
     ]
-    if report.warnings:
-        lines += ["", *[f"- **warning**: {w}" for w in report.warnings]]
+    if report.warnings and not quiet:
+        lines += ["", *[f"- {w.warning_line()}" for w in report.warnings]]
     if report.notes:
         lines += ["", *[f"- note: {n.strip()}" for n in report.notes]]
     return "\n".join(lines) + "\n"
@@ -596,8 +596,8 @@ def validation_lines(results: list[FileResult], fmt: str) -> list[str]:
                 props += [f"{k}={v}" for k, v in (("line", p.line), ("col", p.column)) if v is not None]
                 lines.append(f"::{severity} {','.join(props)}::{_github_escape(p.message)}")
             else:
-                where = ":".join(str(x) for x in (p.file or result.path, p.line, p.column) if x is not None)
-                lines.append(f"{where}: {'warning: ' if severity == 'warning' else ''}{p.message}")
+                located = p if p.file else p.located(result.path, p.line, p.column)
+                lines.append(located.warning_line() if severity == "warning" else str(located))
     return lines
 
 
