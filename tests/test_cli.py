@@ -138,9 +138,7 @@ def test_fit_warning_is_visible_and_strict_makes_it_an_error() -> None:
 def test_an_accepted_floor_warns_but_strict_passes() -> None:
     code, out, _ = run("summary", "specs/mnist_cnn.yaml", "--strict")
     assert code == 0
-    assert (
-        "specs/mnist_cnn.yaml:22:5: warning: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2" in out
-    )
+    assert "specs/mnist_cnn.yaml:22:5: warning: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2" in out
     assert "(accepted: accept_floor)" in out
 
 
