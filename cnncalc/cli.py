@@ -23,6 +23,7 @@ from rich.text import Text
 from . import __version__, zoo
 from .engine import DTYPE_BYTES, Report, analyze
 from .errors import Problem, SpecError
+from .fit import Fit
 from .render import (
     compare_dict,
     compare_markdown,
@@ -161,12 +162,12 @@ def _analyze(spec: str, batch: int, dtype: str, input_shape: str | None, strict:
         fail(exc.problems)
 
 
-def _warn(report: Report, quiet: bool) -> None:
+def _warn(found: Report | Fit, quiet: bool) -> None:
     """The spec's warnings on stderr, for output that has no place for them (csv, compare, fit, peers, profile)."""
     if quiet:
         return
     err = _console(stderr=True)
-    for w in report.warnings:
+    for w in found.warnings:
         err.print(Text(w.warning_line(), style="yellow"), soft_wrap=True)
 
 
@@ -336,6 +337,7 @@ def fit(
     ] = OptimizerChoice.adam,
     dtype: DtypeOpt = "float32",
     input: InputOpt = None,
+    quiet: QuietOpt = False,
     format: TextFormatOpt = TextFormat.text,
 ) -> None:
     """The largest batch whose counted memory fits a budget, for inference or a training step.
@@ -362,6 +364,7 @@ def fit(
         )
     except SpecError as exc:
         fail(exc.problems)
+    _warn(result, quiet)
     if format is TextFormat.json:
         sys.stdout.write(json.dumps(fit_dict(result, str(spec)), indent=2) + "\n")
     else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .engine import Report, analyze
+from .errors import Problem
 from .spec import Spec
 
 Optimizer = Literal["sgd", "momentum", "adam"]
@@ -88,6 +89,7 @@ class Fit:
     optimizer: Optimizer
     best: Need | None  # the largest batch that fits; None when not even one image does
     next: Need | None  # the smallest batch that does not fit; None when the search stopped at its limit
+    warnings: tuple[Problem, ...] = ()  # the spec's, as analyze gives them
 
 
 def largest_batch(
@@ -106,10 +108,13 @@ def largest_batch(
     budget = int(budget)  # a float budget (80e9) gives whole batches, not 926.0
 
     @functools.cache  # the search and the answer ask for the same batches
-    def at(batch: int) -> Need:
-        report = analyze(spec, batch=batch, dtype=dtype, input_shape=input_shape)
-        return need(report, train=train, optimizer=optimizer)
+    def report_at(batch: int) -> Report:
+        return analyze(spec, batch=batch, dtype=dtype, input_shape=input_shape)
 
+    def at(batch: int) -> Need:
+        return need(report_at(batch), train=train, optimizer=optimizer)
+
+    warnings = report_at(1).warnings
     one, two = at(1), at(2)
     per_image = two.total - one.total
     fixed = one.total - per_image
@@ -121,5 +126,5 @@ def largest_batch(
         guess += 1
     found = at(guess)
     if found.total > budget:
-        return Fit(budget, train, optimizer, None, found)
-    return Fit(budget, train, optimizer, found, at(guess + 1) if guess < limit else None)
+        return Fit(budget, train, optimizer, None, found, warnings)
+    return Fit(budget, train, optimizer, found, at(guess + 1) if guess < limit else None, warnings)

@@ -791,6 +791,7 @@ def fit_dict(result: Fit, file: str) -> dict[str, Any]:
         "fits": need(result.best),
         "next": need(result.next),
         "not_counted": NOT_COUNTED,
+        "warnings": [problem_dict(w) for w in result.warnings],
     }
 
 

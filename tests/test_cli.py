@@ -253,14 +253,20 @@ def test_warnings_have_one_form_everywhere_and_quiet_hides_them() -> None:
     csv_err = run("summary", *args, "-f", "csv")[2]
     compare_err = run("compare", *args[:1], "specs/alexnet.yaml", *args[1:])[2]
     peers_err = run("peers", *args)[2]
+    fit_err = run("fit", *args, "-m", "1GB")[2]
     validate_out = run("validate", "specs/mnist_cnn.yaml")[1]
-    for text in (table, markdown, csv_err, compare_err, peers_err):
+    for text in (table, markdown, csv_err, compare_err, peers_err, fit_err):
         assert first in text
     assert validate_out.startswith("specs/mnist_cnn.yaml:22:5: warning: layer 9 maxpool2d 'pool3'")
     # in layer order: conv1, then the pools after it
     lines = [line for line in csv_err.splitlines() if ": warning: " in line]
     assert [int(line.split(":")[1]) for line in lines] == sorted(int(line.split(":")[1]) for line in lines)
-    for command in (["summary", *args], ["summary", *args, "-f", "markdown"], ["peers", *args]):
+    for command in (
+        ["summary", *args],
+        ["summary", *args, "-f", "markdown"],
+        ["peers", *args],
+        ["fit", *args, "-m", "1GB"],
+    ):
         code, out, err = run(*command, "--quiet")
         assert code == 0 and "warning" not in out + err
     assert run("validate", "specs/mnist_cnn.yaml", "-q")[1] == ""
