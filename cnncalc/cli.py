@@ -266,6 +266,87 @@ def specs_command(
         print_specs(found, _console())
 
 
+class RooflineFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def roofline(
+    spec: SpecArg,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            metavar="NAME",
+            help="h100-sxm, h100-pcie, h200, a100-40gb, a100-80gb, l4, t4, rtx-4090, or measure (this machine,"
+            " needs torch).",
+        ),
+    ] = None,
+    peak: Annotated[
+        float | None,
+        typer.Option("--peak", metavar="TFLOPS", min=0.0, help="The device's peak, overriding the table's."),
+    ] = None,
+    bandwidth: Annotated[
+        float | None,
+        typer.Option(
+            "--bandwidth", metavar="GB/s", min=0.0, help="The device's memory bandwidth, overriding the table's."
+        ),
+    ] = None,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = "float32",
+    input: InputOpt = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", "-d", min=1, metavar="N", help="Fold blocks nested this deep into one row each."),
+    ] = None,
+    quiet: QuietOpt = False,
+    format: Annotated[RooflineFormat, typer.Option("--format", "-f", help="Output format.")] = RooflineFormat.table,
+) -> None:
+    """Per layer: FLOPs, bytes moved, intensity, and whether compute or memory bounds it on a device.
+
+    A lower bound on the time: each row at the device's published dense peak or bandwidth.
+
+    Example: cnncalc roofline specs/resnet50.yaml --device h100-sxm --dtype bfloat16 --batch 64
+    """
+    import math
+
+    from .commands import roofline as command
+    from .roofline import roofline as compute
+
+    for value, name in ((peak, "--peak"), (bandwidth, "--bandwidth")):
+        if value is not None and not (0 < value < math.inf):
+            raise typer.BadParameter(f"expected a positive, finite number, got {value}", param_hint=name)
+    report = _analyze(spec, batch, dtype, input, strict=False)
+    _warn(report, quiet)
+    try:
+        if device is not None and device.lower() == "measure":
+            try:
+                from . import torch_backend as tb
+            except ImportError:
+                raise ValueError("--device measure needs PyTorch: python3 -m pip install 'cnncalc[torch]'") from None
+            if dtype == "int8":
+                raise ValueError("--device measure times float matmuls: use float32, float16 or bfloat16")
+            name, measured_peak, measured_bandwidth = tb.measure_device(tb.resolve_device("auto"), dtype)
+            name, peak_flops, bytes_per_s = command.resolve(
+                None, dtype, peak if peak is not None else measured_peak / 1e12,
+                bandwidth if bandwidth is not None else measured_bandwidth / 1e9,
+            )  # fmt: skip
+            name = "this machine, measured" if name == "custom" else name
+        else:
+            name, peak_flops, bytes_per_s = command.resolve(device, dtype, peak, bandwidth)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    roof = compute(report, device=name, peak_flops=peak_flops, bandwidth=bytes_per_s, depth=depth)
+    if format is RooflineFormat.json:
+        sys.stdout.write(json.dumps(command.to_dict(roof), indent=2) + "\n")
+    elif format is RooflineFormat.csv:
+        sys.stdout.write(command.to_csv(roof))
+    else:
+        command.print_roofline(report, roof, _console())
+
+
 class ValidateFormat(StrEnum):
     text = "text"
     json = "json"

@@ -567,3 +567,37 @@ def time_model(
         if cuda:
             timing.peak_bytes = torch.cuda.max_memory_allocated(device)
     return timing
+
+
+def measure_device(device: str, dtype: str) -> tuple[str, float, float]:
+    """This machine's roof: (name, matmul FLOP/s, copy bandwidth in bytes/s), each the best of a few runs.
+
+    The peak is a square matmul's (2 n^3 FLOPs), the bandwidth a large copy's (reads + writes).
+    """
+    where = torch.device(device)
+    torch_dtype = TORCH_DTYPES[dtype]
+    cuda = where.type == "cuda"
+    n, numel = (8192, 2**28) if cuda else (1024, 2**24)
+
+    def best(fn: Callable[[], object], repeats: int = 5) -> float:
+        fn()  # warm up
+        times = []
+        for _ in range(repeats):
+            if cuda:
+                torch.cuda.synchronize(where)
+            t0 = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize(where)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    a = torch.randn((n, n), device=where).to(torch_dtype)
+    b = torch.randn((n, n), device=where).to(torch_dtype)
+    with torch.inference_mode():
+        peak = 2 * n**3 / best(lambda: torch.mm(a, b))
+        x = torch.empty(numel, device=where, dtype=torch_dtype)
+        y = torch.empty_like(x)
+        bandwidth = 2 * x.untyped_storage().nbytes() / best(lambda: y.copy_(x))
+    name = torch.cuda.get_device_name(where) if cuda else f"this CPU ({torch.get_num_threads()} threads)"
+    return f"{name}, measured", peak, bandwidth

@@ -1,0 +1,107 @@
+"""``cnncalc roofline``: per row, FLOPs, bytes moved, intensity and the bound on a device."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..engine import Report
+from ..roofline import DEVICES, Roofline
+
+#: Said under every roofline: what it is and what it is not.
+CAVEAT = (
+    "An ideal: each row alone at the device's published peak or bandwidth, rows one after another, caches"
+    " empty between them; real kernels reach less (cnncalc profile times the whole network)."
+)
+
+
+def resolve(
+    name: str | None, dtype: str, peak_tflops: float | None, bandwidth_gbs: float | None
+) -> tuple[str, float, float]:
+    """(device name, peak FLOP/s, bandwidth bytes/s) from a device of the table, overridden by --peak/--bandwidth."""
+    if name is None:
+        if peak_tflops is None or bandwidth_gbs is None:
+            raise ValueError("give --device NAME, or both --peak and --bandwidth")
+        return "custom", peak_tflops * 1e12, bandwidth_gbs * 1e9
+    key = name.lower().replace(" ", "-").replace("_", "-")
+    device = DEVICES.get(key)
+    if device is None:
+        raise ValueError(f"unknown device '{name}'; known: {', '.join(DEVICES)}, measure")
+    peak = peak_tflops * 1e12 if peak_tflops is not None else device.peak(dtype)
+    bandwidth = bandwidth_gbs * 1e9 if bandwidth_gbs is not None else device.bandwidth
+    return device.name, peak, bandwidth
+
+
+def to_dict(roof: Roofline) -> dict[str, Any]:
+    """The JSON contract (docs/roofline.md)."""
+    return {
+        "device": {
+            "name": roof.device,
+            "dtype": roof.dtype,
+            "peak_flops": roof.peak_flops,
+            "bandwidth": roof.bandwidth,
+        },
+        "rows": [dataclasses.asdict(r) for r in roof.rows],
+        "totals": {
+            "flops": roof.flops,
+            "bytes": roof.bytes,
+            "time_s": roof.time_s,
+            "memory_bound_share": roof.memory_bound_share,
+        },
+    }
+
+
+def to_csv(roof: Roofline) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = ("index", "name", "kind", "flops", "bytes", "intensity", "bound", "time_s")
+    writer.writerow(columns)
+    for r in roof.rows:
+        writer.writerow([getattr(r, c) for c in columns])
+    writer.writerow(["", "total", "", roof.flops, roof.bytes, "", "", roof.time_s])
+    return out.getvalue()
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.2f} us"
+
+
+def print_roofline(report: Report, roof: Roofline, console: Console) -> None:
+    title = (
+        f"{report.name} on {roof.device}: {roof.dtype}, batch {report.batch}; peak {roof.peak_flops / 1e12:,.1f}"
+        f" TFLOP/s, {roof.bandwidth / 1e9:,.0f} GB/s, ridge at {roof.ridge:,.1f} FLOP/byte"
+    )
+    console.print(Text(title), soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_footer=True)
+    table.add_column("#", justify="right", footer="")
+    table.add_column("name", footer="total", overflow="fold")
+    table.add_column("FLOPs", justify="right", footer=f"{roof.flops:,}")
+    table.add_column("bytes", justify="right", footer=f"{roof.bytes:,}")
+    table.add_column("FLOP/byte", justify="right", footer="")
+    table.add_column("bound", footer="")
+    table.add_column("time", justify="right", footer=_time(roof.time_s))
+    for r in roof.rows:
+        table.add_row(
+            str(r.index), Text(r.name), f"{r.flops:,}", f"{r.bytes:,}",
+            f"{r.intensity:,.1f}" if r.bytes else "", r.bound if r.bound != "none" else "", _time(r.time_s) if r.time_s else "",
+        )  # fmt: skip
+    console.print(table)
+    share = roof.memory_bound_share
+    console.print(
+        f"time {_time(roof.time_s)} per batch at best, {100 * share:.1f}% of it in memory-bound rows;"
+        f" {report.batch / roof.time_s:,.0f} images/s at most"
+        if roof.time_s
+        else "nothing to run"
+    )
+    console.print(Text(CAVEAT, style="dim"))
