@@ -347,6 +347,32 @@ def roofline(
         command.print_roofline(report, roof, _console())
 
 
+@app.command()
+def sizes(
+    spec: SpecArg,
+    format: TextFormatOpt = TextFormat.text,
+) -> None:
+    """The input sizes a network takes: valid, with the same params, read without losing pixels.
+
+    Per axis: the smallest and largest input every layer has an output for, the range keeping every
+    parameter count, the sizes no layer leaves real input unread at, and the output size as a formula.
+
+    Example: cnncalc sizes specs/vgg16.yaml
+    """
+    from .commands.sizes import print_sizes, to_dict
+    from .sizes import analyze_sizes
+
+    report = _analyze(spec, 1, "float32", None, strict=False)
+    try:
+        axes = analyze_sizes(report)
+    except ValueError as exc:
+        fail([Problem(str(exc), file=spec)])
+    if format is TextFormat.json:
+        sys.stdout.write(json.dumps(to_dict(report, axes), indent=2) + "\n")
+    else:
+        print_sizes(report, axes, _console())
+
+
 class ValidateFormat(StrEnum):
     text = "text"
     json = "json"

@@ -105,6 +105,7 @@ def test_every_shipped_spec_names_its_source() -> None:
         ("peers_resnet18.txt", "peers.md"),
         ("specs.txt", "specs.md"),
         ("roofline_resnet50.txt", "roofline.md"),
+        ("sizes_alexnet.txt", "sizes.md"),
     ],
 )
 def test_docs_examples_are_current_output(golden: str, page: str) -> None:

@@ -1,0 +1,75 @@
+"""``cnncalc sizes``: per axis, the input sizes a network accepts, keeps its params at, reads losslessly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..engine import Report
+from ..sizes import Axis
+
+
+def to_dict(report: Report, axes: list[Axis]) -> dict[str, Any]:
+    """The JSON contract (docs/sizes.md)."""
+    return {
+        "name": report.name,
+        "input": list(report.input_shape),
+        "axes": {
+            a.axis: {
+                "size": a.size,
+                "valid": {"min": a.valid[0], "max": a.valid[1]},
+                "same_params": {"min": a.same_params[0], "max": a.same_params[1]},
+                "lossless": {
+                    "period": a.lossless_period,
+                    "residues": list(a.lossless_residues),
+                    "from": a.lossless_from,
+                    "to": a.lossless_to,
+                },
+                "output": {"row": a.output_row, "formula": a.output_formula},
+            }
+            for a in axes
+        },
+    }
+
+
+def _range(lo: int, hi: int | None) -> str:
+    return f"{lo:,} and up" if hi is None else f"{lo:,} to {hi:,}"
+
+
+def _lossless(a: Axis) -> str:
+    if a.lossless_from is None:
+        return "none: every size leaves real input unread somewhere"
+    if a.lossless_to == a.lossless_from:
+        return f"{a.lossless_from:,} only"
+    upto = "" if a.lossless_to is None else f" to {a.lossless_to:,}"
+    if a.lossless_period == 1:
+        return f"every size from {a.lossless_from:,}{upto}"
+    residues = ", ".join(str(r) for r in a.lossless_residues)
+    if a.lossless_residues == (0,):
+        return f"every {a.lossless_period} from {a.lossless_from:,}{upto} (multiples of {a.lossless_period})"
+    return f"from {a.lossless_from:,}{upto}, sizes = {residues} (mod {a.lossless_period})"
+
+
+def print_sizes(report: Report, axes: list[Axis], console: Console) -> None:
+    shape = "x".join(str(n) for n in report.input_shape)
+    console.print(Text(f"{report.name}: input sizes (the spec's input is {shape})", style="bold"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    for a in axes:
+        grid.add_column(header=a.axis)
+    grid.add_row("", *(Text(a.axis, style="bold") for a in axes))
+    grid.add_row("valid", *(_range(*a.valid) for a in axes))
+    grid.add_row("same params", *(_range(*a.same_params) for a in axes))
+    grid.add_row("lossless", *(_lossless(a) for a in axes))
+    grid.add_row("output", *(Text(f"{a.output_row}: {a.output_formula or 'no closed form'}") for a in axes))
+    console.print(grid)
+    console.print(
+        Text(
+            "valid: every layer has an output; same params: every parameter count is as at the spec's input;"
+            " lossless: no layer leaves real input unread (summary's warning rule).",
+            style="dim",
+        )
+    )
