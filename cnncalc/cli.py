@@ -373,6 +373,84 @@ def sizes(
         print_sizes(report, axes, _console())
 
 
+class PlotWhat(StrEnum):
+    memory = "memory"
+    params = "params"
+    macs = "macs"
+    roofline = "roofline"
+
+
+@app.command()
+def plot(
+    spec: SpecArg,
+    other: Annotated[
+        str | None,
+        typer.Argument(metavar="[SPEC_B]", help="A second spec, overlaid (by stage for bars).", show_default=False),
+    ] = None,
+    what: Annotated[PlotWhat, typer.Option("--what", "-w", help="The chart.")] = PlotWhat.memory,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="Where to write it: .png, .svg or .pdf.")
+    ] = "",
+    device: Annotated[
+        str | None, typer.Option("--device", metavar="NAME", help="With --what roofline: the device (see roofline).")
+    ] = None,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = "float32",
+    input: InputOpt = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", "-d", min=1, metavar="N", help="Fold blocks nested this deep into one bar each."),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw per-layer memory, params or MACs, two specs by stage, or the roofline chart, to a file.
+
+    Needs matplotlib (cnncalc[plot]).
+
+    Example: cnncalc plot specs/resnet50.yaml --what macs --depth 1 -o resnet50_macs.png
+    """
+    from pathlib import Path
+
+    from .commands import plot as charts
+
+    out = Path(output)
+    if out.suffix.lower() not in charts.SUFFIXES:
+        raise typer.BadParameter(f"expected a file name ending in .png, .svg or .pdf, got '{output}'", param_hint="-o")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"no folder '{out.parent}' to write '{out.name}' into", param_hint="-o")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _console(stderr=True).print(Text.assemble(("error:", "bold red"), f" {charts.MISSING}"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    reports = [_analyze(s, batch, dtype, input, strict=False) for s in (spec, other) if s is not None]
+    for report in reports:
+        _warn(report, quiet)
+    if what is PlotWhat.roofline:
+        from .commands.roofline import resolve
+        from .roofline import roofline as compute
+
+        try:
+            name, peak_flops, bandwidth = resolve(device or "h100-sxm", dtype, None, None)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--device") from None
+        roofs = [compute(r, device=name, peak_flops=peak_flops, bandwidth=bandwidth, depth=depth) for r in reports]
+        second = (reports[1], roofs[1]) if len(reports) > 1 else None
+        charts.roofline_chart(reports[0], roofs[0], out, second)
+    elif len(reports) > 1:
+        charts.compare_bars(reports[0], reports[1], what.value, out)
+    else:
+        report = reports[0]
+        if depth is None and len(report.rows) > charts.MAX_BARS and report.blocks:
+            depth = 1
+            _console(stderr=True).print(
+                Text(f"{len(report.rows):,} rows are too many bars to read: drawn by blocks (--depth 1)"),
+                soft_wrap=True,
+            )
+        charts.bars(report.folded(depth) if depth else report, what.value, out)
+    _console(stderr=True).print(Text(f"wrote {out}"), soft_wrap=True)
+
+
 class ValidateFormat(StrEnum):
     text = "text"
     json = "json"

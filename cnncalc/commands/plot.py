@@ -1,0 +1,134 @@
+"""``cnncalc plot``: per-layer bars of memory, params or MACs, two specs by stage, or the roofline chart.
+
+matplotlib is an optional extra (``cnncalc[plot]``), imported only here; the format follows the
+file's suffix (.png, .svg, .pdf).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ..compare import pair_stages
+from ..engine import Report
+from ..roofline import Roofline
+
+#: What a bar chart can show: (the Row and Totals attribute, the axis label's quantity, the unit).
+WHAT = {
+    "memory": ("activation_bytes", "activation memory", "B"),
+    "params": ("params", "parameters", ""),
+    "macs": ("macs", "multiply-accumulates", "MAC"),
+}
+SUFFIXES = (".png", ".svg", ".pdf")
+#: More bars than this are unreadable: a network this long is drawn by blocks (--depth 1) unless told otherwise.
+MAX_BARS = 60
+MISSING = "plot needs matplotlib, which is not installed: python3 -m pip install 'cnncalc[plot]'"
+
+
+_WORDS = {"T": "trillions", "G": "billions", "M": "millions", "k": "thousands"}
+
+
+def _scale(largest: float, unit: str) -> tuple[float, str]:
+    """A divisor and its axis unit, so that the largest bar reads between 1 and 1000.
+
+    >>> _scale(138_357_544, ""), _scale(25_690_112, "B"), _scale(512, "MAC")
+    ((1000000.0, 'millions'), (1000000.0, 'MB'), (1.0, 'MAC'))
+    """
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if largest >= factor:
+            return factor, f"{prefix}{unit}" if unit else _WORDS[prefix]
+    return 1.0, unit or "count"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed or wanted
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: Path) -> None:
+    """Drawn in memory first: a chart that fails leaves no file behind."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=150)
+    out.write_bytes(buffer.getvalue())
+
+
+def bars(report: Report, what: str, out: Path) -> None:
+    """One horizontal bar per row (folded rows with ``--depth``), top to bottom in network order."""
+    plt = _pyplot()
+    attr, quantity, unit = WHAT[what]
+    rows = [r for r in report.rows if r.kind != "input" or what == "memory"]
+    values = [getattr(r, attr) for r in rows]
+    factor, axis_unit = _scale(max(values, default=0), unit)
+    height = max(2.5, 0.22 * len(rows) + 1.2)
+    fig, ax = plt.subplots(figsize=(8, height))
+    positions = range(len(rows))
+    ax.barh(positions, [v / factor for v in values], color="#4c72b0")
+    ax.set_yticks(list(positions), [r.name for r in rows], fontsize=8 if len(rows) < 60 else 6)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{quantity} ({axis_unit})")
+    batch = f", batch {report.batch}, {report.dtype}" if what != "params" else ""
+    ax.set_title(f"{report.name}: {quantity} per layer{batch}", fontsize=10, loc="left")
+    ax.grid(axis="x", alpha=0.3)
+    total = getattr(report.totals, attr)
+    ax.text(1.0, -0.5 / height, f"total {total / factor:,.2f} {axis_unit}", transform=ax.transAxes,
+            ha="right", va="top", fontsize=8)  # fmt: skip
+    _save(fig, out)
+    plt.close(fig)
+
+
+def compare_bars(a: Report, b: Report, what: str, out: Path) -> None:
+    """Two specs by stage (where the output resolution changes), side by side."""
+    plt = _pyplot()
+    attr, quantity, unit = WHAT[what]
+    pairs = pair_stages(a, b)
+    va = [p.value("a", attr) or 0 for p in pairs]
+    vb = [p.value("b", attr) or 0 for p in pairs]
+    factor, axis_unit = _scale(max([*va, *vb], default=0), unit)
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.45 * len(pairs) + 1.2)))
+    y = list(range(len(pairs)))
+    ax.barh([i - 0.2 for i in y], [v / factor for v in va], height=0.4, label=f"A: {a.name}", color="#4c72b0")
+    ax.barh([i + 0.2 for i in y], [v / factor for v in vb], height=0.4, label=f"B: {b.name}", color="#dd8452")
+    ax.set_yticks(y, [p.key for p in pairs], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_ylabel("stage (output resolution)")
+    ax.set_xlabel(f"{quantity} ({axis_unit})")
+    ax.set_title(f"{quantity} per stage", fontsize=10, loc="left")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, out)
+    plt.close(fig)
+
+
+def roofline_chart(report: Report, roof: Roofline, out: Path, other: tuple[Report, Roofline] | None = None) -> None:
+    """Attainable FLOP/s against intensity, log-log: the device's roofs and every computing row as a point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = [(report, roof, "#4c72b0")] + ([(other[0], other[1], "#dd8452")] if other else [])
+    points = [r for _, rf, _ in series for r in rf.rows if r.flops and r.bytes]
+    lo = min([r.intensity for r in points] + [roof.ridge / 10]) / 2
+    hi = max([r.intensity for r in points] + [roof.ridge * 10]) * 2
+    xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(xs, [min(roof.peak_flops, roof.bandwidth * x) / 1e12 for x in xs], color="black", lw=1.5,
+            label=f"{roof.device} roof ({roof.peak_flops / 1e12:,.0f} TFLOP/s, {roof.bandwidth / 1e9:,.0f} GB/s)")  # fmt: skip
+    ax.axvline(roof.ridge, color="grey", lw=0.8, ls=":")
+    ax.text(roof.ridge * 1.08, roof.peak_flops / 1e12 * 1.2, f"ridge {roof.ridge:,.0f} FLOP/byte", fontsize=7,
+            ha="left", color="grey")  # fmt: skip
+    for rep, rf, color in series:
+        rows = [r for r in rf.rows if r.flops and r.bytes]
+        ax.scatter([r.intensity for r in rows], [r.flops / r.time_s / 1e12 for r in rows], s=14, color=color,
+                   alpha=0.8, label=f"{rep.name}: {len(rows)} layers that compute")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per byte moved)")
+    ax.set_ylabel("attainable TFLOP/s")
+    ax.set_title(f"Roofline on {roof.device}, {roof.dtype}, batch {report.batch}", fontsize=10, loc="left")
+    ax.grid(which="both", alpha=0.25)
+    ax.set_ylim(top=roof.peak_flops / 1e12 * 2)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, out)
+    plt.close(fig)
