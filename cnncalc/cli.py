@@ -436,9 +436,9 @@ def plot(
             raise typer.BadParameter(str(exc), param_hint="--device") from None
         roofs = [compute(r, device=name, peak_flops=peak_flops, bandwidth=bandwidth, depth=depth) for r in reports]
         second = (reports[1], roofs[1]) if len(reports) > 1 else None
-        charts.roofline_chart(reports[0], roofs[0], out, second)
+        fig = charts.roofline_chart(reports[0], roofs[0], second)
     elif len(reports) > 1:
-        charts.compare_bars(reports[0], reports[1], what.value, out)
+        fig = charts.compare_bars(reports[0], reports[1], what.value)
     else:
         report = reports[0]
         if depth is None and len(report.rows) > charts.MAX_BARS and report.blocks:
@@ -447,7 +447,53 @@ def plot(
                 Text(f"{len(report.rows):,} rows are too many bars to read: drawn by blocks (--depth 1)"),
                 soft_wrap=True,
             )
-        charts.bars(report.folded(depth) if depth else report, what.value, out)
+        fig = charts.bars(report.folded(depth) if depth else report, what.value)
+    charts.save(fig, out)
+    _console(stderr=True).print(Text(f"wrote {out}"), soft_wrap=True)
+
+
+@app.command()
+def report(
+    spec: SpecArg,
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE.html", help="Where to write the page.")] = "",
+    device: Annotated[
+        str, typer.Option("--device", metavar="NAME", help="The roofline's device (see roofline).")
+    ] = "h100-sxm",
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = "float32",
+    input: InputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write one self-contained HTML page: the summary with foldable blocks, totals, charts, roofline.
+
+    Nothing in it is fetched from the network; the charts (inline SVG) need matplotlib (cnncalc[plot]).
+
+    Example: cnncalc report specs/resnet50.yaml -o resnet50.html --device a100-80gb
+    """
+    from pathlib import Path
+
+    from .commands import report as page
+    from .commands.roofline import resolve
+    from .roofline import roofline as compute
+
+    out = Path(output)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"expected a file name ending in .html, got '{output}'", param_hint="-o")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"no folder '{out.parent}' to write '{out.name}' into", param_hint="-o")
+    try:
+        name, peak_flops, bandwidth = resolve(device, dtype, None, None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    analysed = _analyze(spec, batch, dtype, input, strict=False)
+    _warn(analysed, quiet)
+    roof = compute(analysed, device=name, peak_flops=peak_flops, bandwidth=bandwidth)
+    try:
+        charts = page.chart_svgs(analysed, roof)
+    except ImportError:
+        charts = []
+        _console(stderr=True).print(Text("no charts: they need matplotlib (cnncalc[plot])"), soft_wrap=True)
+    out.write_text(page.page(analysed, roof, charts), encoding="utf-8")
     _console(stderr=True).print(Text(f"wrote {out}"), soft_wrap=True)
 
 

@@ -50,14 +50,22 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, out: Path) -> None:
-    """Drawn in memory first: a chart that fails leaves no file behind."""
+def render(fig: Any, fmt: str) -> bytes:
+    """The figure drawn in memory (png, svg or pdf), then closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=150)
-    out.write_bytes(buffer.getvalue())
+    try:
+        fig.savefig(buffer, format=fmt, bbox_inches="tight", dpi=150)
+    finally:
+        _pyplot().close(fig)
+    return buffer.getvalue()
 
 
-def bars(report: Report, what: str, out: Path) -> None:
+def save(fig: Any, out: Path) -> None:
+    """Drawn in memory first: a chart that fails leaves no file behind."""
+    out.write_bytes(render(fig, out.suffix[1:].lower()))
+
+
+def bars(report: Report, what: str) -> Any:
     """One horizontal bar per row (folded rows with ``--depth``), top to bottom in network order."""
     plt = _pyplot()
     attr, quantity, unit = WHAT[what]
@@ -77,11 +85,10 @@ def bars(report: Report, what: str, out: Path) -> None:
     total = getattr(report.totals, attr)
     ax.text(1.0, -0.5 / height, f"total {total / factor:,.2f} {axis_unit}", transform=ax.transAxes,
             ha="right", va="top", fontsize=8)  # fmt: skip
-    _save(fig, out)
-    plt.close(fig)
+    return fig
 
 
-def compare_bars(a: Report, b: Report, what: str, out: Path) -> None:
+def compare_bars(a: Report, b: Report, what: str) -> Any:
     """Two specs by stage (where the output resolution changes), side by side."""
     plt = _pyplot()
     attr, quantity, unit = WHAT[what]
@@ -100,11 +107,10 @@ def compare_bars(a: Report, b: Report, what: str, out: Path) -> None:
     ax.set_title(f"{quantity} per stage", fontsize=10, loc="left")
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, out)
-    plt.close(fig)
+    return fig
 
 
-def roofline_chart(report: Report, roof: Roofline, out: Path, other: tuple[Report, Roofline] | None = None) -> None:
+def roofline_chart(report: Report, roof: Roofline, other: tuple[Report, Roofline] | None = None) -> Any:
     """Attainable FLOP/s against intensity, log-log: the device's roofs and every computing row as a point."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -130,5 +136,4 @@ def roofline_chart(report: Report, roof: Roofline, out: Path, other: tuple[Repor
     ax.grid(which="both", alpha=0.25)
     ax.set_ylim(top=roof.peak_flops / 1e12 * 2)
     ax.legend(fontsize=8, loc="lower right")
-    _save(fig, out)
-    plt.close(fig)
+    return fig
