@@ -152,7 +152,8 @@ BAD = [
         "python tag refused",
         "name: !!python/object:os.system t\ninput: [3, 8, 8]\nlayers: [relu]\n",
         [
-            "bad.yaml:1:7: cannot read this value: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"
+            "bad.yaml:1:7: cannot read this value: the tag 'tag:yaml.org,2002:python/object:os.system' is not allowed"
+            " in a spec"
         ],
     ),
     (
