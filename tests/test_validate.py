@@ -161,7 +161,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         "holds more than 2^48 values: too large for any tensor",
     ),
     "huge kernel": (
-        b"name: t\ninput: [1, 2147483647, 2147483647]\nlayers:\n  - {kind: conv2d, out: 1, kernel: 1073741824, stride: 536870915}\n",
+        b"name: t\ninput: [1, 16777216, 16777216]\nlayers:\n  - {kind: conv2d, out: 1, kernel: 8388608, stride: 4194307}\n",
         "warning: layer 1 conv2d",
     ),
     "huge adaptive output": (
