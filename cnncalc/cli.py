@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a bad spec (one line per problem, never a traceback),
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import __version__
-from .engine import DTYPE_BYTES, Report, analyze
-from .errors import Problem, SpecError
+from . import __version__, safe_text
+from .engine import DTYPE_BYTES, Report, analyze, check_input_shape
+from .errors import Problem, SpecError, capped
 from .render import (
     compare_dict,
     compare_markdown,
@@ -41,6 +42,7 @@ from .render import (
     validation_lines,
     validation_summary,
 )
+from .shapes import parse_shape
 from .spec import json_schema, load_spec
 from .validate import validate_paths
 
@@ -63,16 +65,28 @@ class Format(StrEnum):
     markdown = "markdown"
 
 
+#: Narrower terminals (COLUMNS=0 would print nothing) are treated as this wide.
+MIN_WIDTH = 20
+
+
+def _width() -> int | None:
+    """COLUMNS when set, at least MIN_WIDTH; rich's own guess on a terminal; 120 when piped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isascii() and columns.strip().isdigit():
+        return max(MIN_WIDTH, int(columns))
+    return None if sys.stdout.isatty() else 120
+
+
 def _console(stderr: bool = False) -> Console:
-    # piped output gets a width that fits the table rather than rich's default 80
-    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-    return Console(stderr=stderr, width=width, highlight=False)
+    # piped output gets a width that fits the table rather than rich's default 80; user text (a spec's
+    # names, notes and arguments) is printed as written: no markup ([link=...]) and no emoji codes
+    return Console(stderr=stderr, width=_width(), highlight=False, markup=False, emoji=False)
 
 
 def fail(problems: tuple[Problem, ...] | list[Problem]) -> NoReturn:
     """Print one line per problem to stderr and exit 1."""
     err = _console(stderr=True)
-    for p in problems:
+    for p in capped(problems):
         err.print(Text.assemble(("error:", "bold red"), f" {p}"), soft_wrap=True)
     raise typer.Exit(1)
 
@@ -86,10 +100,18 @@ def _check_input(value: str | None) -> str | None:
 def _parse_input(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
-    parts = value.lower().replace("×", "x").split("x")
-    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts) or len(parts) not in (1, 3):
-        raise typer.BadParameter(f"expected C x H x W such as 3x224x224 (or N for a flat input), got '{value}'")
-    return tuple(int(p) for p in parts)
+    try:
+        shape = parse_shape(value)
+        check_input_shape(shape)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return shape
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
 
 
 def _analyze(spec_path: Path, batch: int, dtype: str, input_shape: str | None, strict: bool) -> Report:
@@ -263,9 +285,9 @@ def fit(
     except SpecError as exc:
         fail(exc.problems)
     if format is TextFormat.json:
-        sys.stdout.write(json.dumps(fit_dict(result, str(spec)), indent=2) + "\n")
+        sys.stdout.write(json.dumps(fit_dict(result, safe_text.text(str(spec))), indent=2) + "\n")
     else:
-        print_fit(result, str(spec), _console())
+        print_fit(result, safe_text.text(str(spec)), _console())
     if result.best is None:
         raise typer.Exit(1)
 
@@ -319,7 +341,7 @@ def compare(
     """
     ra = _analyze(a, batch, dtype.value, input, strict)
     rb = _analyze(b, batch, dtype.value, input, strict)
-    files = (str(a), str(b))
+    files = (safe_text.text(str(a)), safe_text.text(str(b)))
     if format is CompareFormat.table:
         print_compare(ra, rb, files, _console())
     elif format is CompareFormat.markdown:
@@ -359,10 +381,13 @@ def profile(
             help="Time forward + backward instead of inference, and check what each layer keeps for backward.",
         ),
     ] = False,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed iterations first.")] = 3,
-    iters: Annotated[int, typer.Option("--iters", min=1, help="Timed iterations.")] = 10,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, max=10_000, help="Untimed iterations first.")] = 3,
+    iters: Annotated[int, typer.Option("--iters", min=1, max=100_000, help="Timed iterations.")] = 10,
     peak_tflops: Annotated[
-        float | None, typer.Option("--peak-tflops", min=0.0, help="Your device's peak, to print the share achieved.")
+        float | None,
+        typer.Option(
+            "--peak-tflops", min=0.0, callback=_finite, help="Your device's peak, to print the share achieved."
+        ),
     ] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
 ) -> None:
