@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a bad spec (one line per problem, never a traceback),
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import __version__, zoo
-from .engine import DTYPE_BYTES, Report, analyze
-from .errors import Problem, SpecError
+from . import __version__, safe_text, zoo
+from .engine import DTYPE_BYTES, Report, analyze, check_input_shape
+from .errors import Problem, SpecError, capped
 from .fit import Fit
 from .render import (
     compare_dict,
@@ -42,6 +43,7 @@ from .render import (
     validation_lines,
     validation_summary,
 )
+from .shapes import parse_shape
 from .spec import Spec, json_schema
 from .validate import validate_paths
 
@@ -115,17 +117,28 @@ class TextFormat(StrEnum):
 
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
+#: Narrower terminals (COLUMNS=0 would print nothing) are treated as this wide.
+MIN_WIDTH = 20
+
+
+def _width() -> int | None:
+    """COLUMNS when set, at least MIN_WIDTH; rich's own guess on a terminal; 120 when piped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isascii() and columns.strip().isdigit():
+        return max(MIN_WIDTH, int(columns))
+    return None if sys.stdout.isatty() else 120
+
 
 def _console(stderr: bool = False) -> Console:
-    # piped output gets a width that fits the table rather than rich's default 80
-    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-    return Console(stderr=stderr, width=width, highlight=False)
+    # piped output gets a width that fits the table rather than rich's default 80; user text (a spec's
+    # names, notes and arguments) is printed as written: no markup ([link=...]) and no emoji codes
+    return Console(stderr=stderr, width=_width(), highlight=False, markup=False, emoji=False)
 
 
 def fail(problems: tuple[Problem, ...] | list[Problem]) -> NoReturn:
     """Print one line per problem to stderr and exit 1."""
     err = _console(stderr=True)
-    for p in problems:
+    for p in capped(problems):
         err.print(Text.assemble(("error:", "bold red"), f" {p}"), soft_wrap=True)
     raise typer.Exit(1)
 
@@ -139,10 +152,18 @@ def _check_input(value: str | None) -> str | None:
 def _parse_input(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
-    parts = value.lower().replace("×", "x").split("x")
-    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts) or len(parts) not in (1, 3):
-        raise typer.BadParameter(f"expected C x H x W such as 3x224x224 (or N for a flat input), got '{value}'")
-    return tuple(int(p) for p in parts)
+    try:
+        shape = parse_shape(value)
+        check_input_shape(shape)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return shape
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
 
 
 def _load(spec: str) -> Spec:
@@ -597,9 +618,9 @@ def fit(
         fail(exc.problems)
     _warn(result, quiet)
     if format is TextFormat.json:
-        sys.stdout.write(json.dumps(fit_dict(result, str(spec)), indent=2) + "\n")
+        sys.stdout.write(json.dumps(fit_dict(result, safe_text.text(str(spec))), indent=2) + "\n")
     else:
-        print_fit(result, str(spec), _console())
+        print_fit(result, safe_text.text(str(spec)), _console())
     if result.best is None:
         raise typer.Exit(1)
 
@@ -663,7 +684,7 @@ def compare(
     rb = _analyze(b, batch, dtype, input, strict)
     for report in (ra, rb):
         _warn(report, quiet)
-    files = (str(a), str(b))
+    files = (safe_text.text(str(a)), safe_text.text(str(b)))
     if format is CompareFormat.table:
         print_compare(ra, rb, files, _console())
     elif format is CompareFormat.markdown:
@@ -708,7 +729,9 @@ def profile(
             help="Time forward + backward instead of inference, and check what each layer keeps for backward.",
         ),
     ] = False,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, metavar="N", help="Untimed iterations first.")] = 3,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, max=10_000, metavar="N", help="Untimed iterations first.")
+    ] = 3,
     iters: Annotated[
         int | None,
         typer.Option(
@@ -722,7 +745,11 @@ def profile(
     peak_tflops: Annotated[
         float | None,
         typer.Option(
-            "--peak-tflops", min=0.0, metavar="TFLOPS", help="Your device's peak, to print the share achieved."
+            "--peak-tflops",
+            min=0.0,
+            metavar="TFLOPS",
+            callback=_finite,
+            help="Your device's peak, to print the share achieved.",
         ),
     ] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,

@@ -49,6 +49,7 @@ from typing import Any, Literal, NoReturn, assert_never, get_args
 
 from pydantic import ValidationError
 
+from . import safe_text
 from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
 from .geometry import effective_kernel, misfit, output_size
@@ -56,6 +57,7 @@ from .spec import (
     ENTRY,
     INPLACE_ACTIVATIONS,
     LRN,
+    MAX_INT,
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
     AnyEntry,
@@ -97,6 +99,14 @@ MAX_NUMEL = 2**48
 #: A network may expand to at most this many rows (ResNet-152 has 466), and nest block uses at most this deep.
 MAX_ROWS = 20_000
 MAX_NESTING = 32
+#: Lists of entries nested in one another (structures and block uses together), at most: the walk recurses on them.
+MAX_DEPTH = 100
+#: Characters of one of a spec's notes shown (the shipped ones are under 600).
+MAX_NOTE = 2_000
+#: Steps of the walk, at most: entries visited (each repeat, and those left out with ``when: false``, count)
+#: and values of block templates filled in. Rows bound what a network makes; this bounds the work that makes
+#: nothing (a block fanned out 10^8 times whose only layer is left out). ResNet-152 takes about 4,000.
+MAX_STEPS = 500_000
 
 
 @dataclass(frozen=True)
@@ -713,10 +723,13 @@ class _Scope:
 
     def fresh(self, base: str) -> str:
         """``base`` if no row or block here has it yet, else ``base_2``, ``base_3`` ..."""
-        name, n = base, 1
+        # counting on from the last one given keeps a block of many shortcuts linear
+        n = self.counters[f"fresh {base}"]
+        name = base if n == 0 else f"{base}_{n}"
         while name in self.taken:
-            n += 1
+            n = max(n + 1, 2)
             name = f"{base}_{n}"
+        self.counters[f"fresh {base}"] = n
         self.taken.add(name)
         return name
 
@@ -724,8 +737,32 @@ class _Scope:
         return ".".join((*self.block, local))
 
 
+#: Characters of one block argument's value shown in a block's header row.
+MAX_ARG_TEXT = 40
+
+
 def _args_text(args: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in args.items())
+    """``width=64 stride=2``: each value cut short (a block argument may be a long list or text)."""
+    return " ".join(
+        f"{k}={safe_text.text(v, MAX_ARG_TEXT) if isinstance(v, str) else safe_text.value(v, MAX_ARG_TEXT)}"
+        for k, v in args.items()
+    )
+
+
+def _size(value: Any, most: int, *, template: bool = False) -> int:
+    """Values in ``value`` (lists and mappings counted with what they hold), counted up to ``most`` + 1;
+    in a ``template``, each ``$`` too (an expression to evaluate)."""
+    count, todo = 0, [value]
+    while todo and count <= most:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            todo += item.values()
+        elif isinstance(item, list | tuple):
+            todo += item
+        elif template and isinstance(item, str):
+            count += item.count("$")
+    return count
 
 
 class _Walker:
@@ -743,12 +780,25 @@ class _Walker:
         self.uses: list[str] = []
         self.used: set[str] = set()
         self.defaults = spec.raw_defaults
+        self.steps = 0
+        self.depth = 0
+        self.template_sizes: dict[str, int] = {}
 
     # -- problems
 
     def fail(self, message: str, path: Path, *, at_key: bool = False) -> NoReturn:
         self.errors.append(Problem(message, path, at_key=at_key))
         raise _Stop
+
+    def step(self, path: Path, n: int = 1) -> None:
+        """Count ``n`` steps of work; past :data:`MAX_STEPS`, stop here."""
+        self.steps += n
+        if self.steps > MAX_STEPS:
+            self.fail(
+                f"expanding the network takes more than {MAX_STEPS:,} steps (entries visited, each repeat and"
+                " those left out with 'when: false' included, and block values filled in)",
+                path,
+            )
 
     # -- rows
 
@@ -766,10 +816,16 @@ class _Walker:
     # -- entries
 
     def entries(self, items: Sequence[tuple[AnyEntry, Path]], x: _Tensor, scope: _Scope) -> _Tensor:
-        self.reserve(items, scope)
-        for entry, path in items:
-            x = self.entry(entry, path, x, scope)
-        return x
+        if self.depth >= MAX_DEPTH and items:
+            self.fail(f"structures and block uses nest more than {MAX_DEPTH} deep", items[0][1])
+        self.depth += 1
+        try:
+            self.reserve(items, scope)
+            for entry, path in items:
+                x = self.entry(entry, path, x, scope)
+            return x
+        finally:
+            self.depth -= 1
 
     def reserve(self, items: Sequence[tuple[AnyEntry, Path]], scope: _Scope) -> None:
         """Claim the explicit names of a list of entries first, so auto names avoid them."""
@@ -792,11 +848,14 @@ class _Walker:
         scope.taken.add(name)
 
     def entry(self, entry: AnyEntry, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        self.step(path)
         if not entry.when:
             return x
         if isinstance(entry, Use):
             return self.use(entry, path, x, scope)
         for r in range(1, entry.repeat + 1):
+            if r > 1:
+                self.step(path)
             name = None if entry.name is None else entry.name if entry.repeat == 1 else f"{entry.name}_{r}"
             match entry:
                 case Residual():
@@ -913,11 +972,7 @@ class _Walker:
         """torchvision's ``downsample``: a 1x1 conv with the body's stride, then batch norm."""
         if len(x.shape) != 3 or len(y.shape) != 3:
             self.fail(f"a projection shortcut needs C x H x W tensors, got {_fmt(x.shape)} -> {_fmt(y.shape)}", path)
-        stride = next(
-            (s for s in range(1, max(x.shape[1], x.shape[2]) + 1)
-             if (x.shape[1] - 1) // s + 1 == y.shape[1] and (x.shape[2] - 1) // s + 1 == y.shape[2]),
-            None,
-        )  # fmt: skip
+        stride = _one_stride((x.shape[1], x.shape[2]), (y.shape[1], y.shape[2]))
         if stride is None:
             self.fail(
                 f"a projection shortcut cannot take {_fmt(x.shape)} to {_fmt(y.shape)} with one stride;"
@@ -931,6 +986,8 @@ class _Walker:
         return self.leaf(BatchNorm2d(kind="batchnorm2d"), (*path, "shortcut"), z, inner, "1")
 
     def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        if not entry.branches:  # the schema refuses it; a Concat built in Python may still hold none
+            self.fail("a concat needs at least one branch", (*path, "branches"))
         if isinstance(entry.branches, dict):
             branches = [(name, items, (*path, "branches", name)) for name, items in entry.branches.items()]
         else:
@@ -975,11 +1032,12 @@ class _Walker:
                 entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first
             )
         stage = scope.child(name)
-        self.blocks.append(BlockInfo(stage.block, f"{entry.use} x{entry.repeat}", _args_text(entry.args)))
+        text = _args_text(entry.args)
+        first_text = _args_text({**entry.args, **entry.first}) if entry.first else text
+        self.blocks.append(BlockInfo(stage.block, f"{entry.use} x{entry.repeat}", text))
         for i in range(entry.repeat):
-            args = {**entry.args, **(entry.first or {})} if i == 0 else entry.args
             member = stage.child(str(i))
-            self.blocks.append(BlockInfo(member.block, entry.use, _args_text(args)))
+            self.blocks.append(BlockInfo(member.block, entry.use, first_text if i == 0 else text))
             x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None)
         return x
 
@@ -997,19 +1055,25 @@ class _Walker:
     def instance(
         self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
     ) -> _Tensor:
+        base: Path = ("blocks", entry.use, "layers")
+        # each instance fills in the whole template, and validates what that gives: count both as steps
+        if entry.use not in self.template_sizes:
+            self.template_sizes[entry.use] = _size(block.layers, MAX_STEPS, template=True)
+        self.step(base, self.template_sizes[entry.use] + len(block.args) + len(entry.args) + len(first or {}))
         env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0]}
         used = f"(in block '{entry.use}' as used by '{'.'.join(scope.block)}')"
-        base: Path = ("blocks", entry.use, "layers")
         items = []
         for i, template in enumerate(block.layers):
             where: Path = (*base, i)
             try:
                 data = prepare(substitute(template, env), self.defaults)
+                self.step(where, _size(data, MAX_STEPS - self.steps))  # arguments put in whole count too
                 items.append((ENTRY.validate_python(data), where))
             except ExpressionError as exc:
                 self.fail(f"{exc} {used}", (*where, *exc.path))
             except ValidationError as exc:
-                self.errors.extend(replace(p, message=f"{p.message} {used}") for p in problems_from(exc, where))
+                problems = problems_from(exc, where, data)
+                self.errors.extend(replace(p, message=f"{p.message} {used}") for p in problems)
                 raise _Stop from None
         self.uses.append(entry.use)
         try:
@@ -1027,8 +1091,8 @@ def use_problems(entry: Use, block: Block, path: Path) -> list[Problem]:
             if arg not in block.args:
                 problems.append(
                     Problem(
-                        f"block '{entry.use}' has no argument '{arg}'{did_you_mean(arg, allowed)}"
-                        + (f"; its arguments: {', '.join(allowed)}" if allowed else "; it takes no arguments"),
+                        f"block '{entry.use}' has no argument '{safe_text.text(arg)}'{did_you_mean(arg, allowed)}"
+                        + (f"; its arguments: {safe_text.listing(allowed)}" if allowed else "; it takes no arguments"),
                         (*source, arg),
                         at_key=True,
                     )
@@ -1043,7 +1107,7 @@ def unknown_block(entry: Use, blocks: Mapping[str, Block], path: Path) -> Proble
     known = list(blocks)
     return Problem(
         f"no block named '{entry.use}'{did_you_mean(entry.use, known)}"
-        + (f"; blocks: {', '.join(known)}" if known else "; the spec defines no blocks"),
+        + (f"; blocks: {safe_text.listing(known)}" if known else "; the spec defines no blocks"),
         (*path, "use"),
     )
 
@@ -1075,6 +1139,27 @@ def block_use_problems(spec: Spec) -> list[Problem]:
     return problems
 
 
+def _one_stride(size: tuple[int, int], out: tuple[int, int]) -> int | None:
+    """The smallest stride ``s`` that takes ``size`` to ``out`` on both axes by ``(n - 1) // s + 1``, if one does.
+
+    Solved, not searched: ``(n - 1) // s == o - 1`` holds for ``s`` in ``((n - 1) // o, (n - 1) // (o - 1)]``.
+
+    >>> _one_stride((56, 56), (28, 28)), _one_stride((7, 7), (4, 4)), _one_stride((8, 8), (10, 10))
+    (2, 2, None)
+    >>> _one_stride((2**31 - 1, 1), (2**31 - 1, 1))
+    1
+    """
+    low, high = 1, None
+    for n, o in zip(size, out, strict=True):
+        if o < 1 or o > n:
+            return None
+        low = max(low, (n - 1) // o + 1)
+        if o > 1:
+            top = (n - 1) // (o - 1)
+            high = top if high is None else min(high, top)
+    return low if high is None or low <= high else None
+
+
 def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
     """The most activation bytes alive at once when each tensor is freed after its last reader.
 
@@ -1092,14 +1177,26 @@ def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
             last[storage[i]] = max(last[storage[i]], row.index)
     last[storage[-1]] = len(rows)  # the network's output is kept
     persistent = {s: prod(rows[s].output_shape) * batch * bytes_per_value for s in set(storage)}
-    peak = 0
-    alive: dict[int, int] = {}
+    # a running sum: each storage is added after its row and taken off after its last reader,
+    # so a concat of many branches costs one step per branch, not one per branch per row
+    freed: dict[int, list[int]] = {}
+    for s in persistent:
+        freed.setdefault(last[s] + 1, []).append(s)
+    peak = alive = 0
     for row in rows:
-        alive = {s: b for s, b in alive.items() if last[s] >= row.index}
-        peak = max(peak, sum(alive.values()) + row.activation_bytes)
+        alive -= sum(persistent[s] for s in freed.get(row.index, ()))
+        peak = max(peak, alive + row.activation_bytes)
         if storage[row.index] == row.index:
-            alive[row.index] = persistent[row.index]
+            alive += persistent[row.index]
     return peak
+
+
+def check_input_shape(shape: Sequence[int]) -> None:
+    """Raise ValueError unless ``shape`` is C x H x W or N, each size from 1 to 2^31 - 1, at most 2^48 values."""
+    if len(shape) not in (1, 3) or min(shape) < 1 or max(shape) > MAX_INT:
+        raise ValueError(f"input shape must be C x H x W or N, each from 1 to {MAX_INT}, got {_fmt(shape)}")
+    if prod(shape) > MAX_NUMEL:
+        raise ValueError(f"the input {_fmt(shape)} holds more than 2^48 values: too large for any tensor")
 
 
 def analyze(
@@ -1129,10 +1226,16 @@ def analyze(
         raise ValueError(f"batch must be at least 1, got {batch}")
     size = DTYPE_BYTES[dtype]
     shape: Shape = tuple(input_shape) if input_shape is not None else spec.input
-    if len(shape) not in (1, 3) or min(shape) < 1:
-        raise ValueError(f"input shape must be C x H x W or N, all at least 1, got {_fmt(shape)}")
+    if input_shape is not None:  # the spec's own input was checked by its schema
+        check_input_shape(shape)
     walker = _Walker(spec, batch=batch, dtype_bytes=size, strict=strict)
     rf = _RF(grid=(shape[1], shape[2])) if len(shape) == 3 else None
+    if prod(shape) * batch > MAX_NUMEL:
+        # checked even when no layer runs: every tensor, the input included, is held to the same bound
+        problem = Problem(
+            f"the input {_fmt(shape)} x batch {batch} holds more than 2^48 values: too large for any tensor", ("input",)
+        )
+        raise SpecError(locate(spec, [problem]))
     walker.rows.append(
         Row(
             index=0,
@@ -1161,13 +1264,13 @@ def analyze(
     kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
     rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, kept.per_row, strict=True))
     return Report(
-        name=spec.name,
+        name=safe_text.text(spec.name),
         input_shape=shape,
         batch=batch,
         dtype=dtype,
         rows=rows,
         warnings=tuple(locate(spec, walker.warnings, in_file_order=False)),
-        notes=spec.notes,
+        notes=tuple(safe_text.text(note, MAX_NOTE) for note in spec.notes),
         blocks=tuple(walker.blocks),
         peak_activation_bytes=_peak_bytes(rows, size, batch),
         output_bytes=kept.output_bytes,

@@ -6,6 +6,13 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from . import safe_text
+
+#: Characters of a file name echoed in a message.
+MAX_PATH = 500
+#: Problems printed per file; the rest are counted in one last line.
+MAX_PROBLEMS = 100
+
 #: A location inside a spec, as keys and list indices: ("layers", 3, "stride").
 Path = tuple[str | int, ...]
 
@@ -27,6 +34,12 @@ class Problem:
     at_key: bool = field(default=False, compare=False, repr=False)
     #: a value the schema refused: when ``defaults`` supplied it, it is located there
     schema: bool = field(default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the last guard on echoed text: whatever a message quotes, it prints as one bounded, literal line
+        object.__setattr__(self, "message", safe_text.text(self.message, safe_text.MAX_MESSAGE))
+        if self.file is not None:
+            object.__setattr__(self, "file", safe_text.text(self.file, MAX_PATH))
 
     def located(self, file: str | None, line: int | None, column: int | None) -> Problem:
         return replace(self, file=file, line=line, column=column)
@@ -59,8 +72,25 @@ class SpecError(Exception):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix, or '' when nothing is close.
 
+    Only for words and lists of a size a person types: the comparison costs their product.
+
     >>> did_you_mean("kernal", ["kernel", "stride"])
     " (did you mean 'kernel'?)"
     """
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)
+    if len(word) > 64 or len(options) > 1_000:
+        return ""
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def capped(problems: Sequence[Problem], most: int = MAX_PROBLEMS) -> list[Problem]:
+    """The first ``most`` problems, then one line that counts the rest, at the first of them.
+
+    >>> [p.message for p in capped([Problem(str(i), line=i) for i in range(5)], most=2)]
+    ['0', '1', '... and 3 more']
+    """
+    if len(problems) <= most:
+        return list(problems)
+    rest = problems[most]
+    return [*problems[:most], replace(rest, message=f"... and {len(problems) - most:,} more")]

@@ -9,11 +9,13 @@ is an integer); inside other text it is formatted in (``branch_${i}``).
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import safe_text
 from .errors import did_you_mean
 
 _NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
@@ -21,8 +23,12 @@ _WHOLE = re.compile(r"^\$\{(.*)\}$", re.S)
 _EMBEDDED = re.compile(r"\$\{(.*?)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 MAX_EXPRESSION = 200
-#: Results beyond this are refused: no size in a spec is near it.
+#: Numbers beyond this, read or computed, are refused: no size in a spec is near it.
 MAX_VALUE = 2**63
+#: Characters of a text that ``$name`` and ``${...}`` are put into, at most (names are at most 64).
+MAX_TEXT = 1_000
+#: ``round(x, n)`` takes ``n`` within this (Python computes 10**n for an integer x).
+MAX_DIGITS = 30
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -40,7 +46,15 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_CALLS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "round": round, "int": int}
+
+
+def _round(x: int | float, ndigits: int | None = None) -> int | float:
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_DIGITS):
+        raise ValueError(f"the number of digits must be a whole number from -{MAX_DIGITS} to {MAX_DIGITS}")
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
+_CALLS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "round": _round, "int": int}
 
 
 class ExpressionError(ValueError):
@@ -63,8 +77,8 @@ def evaluate(text: str, env: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"expression longer than {MAX_EXPRESSION} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        raise ExpressionError(f"'{text}' is not an expression") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ExpressionError(f"'{safe_text.text(text)}' is not an expression") from None
     return _eval(tree.body, env)
 
 
@@ -74,7 +88,9 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
             return value
         case ast.Name(id=name):
             if name not in env:
-                raise ExpressionError(f"unknown name '{name}'{did_you_mean(name, env)}; known: {', '.join(env)}")
+                raise ExpressionError(
+                    f"unknown name '{name}'{did_you_mean(name, env)}; known: {safe_text.listing(env)}"
+                )
             return env[name]
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
             a, b = _eval(left, env), _eval(right, env)
@@ -83,6 +99,8 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
                 return _bounded(_BINARY[type(op)](a, b))
             except ZeroDivisionError:
                 raise ExpressionError("division by zero") from None
+            except OverflowError:
+                raise ExpressionError("the result is too large") from None
         case ast.UnaryOp(op=ast.USub(), operand=operand):
             return -_number(_eval(operand, env))
         case ast.UnaryOp(op=ast.UAdd(), operand=operand):
@@ -100,7 +118,9 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
                     if not _COMPARE[type(o)](a, b):
                         return False
                 except TypeError:
-                    raise ExpressionError(f"cannot compare {a!r} with {b!r}") from None
+                    raise ExpressionError(
+                        f"cannot compare {safe_text.value(a, 60)} with {safe_text.value(b, 60)}"
+                    ) from None
                 a = b
             return True
         case ast.IfExp(test=test, body=body, orelse=orelse):
@@ -109,14 +129,20 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
             numbers = [_number(_eval(a, env)) for a in call_args]
             try:
                 return _bounded(_CALLS[fn](*numbers))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise ExpressionError(f"{fn}(): {exc}") from None
     raise ExpressionError(f"'{ast.unparse(node)}' is not allowed (only arithmetic on numbers and arguments)")
 
 
 def _number(value: Any) -> int | float:
+    """A number to compute with: finite and below :data:`MAX_VALUE` (an argument of 400 digits is refused here,
+    before float() or round() could overflow on it)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ExpressionError(f"expected a number, got {value!r}")
+        raise ExpressionError(f"expected a number, got {safe_text.value(value, 60)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"{value} is not a finite number")
+    if abs(value) >= MAX_VALUE:
+        raise ExpressionError(f"{_show(value)} is too large")
     return value
 
 
@@ -125,10 +151,41 @@ def _numbers(a: Any, b: Any) -> None:
     _number(b)
 
 
+def _show(value: int | float) -> str:
+    digits = len(str(abs(value))) if isinstance(value, int) else 0
+    return f"{value:.3g}" if digits < 300 else f"a number of {digits:,} digits"
+
+
 def _bounded(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"the result is {value}, not a finite number")
     if isinstance(value, int | float) and abs(value) >= MAX_VALUE:
-        raise ExpressionError(f"result {value:.3g} is too large")
+        raise ExpressionError(f"result {_show(value)} is too large")
     return value
+
+
+def _text_piece(value: Any) -> str:
+    """A value as it is put into text (``branch_${i}``), never longer than :data:`MAX_TEXT` + 1."""
+    if isinstance(value, str):
+        return value[: MAX_TEXT + 1]
+    if isinstance(value, bool | int | float) or value is None:
+        return str(value)
+    return safe_text.bounded_repr(value, MAX_TEXT + 1)[0]
+
+
+def _embed(value: str, env: Mapping[str, Any]) -> str:
+    """``value`` with each ``$name`` and ``${...}`` in it replaced, refused past :data:`MAX_TEXT` characters."""
+    pieces, size, start = [], 0, 0
+    for m in _EMBEDDED.finditer(value):
+        piece = value[start : m.start()] + _text_piece(evaluate(m.group(1) or m.group(2), env))
+        size += len(piece)
+        if size > MAX_TEXT:
+            raise ExpressionError(f"the text it makes would be longer than {MAX_TEXT:,} characters")
+        pieces.append(piece)
+        start = m.end()
+    if size + len(value) - start > MAX_TEXT:
+        raise ExpressionError(f"the text it makes would be longer than {MAX_TEXT:,} characters")
+    return "".join(pieces) + value[start:]
 
 
 def substitute(value: Any, env: Mapping[str, Any], path: tuple[str | int, ...] = ()) -> Any:
@@ -148,6 +205,6 @@ def substitute(value: Any, env: Mapping[str, Any], path: tuple[str | int, ...] =
             return evaluate(m.group(1), env)
         if m := _WHOLE.match(value):
             return evaluate(m.group(1), env)
-        return _EMBEDDED.sub(lambda m: str(evaluate(m.group(1) or m.group(2), env)), value)
+        return _embed(value, env)
     except ExpressionError as exc:
-        raise ExpressionError(f"'{value}': {exc}", path) from None
+        raise ExpressionError(f"'{safe_text.text(value, 100)}': {exc}", path) from None

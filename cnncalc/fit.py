@@ -11,10 +11,12 @@ spec at the batch found and the next one.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
 
+from . import safe_text
 from .engine import Report, analyze
 from .errors import Problem
 from .spec import Spec
@@ -51,11 +53,14 @@ def parse_bytes(text: str) -> int:
     >>> parse_bytes("16GB"), parse_bytes("1.5 gib"), parse_bytes("512")
     (16000000000, 1610612736, 512)
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"expected a size such as 16GB, 80GiB or 512MB (GB = 10^9, GiB = 2^30 bytes), got '{text}'")
-    return int(float(match.group(1)) * _UNITS[unit])
+    number = float(match.group(1)) if match else math.inf  # inf: a number too long to be a size
+    if match is None or unit not in _UNITS or not math.isfinite(number * _UNITS[unit]):
+        raise ValueError(
+            f"expected a size such as 16GB, 80GiB or 512MB (GB = 10^9, GiB = 2^30 bytes), got '{safe_text.text(text)}'"
+        )
+    return int(number * _UNITS[unit])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .compare import FIGURES, delta, pair_stages
 from .engine import Report, Row
-from .errors import Problem
+from .errors import Problem, capped
 from .fit import LIMIT, Fit, Need
 from .peers import PeerCount
 from .validate import FileResult
@@ -190,7 +190,7 @@ def print_table(report: Report, console: Console, *, quiet: bool = False) -> Non
         console.print(Text(f"  {line}", style="dim"))
     if report.warnings and not quiet:
         console.print()
-        for w in report.warnings:
+        for w in capped(report.warnings):
             console.print(Text(w.warning_line(), style="yellow"))
     if report.notes:
         console.print()
@@ -613,15 +613,15 @@ def validation_dict(results: list[FileResult]) -> dict[str, Any]:
             }
             for r in results
         ],
-        "errors": sum(len(r.errors) for r in results),
-        "warnings": sum(len(r.warnings) for r in results),
+        "errors": sum(r.error_count for r in results),
+        "warnings": sum(r.warning_count for r in results),
     }
 
 
 def validation_summary(results: list[FileResult]) -> str:
     bad = sum(not r.ok for r in results)
-    errors = sum(len(r.errors) for r in results)
-    warnings = sum(len(r.warnings) for r in results)
+    errors = sum(r.error_count for r in results)
+    warnings = sum(r.warning_count for r in results)
     return (
         f"{len(results)} file(s) checked: {len(results) - bad} valid, {bad} invalid"
         f" ({errors} error(s), {warnings} warning(s))"

@@ -39,8 +39,10 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, ErrorDetails, PydanticKnownError, core_schema
 
-from .errors import Path, Problem, SpecError, did_you_mean
-from .source import SourceMap, decode, load_yaml
+from . import safe_text
+from .errors import MAX_PROBLEMS, Path, Problem, SpecError, did_you_mean
+from .shapes import parse_shape
+from .source import SourceMap, decode, load_yaml, read_file
 
 #: The largest size, channel count or repeat a spec may hold; no real tensor is larger.
 MAX_INT = 2**31 - 1
@@ -59,7 +61,7 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, bool):
         return "a boolean"
-    return repr(value)
+    return safe_text.value(value)
 
 
 def _pair(value: Any) -> Any:
@@ -388,6 +390,12 @@ Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "in_channels"})
 
 
+def _some_branch(branches: Any) -> Any:
+    if not branches:
+        raise ValueError("a concat needs at least one branch")
+    return branches
+
+
 def _shape_tag(value: Any) -> str:
     # the labels are not keys (not identifiers), so that error paths skip them
     return "<word>" if isinstance(value, str) else "<mapping>" if isinstance(value, dict) else "<list>"
@@ -422,6 +430,7 @@ class Concat(_Layer):
     branches: Annotated[
         Annotated[tuple[Entries, ...], Tag("<list>")] | Annotated[dict[Name, Entries], Tag("<mapping>")],
         Discriminator(_shape_tag),
+        AfterValidator(_some_branch),
     ] = Field(description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries.")
 
 
@@ -547,13 +556,10 @@ def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
 def _shape(value: Any) -> Any:
     """``"3x224x224"`` -> ``(3, 224, 224)``; lists become tuples of 3 (C, H, W) or 1 (N)."""
     if isinstance(value, str):
-        parts = value.lower().replace("×", "x").split("x")
-        if not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"expected C x H x W such as 3x224x224 (or N features), got '{value}'")
-        value = [int(p) for p in parts]
+        value = list(parse_shape(value))
     if isinstance(value, list | tuple):
         if len(value) not in (1, 3):
-            raise ValueError(f"expected C x H x W such as [3, 224, 224] or [N], got {list(value)}")
+            raise ValueError(f"expected C x H x W such as [3, 224, 224] or [N], got {safe_text.value(list(value))}")
         return tuple(value)
     return value
 
@@ -611,20 +617,37 @@ class Spec(BaseModel):
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _clean(loc: Sequence[int | str]) -> list[int | str]:
+_NOWHERE = object()
+
+
+def _clean(loc: Sequence[int | str], data: Any = _NOWHERE, at: int = 0) -> list[int | str]:
     """A pydantic error path without the labels that are not places in the file.
 
     Drops the tag of a tagged union (the entry's kind, right after its index) and
-    pydantic's names for union branches ("<list>", "function-after[...]").
+    pydantic's names for union branches ("<list>", "function-after[...]"). A part that
+    is a key or an index of ``data`` (the validated data) is a place, whatever its
+    spelling: ``kernel-size`` and ``my layers`` are kept as written. ``data`` stands at ``loc[at:]``.
     """
     out: list[int | str] = []
-    for part in loc:
-        if isinstance(part, str) and (
+    node = data
+    for i, part in enumerate(loc):
+        if i >= at and _holds(node, part):
+            node = node[part]
+        elif isinstance(part, str) and (
             not _KEY.match(part) or (out and isinstance(out[-1], int) and part in ENTRY_MODELS)
         ):
             continue
+        elif i >= at:
+            node = _NOWHERE  # a key the data lacks (a missing field): nothing below it is in the data either
         out.append(part)
     return out
+
+
+def _holds(node: Any, part: int | str) -> bool:
+    """Whether ``part`` is a key of the mapping, or an index of the list, ``node``."""
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _owner(loc: Sequence[int | str]) -> str:
@@ -664,25 +687,33 @@ def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _message(err: ErrorDetails) -> tuple[str, bool]:
-    """Our wording of one pydantic error, and whether it is about a key (not a value)."""
-    typ, loc, ctx = err["type"], err["loc"], err.get("ctx", {})
-    field = next((p for p in reversed(_clean(loc)) if isinstance(p, str)), "")
+def _message(err: ErrorDetails, prefix: Path = (), path: Path = (), *, hints: bool = True) -> tuple[str, bool]:
+    """Our wording of one pydantic error, and whether it is about a key (not a value).
+
+    ``prefix``: where in the spec the validated data stands (a block's entry at ``blocks.b.layers.0``);
+    ``path``: the error's place in the spec (see :func:`_clean`); ``hints``: whether to look for a
+    "did you mean" (a fuzzy comparison with each name allowed).
+    """
+    close = did_you_mean if hints else lambda word, choices: ""
+    typ, ctx = err["type"], err.get("ctx", {})
+    loc = (*prefix, *err["loc"])
+    field = safe_text.text(next((p for p in reversed(path) if isinstance(p, str)), ""))
     got = err.get("input")
     owner = _owner(loc)
     if typ == "extra_forbidden":
         allowed = _allowed_keys(loc)
         hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-        return f"unknown key '{field}' in {owner}{did_you_mean(field, allowed)}{hint}", True
+        return f"unknown key '{field}' in {owner}{close(field, allowed)}{hint}", True
     if typ == "union_tag_invalid":
         tag = str(ctx.get("tag"))
-        close = did_you_mean(tag, ENTRY_KINDS)
-        # no close match: say what there is (a 'use:' names a block, not a kind)
-        listing = close or f"; the kinds: {', '.join(ENTRY_KINDS)} (or 'use:' for a block)"
-        return f"unknown layer kind '{tag}'{listing}", False
+        hint = close(tag, ENTRY_KINDS)
+        if hint == "" and close is did_you_mean:
+            # no close match: say what there is (a 'use:' names a block, not a kind)
+            hint = f"; the kinds: {', '.join(ENTRY_KINDS)} (or 'use:' for a block)"
+        return f"unknown layer kind '{safe_text.text(tag)}'{hint}", False
     if typ == "union_tag_not_found":
         if isinstance(got, dict) and len(got) == 1 and next(iter(got)) in ENTRY_MODELS:
-            k = next(iter(got))
+            k = safe_text.text(next(iter(got)))
             return f"a layer needs a 'kind': write {{kind: {k}, ...}} rather than '{k}: ...'", False
         if isinstance(got, dict) and "kind" in got:
             return f"kind: expected a layer kind name, got {_describe(got['kind'])}", False
@@ -695,26 +726,31 @@ def _message(err: ErrorDetails) -> tuple[str, bool]:
         return f"{field}: {ctx.get('error', err['msg'])}", False
     if typ in ("literal_error", "enum"):
         expected = str(ctx.get("expected", ""))
-        return f"{field}: expected {expected}, got {got!r}", False
+        return f"{field}: expected {expected}, got {safe_text.value(got)}", False
     if typ.startswith(("greater_than", "less_than")):
-        return f"{field}: {err['msg'].replace('Input should be', 'must be')}, got {got!r}", False
+        return f"{field}: {err['msg'].replace('Input should be', 'must be')}, got {safe_text.value(got)}", False
     if typ in ("too_short", "too_long"):
         return f"{field}: {err['msg'].replace('Input should have', 'needs')}", False
     if typ == "string_pattern_mismatch":
         what = (
             "letters, digits, '_' and '-'" if field == "name" else "letters, digits and '_', not starting with a digit"
         )
-        return f"{field}: '{got}' may use only {what} (at most 64)", False
+        return f"{field}: '{safe_text.text(str(got))}' may use only {what} (at most 64)", False
     expected = err["msg"].replace("Input should be ", "expected ")
     return f"{field or owner}: {expected}, got {_describe(got)}", False
 
 
-def problems_from(exc: ValidationError, prefix: Path = ()) -> list[Problem]:
-    """Pydantic's errors as our one-line problems (not yet located), under ``prefix``."""
+def problems_from(exc: ValidationError, prefix: Path = (), data: Any = _NOWHERE) -> list[Problem]:
+    """Pydantic's errors as our one-line problems (not yet located), under ``prefix``; ``data`` is what was validated.
+
+    Only the first :data:`~cnncalc.errors.MAX_PROBLEMS` look for a "did you mean": a person reads those (the
+    output stops there), and 50,000 unknown keys would cost a fuzzy comparison each.
+    """
     out = []
-    for err in exc.errors(include_url=False):
-        message, about_key = _message(err)
-        out.append(Problem(message, tuple(_clean((*prefix, *err["loc"]))), at_key=about_key, schema=True))
+    for i, err in enumerate(exc.errors(include_url=False)):
+        path = tuple(_clean((*prefix, *err["loc"]), data, len(prefix)))
+        message, about_key = _message(err, prefix, path, hints=i < MAX_PROBLEMS)
+        out.append(Problem(message, path, at_key=about_key, schema=True))
     return out
 
 
@@ -776,7 +812,7 @@ def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(locate(None, problems_from(exc), source, data)) from None
+        raise SpecError(locate(None, problems_from(exc, data=data), source, data)) from None
     spec._source = source
     spec._raw = data
     return spec
@@ -791,16 +827,7 @@ def load_spec(path: str | FsPath | None = None, *, text: str | None = None) -> S
     if text is None:
         if path is None:
             raise TypeError("load_spec needs a path or text")
-        fs = FsPath(path)
-        try:
-            if fs.is_dir():
-                raise SpecError(Problem("is a folder, not a spec file", file=file))
-            raw = fs.read_bytes()
-        except FileNotFoundError:
-            raise SpecError(Problem("no such file", file=file)) from None
-        except OSError as exc:
-            raise SpecError(Problem(f"cannot read: {exc.strerror}", file=file)) from None
-        text = decode(raw, file)
+        text = decode(read_file(path), file)
     data, smap = load_yaml(text, file)
     return parse_spec(data, smap)
 

@@ -157,6 +157,19 @@ def test_torchvision_geometry_does_not_warn(spec: Path) -> None:
         (["summary", "specs/vgg16.yaml", "--dtype", "float64"], 2, "float64"),
         (["summary", "specs/vgg16.yaml", "--batch", "0"], 2, "--batch"),
         (["summary", "specs/vgg16.yaml", "--input", "3x2"], 2, "expected C x H x W"),
+        # digits only in ASCII: '²' passes str.isdigit() (int() refuses it), '٣' is read by int() as 3
+        (["summary", "specs/vgg16.yaml", "--input", "3x²x8"], 2, "expected C x H x W"),
+        (["summary", "specs/vgg16.yaml", "--input", "3x٣x8"], 2, "expected C x H x W"),
+        (["summary", "specs/vgg16.yaml", "--input", "3x" + "9" * 5000 + "x8"], 2, "(5,004 characters)"),
+        (["summary", "specs/vgg16.yaml", "--input", "3x2147483648x8"], 2, "each from 1 to 2147483647"),
+        (["summary", "specs/vgg16.yaml", "--input", "4096x4096x4096x"], 2, "expected C x H x W"),
+        (["summary", "specs/vgg16.yaml", "--input", "65536x65536x65537"], 2, "more than 2^48 values"),
+        (["fit", "specs/vgg16.yaml", "--memory", "9" * 400 + "GB"], 2, "expected a size"),
+        (["profile", "specs/vgg16.yaml", "--iters", "0"], 2, "--iters"),
+        (["profile", "specs/vgg16.yaml", "--iters", "100001"], 2, "--iters"),
+        (["profile", "specs/vgg16.yaml", "--warmup", "10001"], 2, "--warmup"),
+        (["profile", "specs/vgg16.yaml", "--peak-tflops", "inf"], 2, "finite"),
+        (["profile", "specs/vgg16.yaml", "--peak-tflops", "nan"], 2, "--peak-tflops"),
         (["summary", "specs/vgg16.yaml", "--format", "xml"], 2, "xml"),
         (["summary"], 2, "SPEC"),
         (["nonsense"], 2, "nonsense"),
@@ -166,6 +179,14 @@ def test_exit_codes(args: list[str], code: int, text: str) -> None:
     got, out, err = run(*args)
     assert got == code
     assert text in out + err
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "-5", "wide"])
+def test_a_terminal_width_below_the_minimum_still_prints(columns: str) -> None:
+    """COLUMNS=0 printed nothing and exited 0; widths below the minimum count as the minimum."""
+    result = CliRunner().invoke(app, ["summary", "specs/lenet5.yaml"], env={**ENV, "COLUMNS": columns})
+    assert result.exit_code == 0
+    assert "61,706" in result.stdout.replace("\n", "")  # the params total, whole
 
 
 def test_bad_spec_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

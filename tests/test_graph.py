@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ import pytest
 import yaml
 from conftest import REFERENCE, SPECS
 from helpers import spec_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import random_specs
 from test_cli import check_golden, run
 
-from cnncalc import SpecError, analyze, load_spec
+from cnncalc import SpecError, analyze, load_spec, parse_spec
+from cnncalc.engine import _one_stride
 
 # torchvision's published figures (its weights' metadata: num_params, and "GFLOPS", which are MACs)
 TORCHVISION = [
@@ -294,6 +299,34 @@ HOSTILE_BLOCKS = {
         + "  b8:\n    layers: [relu]\nlayers: [{use: b0}]\n",
         "the network expands to more than 20,000 rows",
     ),
+    # no rows at all, so no row bound: the steps of the walk are counted
+    "a disabled layer fanned out 10^8 times": (
+        "blocks:\n"
+        + "".join(f"  b{i}:\n    layers: [{{use: b{i + 1}, repeat: 10}}]\n" for i in range(8))
+        + "  b8:\n    layers: [{kind: relu, when: false}]\nlayers: [{use: b0}]\n",
+        "expanding the network takes more than 500,000 steps",
+    ),
+    "a big template used 10,000 times": (
+        "blocks:\n  b:\n    layers:\n      - {kind: sequential, when: false, layers: ["
+        + ", ".join(["relu"] * 2000)
+        + "]}\nlayers: [{use: b, repeat: 10000}]\n",
+        "expanding the network takes more than 500,000 steps",
+    ),
+    "structures 30 deep in blocks 30 deep": (
+        "blocks:\n"
+        + "".join(
+            f"  b{i}:\n    layers: [{'{kind: sequential, layers: [' * 30}{{use: b{i + 1}}}{']}' * 30}]\n"
+            for i in range(30)
+        )
+        + "  b30:\n    layers: [relu]\nlayers: [{use: b0}]\n",
+        "structures and block uses nest more than 100 deep",
+    ),
+    "an argument put into text 1,000 times": (
+        "blocks:\n  b:\n    args: {x: xxxxxxxxxx}\n    layers: [{use: c, a: '"
+        + "$x" * 1000
+        + "'}]\n  c:\n    args: {a: null}\n    layers: [relu]\nlayers: [{use: b}]\n",
+        "the text it makes would be longer than 1,000 characters",
+    ),
 }
 
 
@@ -304,6 +337,53 @@ def test_hostile_blocks_fail_fast(tmp_path: Path, case: tuple[str, str]) -> None
     path.write_text("name: t\ninput: [3, 8, 8]\n" + body)
     code, out, _ = run("validate", str(path))  # bounded by counts; benchmarks/hostile_speed.py times it
     assert code == 1 and text in out and out.count("\n") == 1
+
+
+def _peak_reference(rows: Any, bytes_per_value: int, batch: int) -> int:
+    """The quadratic peak of before (the alive set summed at every row): the linear one must agree with it."""
+    storage = list(range(len(rows)))
+    for row in rows[1:]:
+        if row.activations == 0 and row.inputs:
+            storage[row.index] = storage[row.inputs[0]]
+    last = {s: s for s in storage}
+    for row in rows:
+        for i in row.inputs:
+            last[storage[i]] = max(last[storage[i]], row.index)
+    last[storage[-1]] = len(rows)
+    peak, alive = 0, {}
+    for row in rows:
+        alive = {s: b for s, b in alive.items() if last[s] >= row.index}
+        peak = max(peak, sum(alive.values()) + row.activation_bytes)
+        if storage[row.index] == row.index:
+            alive[row.index] = prod(rows[row.index].output_shape) * batch * bytes_per_value
+    return peak
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_specs(), st.integers(1, 3))
+def test_peak_memory_is_the_running_sum_of_what_is_alive(data: dict[str, Any], batch: int) -> None:
+    try:
+        report = analyze(parse_spec(data), batch=batch)
+    except SpecError:
+        return
+    assert report.peak_activation_bytes == _peak_reference(report.rows, 4, batch)
+
+
+def test_a_wide_concat_is_linear() -> None:
+    """10,000 branches: every branch's output is alive until the concat (the peak counts them once each)."""
+    report = analyze(spec_of([{"kind": "concat", "branches": [[conv(1)]] * 10_000}], [1, 2, 2]))
+    assert len(report.rows) == 10_002
+    # at the concat: the 10,000 branch outputs and the concat's own 10,000 x 4 values
+    assert report.peak_activation_bytes == 4 * (10_000 * 4 + 10_000 * 4)
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 45), st.integers(1, 45))
+def test_the_projection_stride_is_solved_as_the_search_found_it(h: int, w: int, oh: int, ow: int) -> None:
+    search = next(
+        (s for s in range(1, max(h, w) + 1) if (h - 1) // s + 1 == oh and (w - 1) // s + 1 == ow),
+        None,
+    )
+    assert _one_stride((h, w), (oh, ow)) == search
 
 
 def test_every_block_mistake_is_reported(tmp_path: Path) -> None:

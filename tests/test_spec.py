@@ -161,7 +161,8 @@ BAD = [
         "python tag refused",
         "name: !!python/object:os.system t\ninput: [3, 8, 8]\nlayers: [relu]\n",
         [
-            "bad.yaml:1:7: cannot read this value: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"
+            "bad.yaml:1:7: cannot read this value: the tag 'tag:yaml.org,2002:python/object:os.system' is not allowed"
+            " in a spec"
         ],
     ),
     (
@@ -173,6 +174,37 @@ BAD = [
         "repeat bound",
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: relu, repeat: 1000000000}\n",
         ["bad.yaml:4:26: repeat: must be less than or equal to 10000, got 1000000000"],
+    ),
+    (
+        "keys that are not identifiers, named as written",
+        "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernel: 3, kernel-size: 3, in place: 1}\n"
+        "my layers: 1\n",
+        [
+            "bad.yaml:4:39: unknown key 'kernel-size' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when,"
+            " kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
+            "bad.yaml:4:55: unknown key 'in place' in conv2d; allowed: name, repeat, when, kind, out, kernel, stride,"
+            " padding, dilation, groups, bias, in, activation, accept_floor",
+            "bad.yaml:5:1: unknown key 'my layers' in the spec (did you mean 'layers'?); allowed: name, input, notes,"
+            " defaults, blocks, layers",
+        ],
+    ),
+    (
+        "a key that is not an identifier in a block's entry",
+        "name: t\ninput: [3, 8, 8]\nblocks:\n  b:\n    layers: [{kind: relu, in-place: true}]\nlayers: [{use: b}]\n",
+        [
+            "bad.yaml:5:27: unknown key 'in-place' in relu (did you mean 'inplace'?); allowed: name, repeat, when,"
+            " kind, inplace (in block 'b' as used by 'b1')"
+        ],
+    ),
+    (
+        "superscript and Arabic-Indic digits in an input",
+        "name: t\ninput: 3x²x8\nlayers: [relu]\n",
+        ["bad.yaml:2:8: input: expected C x H x W such as 3x224x224 (or N features), got '3x²x8'"],
+    ),
+    (
+        "Arabic-Indic digits in an input",
+        "name: t\ninput: 3x٣x8\nlayers: [relu]\n",
+        ["bad.yaml:2:8: input: expected C x H x W such as 3x224x224 (or N features), got '3x٣x8'"],
     ),
 ]
 
@@ -210,5 +242,11 @@ def test_alias_bomb_is_refused_quickly() -> None:
 def test_deep_nesting_is_refused() -> None:
     with pytest.raises(SpecError, match="nesting deeper than"):
         load_spec(text="name: t\ninput: " + "[" * 5000 + "]" * 5000 + "\nlayers: [relu]\n")
+    # the YAML parser's own depth is counted: brackets in text and comments are not nesting
+    brackets = "[" * 150
+    spec = load_spec(
+        text=f"name: t\ninput: [3, 8, 8]\nnotes: ['{brackets}', \"{brackets}\"]  # {brackets}\nlayers: [relu]\n"
+    )
+    assert spec.notes == (brackets, brackets)
     with pytest.raises(SpecError, match="nesting deeper than"):
         load_spec(text="name: t\nnotes:\n" + "".join(" " * (2 * i) + "- \n" for i in range(300)))

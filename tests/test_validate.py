@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,18 @@ import yaml
 from conftest import ROOT, SPECS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 from test_cli import check_golden, run
 
-from cnncalc import analyze, load_spec, parse_spec
+from cnncalc import SpecError, analyze, load_spec, parse_spec
+from cnncalc.errors import MAX_PROBLEMS
+from cnncalc.render import print_table, validation_lines
+from cnncalc.safe_text import MARKER_ROOM, MAX_MESSAGE
 from cnncalc.spec import json_schema
 from cnncalc.validate import validate_file, validate_paths
+
+#: What echoed text must never hold: C0 and C1 controls (a newline only ends a line).
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 BROKEN = "tests/broken"
 
@@ -122,6 +131,8 @@ def test_validate_writes_nothing(tmp_path: Path) -> None:
 
 # --- hostile input -----------------------------------------------------------------------
 
+SPEC = b"name: t\ninput: [3, 8, 8]\n"
+
 ALIAS_BOMB = "\n".join(
     ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
@@ -161,7 +172,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         "holds more than 2^48 values: too large for any tensor",
     ),
     "huge kernel": (
-        b"name: t\ninput: [1, 2147483647, 2147483647]\nlayers:\n  - {kind: conv2d, out: 1, kernel: 1073741824, stride: 536870915}\n",
+        b"name: t\ninput: [1, 16777216, 16777216]\nlayers:\n  - {kind: conv2d, out: 1, kernel: 8388608, stride: 4194307}\n",
         "warning: layer 1 conv2d",
     ),
     "huge adaptive output": (
@@ -177,6 +188,100 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         b"name: t\ninput: [3, 8, 8]\nlayers:\n" + b"  - {kind: conv2d, out: x, kernel: 0}\n" * 1000,
         "out: expected a valid integer",
     ),
+    # 1. expressions that overflow
+    "round of infinity": (
+        SPEC + b"blocks:\n  b:\n    layers: [{kind: conv2d, out: '${round(1e309)}', kernel: 1}]\nlayers: [{use: b}]\n",
+        "'${round(1e309)}': inf is not a finite number (in block 'b' as used by 'b1')",
+    ),
+    "int of an overflowing product": (
+        SPEC + b"blocks:\n  b:\n    layers: [{kind: conv2d, out: '${int(1e300 * 1e300)}', kernel: 1}]\n"
+        b"layers: [{use: b}]\n",
+        "is too large",
+    ),
+    "a 99-digit argument divided by a float": (
+        SPEC + b"blocks:\n  b:\n    args: {x: " + b"9" * 99 + b"}\n    layers: [{kind: conv2d, out: '${x / 2.0}', "
+        b"kernel: 1}]\nlayers: [{use: b}]\n",
+        "'${x / 2.0}': 1e+99 is too large",
+    ),
+    "a 400-digit argument": (
+        SPEC + b"blocks:\n  b:\n    args: {x: " + b"9" * 400 + b"}\n    layers: [{kind: conv2d, out: '${x + 1.5}', "
+        b"kernel: 1}]\nlayers: [{use: b}]\n",
+        "5:15: cannot read this value: a number written with 400 characters (at most 100 are read)",
+    ),
+    # 2. YAML that PyYAML cannot construct
+    "!!int abc": (
+        SPEC + b"notes: [!!int abc]\nlayers: [relu]\n",
+        "3:9: cannot read this value: 'abc' is not a valid !!int",
+    ),
+    "!!float x": (SPEC + b"notes: [!!float x]\nlayers: [relu]\n", "'x' is not a valid !!float"),
+    "!!bool x": (SPEC + b"notes: [!!bool x]\nlayers: [relu]\n", "'x' is not a valid !!bool"),
+    "!!timestamp x": (SPEC + b"notes: [!!timestamp x]\nlayers: [relu]\n", "'x' is not a valid !!timestamp"),
+    "an invalid date": (
+        SPEC + b"notes: [2024-13-45]\nlayers: [relu]\n",
+        "'2024-13-45' reads as a date but is not one (month must be in 1..12); quote it to mean text",
+    ),
+    "recursive merge key": (
+        SPEC + b"x: &a {<<: *a}\nlayers: [relu]\n",
+        "3:4: '<<' merges a mapping into itself (a recursive alias)",
+    ),
+    "recursive alias": (SPEC + b"x: &a [*a]\nlayers: [relu]\n", "3:4: an alias refers to a value that contains it"),
+    "an integer past 4,300 digits": (
+        b"name: t\ninput: [3, " + b"9" * 5000 + b", 8]\nlayers: [relu]\n",
+        "2:12: cannot read this value: a number written with 5,000 characters",
+    ),
+    # 3. echoed text is inert: escaped, and cut when long
+    "escape sequences and a workflow command in a kind": (
+        SPEC + b'layers: [{kind: "relu\\e[31m\\n::warning::x"}]\n',
+        "unknown layer kind 'relu\\x1b[31m\\n::warning::x'",
+    ),
+    "a 960 kB kind": (SPEC + b"layers: [{kind: " + b"k" * 960_000 + b"}]\n", "k… (960,000 characters)'"),
+    "a 90,000-number input": (
+        b"name: t\ninput: [" + ", ".join(str(i) for i in range(90_000)).encode() + b"]\nlayers: [relu]\n",
+        "2:8: input: expected C x H x W such as [3, 224, 224] or [N], got [0, 1, 2, 3,",
+    ),
+    "a 100,000-number input": (
+        b"name: t\ninput: [" + ", ".join(str(i) for i in range(100_000)).encode() + b"]\nlayers: [relu]\n",
+        "the YAML holds more than 100,000 values",
+    ),
+    # 4. an empty concat
+    "concat of no branches": (
+        SPEC + b"layers: [{kind: concat, branches: []}]\n",
+        "3:35: branches: a concat needs at least one branch",
+    ),
+    "concat of no named branches": (
+        SPEC + b"layers: [{kind: concat, branches: {}}]\n",
+        "3:35: branches: a concat needs at least one branch",
+    ),
+    # 5. work that makes nothing
+    "nested repeats of a disabled layer": (
+        SPEC + b"layers:\n  - {kind: sequential, repeat: 10000, layers: [{kind: sequential, repeat: 10000,"
+        b" layers: [{kind: relu, when: false}]}]}\n",
+        "more than 500,000 steps",
+    ),
+    "a projection on 10^7 rows": (
+        b"name: t\ninput: [1, 10000000, 1]\nlayers:\n  - {kind: residual, shortcut: projection,"
+        b" body: [{kind: zeropad2d, padding: [0, 0, 0, 1]}]}\n",
+        "a projection shortcut cannot take 1x10000000x1 to 1x10000001x1 with one stride",
+    ),
+    "a projection on 2^31 - 1 rows": (
+        b"name: t\ninput: [1, 2147483647, 1]\nlayers:\n  - {kind: residual, shortcut: projection,"
+        b" body: [{kind: avgpool2d, kernel: [2, 1], stride: [3, 1]}]}\n",
+        "a projection shortcut cannot take 1x2147483647x1 to 1x715827882x1 with one stride",
+    ),
+    "an input of 2^93 values, no layer run": (
+        b"name: t\ninput: [2147483647, 2147483647, 2147483647]\nlayers: [{kind: relu, when: false}]\n",
+        "2:8: the input 2147483647x2147483647x2147483647 x batch 1 holds more than 2^48 values",
+    ),
+    # 6. many problems: at most MAX_PROBLEMS lines, then one that counts the rest
+    "5,000 unknown keys": (
+        SPEC + b"layers: [relu]\n" + b"".join(f"k{i}: 1\n".encode() for i in range(5000)),
+        f"... and {5000 - MAX_PROBLEMS:,} more",
+    ),
+    # 8. messages that named the wrong key
+    "keys that are not identifiers": (
+        SPEC + b"layers: [{kind: relu, in place: 1}]\nmy layers: 1\n",
+        "3:23: unknown key 'in place' in relu",
+    ),
 }
 
 
@@ -189,11 +294,122 @@ def test_hostile_input_fails_fast_with_one_clear_line_each(tmp_path: Path, conte
     # benchmarks/hostile_speed.py times these cases
     code, out, err = run("validate", str(path))
     assert text in out
-    assert code == (0 if "warning" in text else 1)
+    assert code == (0 if "warning: " in text else 1)
     for line in out.splitlines():
         assert line.startswith(f"{path}:"), line
+        assert not CONTROL.search(line) and len(line) < len(str(path)) + MAX_MESSAGE + MARKER_ROOM + 40, line[:300]
+    assert len(out.splitlines()) <= MAX_PROBLEMS + 1
     code, out, err = run("summary", str(path))
-    assert code == (0 if "warning" in text else 1) and "Traceback" not in err
+    assert code == (0 if "warning: " in text else 1) and "Traceback" not in err
+    assert not CONTROL.search(out + err) and len(err.splitlines()) <= MAX_PROBLEMS + 1
+
+
+# specs that look hostile but are valid, and must stay so
+HOSTILE_VALID: dict[str, bytes] = {
+    "101 brackets in a quoted string and a comment": (
+        SPEC + b"notes: ['" + b"[" * 101 + b"', \"" + b"{" * 101 + b'"]\n# ' + b"[" * 200 + b"\nlayers: [relu]\n"
+    ),
+    "101 brackets in a block scalar": SPEC + b"notes:\n  - |\n    " + b"[" * 101 + b"\nlayers: [relu]\n",
+    "a 900 kB block argument used 10,000 times": (
+        SPEC + b"blocks:\n  inner:\n    args: {a: null}\n    layers: [{kind: relu, when: false}]\n  b:\n"
+        b"    args: {x: null}\n    layers: [{use: inner, a: $x}]\nlayers: [{use: b, repeat: 10000, x: "
+        + b"x" * 900_000
+        + b"}]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("raw", list(HOSTILE_VALID.values()), ids=list(HOSTILE_VALID))
+def test_hostile_looking_specs_stay_valid(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "valid.yaml"
+    path.write_bytes(raw)
+    assert run("validate", str(path))[:2] == (0, "")
+    code, _, err = run("summary", str(path))
+    assert code == 0, err
+    report = analyze(load_spec(path))
+    # a block's arguments are shown cut short, however long and however often used
+    assert all(len(b.detail) < 200 for b in report.blocks)
+
+
+def test_echoed_user_text_is_literal_and_inert(tmp_path: Path) -> None:
+    """Rich markup prints as written, escape sequences and newlines are escaped, in every output."""
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        'name: "[/x] [link=https://example.com]click[/link] :warning: \\e]8;;http://e\\a\\e[2J"\n'
+        "input: [3, 8, 8]\n"
+        'notes: ["one\\n::warning::two", "[bold]x[/bold]"]\n'
+        "blocks:\n  b:\n    args: {a: null}\n    layers: [relu]\n"
+        'layers: [{use: b, name: u, repeat: 2, a: "[/x]\\e[31m\\r\\n::error::x"}]\n'
+    )
+    code, out, err = run("summary", str(path))
+    assert code == 0, err
+    assert "[/x] [link=https://example.com]click[/link] :warning: \\x1b]8;;http://e\\x07\\x1b[2J: input" in out
+    assert "one\\n::warning::two" in out and "[bold]x[/bold]" in out
+    assert "a=[/x]\\x1b[31m\\r\\n::error::x" in out
+    assert not CONTROL.search(out)
+    assert not any(line.lstrip().startswith("::") for line in out.splitlines())
+    for fmt in ("json", "csv", "markdown"):
+        code, out, _ = run("summary", str(path), "-f", fmt)
+        assert code == 0 and not CONTROL.search(json.loads(out)["name"] if fmt == "json" else out)
+
+
+@pytest.mark.parametrize("fmt", ["text", "github", "json"])
+def test_a_file_name_and_a_kind_cannot_start_a_workflow_command(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "a\n::warning file=x::pwned\x1b[2J.yaml"
+    path.write_text('name: t\ninput: [3, 8, 8]\nlayers: [{kind: "x\\n::error::y"}]\n')
+    code, out, _ = run("validate", str(tmp_path), "-f", fmt)
+    assert code == 1
+    text = "".join(str(v) for v in _strings(json.loads(out))) if fmt == "json" else out
+    name = "a\\n%3A%3Awarning file=x%3A%3Apwned" if fmt == "github" else "a\\n::warning file=x::pwned"
+    assert f"{name}\\x1b[2J.yaml" in text and "'x\\n::error::y'" in text
+    assert not CONTROL.search(text)
+    assert all(line.startswith(("::error ", str(tmp_path), "{", " ", "}")) for line in out.splitlines())
+
+
+def _strings(data: Any) -> list[str]:
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in _strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in _strings(v)]
+    return [data] if isinstance(data, str) else []
+
+
+def test_an_overflowing_argument_given_in_python(tmp_path: Path) -> None:
+    """parse_spec takes Python values: a 400-digit int reaches the expression, which refuses it."""
+    spec = parse_spec(
+        {
+            "name": "t",
+            "input": [3, 8, 8],
+            "blocks": {"b": {"args": {"x": 10**400}, "layers": [{"kind": "conv2d", "out": "${x / 2.0}", "kernel": 1}]}},
+            "layers": [{"use": "b"}],
+        }
+    )
+    with pytest.raises(SpecError, match=re.escape("'${x / 2.0}': a number of 401 digits is too large")):
+        analyze(spec)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    """/dev/zero behind a .yaml link, a FIFO, and a folder of both: refused without reading (or waiting)."""
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "random.yaml").symlink_to("/dev/urandom")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    for name, kind in (("zero.yaml", "a character device"), ("fifo.yaml", "a FIFO")):
+        code, out, _ = run("validate", str(tmp_path / name))
+        assert code == 1 and out == f"{tmp_path / name}: not a regular file (it is {kind}); only spec files are read\n"
+        code, _, err = run("summary", str(tmp_path / name))
+        assert code == 1 and f"not a regular file (it is {kind})" in err
+    code, out, _ = run("validate", str(tmp_path))
+    assert code == 1 and len(out.splitlines()) == 3 and all("not a regular file" in line for line in out.splitlines())
+
+
+def test_a_glob_over_proc_ends() -> None:
+    """``**`` follows no link (``/proc/self/root`` is ``/``), and a walk looks at MAX_ENTRIES entries at most."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc")
+    code, out, _ = run("validate", "/proc/**/*.yaml")
+    assert code == 1 and out.startswith("/proc/**/*.yaml: ")
+    assert len(out.splitlines()) == 1
 
 
 def test_a_folder_given_to_summary(tmp_path: Path) -> None:
@@ -205,6 +421,47 @@ def test_a_folder_given_to_summary(tmp_path: Path) -> None:
 
 SPEC_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.yaml"))}
 JUNK: list[Any] = [None, 0, -1, 3, 2.5, True, "x", "same", [], [1, 2, 3], {}, {"kind": "relu"}, "conv2d", 10**30]
+# what a hostile spec holds: escape sequences, rich markup, workflow commands, long text, huge numbers,
+# overflowing expressions, empty structures, keys that are not identifiers
+HOSTILE_JUNK: list[Any] = [
+    "\x1b[31m[/x]\n::warning::x\x9b",
+    "[link=https://example.com]x[/link] :warning:",
+    "k" * 3000,
+    10**400,
+    float("inf"),
+    float("nan"),
+    "${round(1e309)}",
+    "${in_channels / 2.0 * 1e308}",
+    "a_${'x' if 1 else 2}" * 40,
+    list(range(3000)),
+    {"kind": "concat", "branches": []},
+    {"kind": "concat", "branches": {}},
+    {"kind-size": 3, "in place": 1},
+    {"kind": "sequential", "repeat": 10000, "layers": [{"kind": "relu", "when": False}]},
+]
+# YAML text put where a value stands: tags PyYAML cannot construct, recursive aliases, deep brackets
+HOSTILE_SNIPPETS = [
+    "!!int abc",
+    "!!float x",
+    "!!bool maybe",
+    "!!timestamp nope",
+    "2024-13-45",
+    "9" * 5000,
+    "&r {<<: *r}",
+    "&q [*q]",
+    '"\\e[2J[/x]\\n::warning::x"',
+    "'" + "[" * 150 + "'",
+    "[]",
+    "{}",
+    "[" * 150,
+    "1e309",
+    "-.inf",
+    "0x" + "f" * 200,
+    "!!python/object/apply:os.system [ls]",
+    "*undefined",
+    "{kind: concat, branches: []}",
+    "'${round(1e309)}'",
+]
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -224,8 +481,8 @@ def _parent(data: Any, path: tuple[Any, ...]) -> Any:
     return data
 
 
-def mutate(data: Any, rng: random.Random) -> Any:
-    """One random edit of parsed YAML: drop, duplicate or retype a value, or swap two values."""
+def mutate(data: Any, rng: random.Random, junk: list[Any] = JUNK) -> Any:
+    """One random edit of parsed YAML: drop, duplicate or retype a value (from ``junk``), or swap two values."""
     paths = [p for p in _paths(data) if p]
     path = rng.choice(paths)
     parent, key = _parent(data, path), path[-1]
@@ -244,7 +501,7 @@ def mutate(data: Any, rng: random.Random) -> Any:
             mine, theirs = copy.deepcopy(parent[key]), copy.deepcopy(other_parent[other[-1]])
             parent[key], other_parent[other[-1]] = theirs, mine
     else:
-        parent[key] = copy.deepcopy(rng.choice(JUNK))
+        parent[key] = copy.deepcopy(rng.choice(junk))
     return data
 
 
@@ -254,18 +511,25 @@ def mutate(data: Any, rng: random.Random) -> Any:
     seed=st.integers(0, 2**32),
     edits=st.integers(1, 4),
     cut=st.floats(0, 1),
-    how=st.sampled_from(["data", "truncate", "garble"]),
+    how=st.sampled_from(["data", "truncate", "garble", "hostile data", "hostile text"]),
 )
 def test_fuzzed_specs_end_in_a_verdict_not_an_exception(name: str, seed: int, edits: int, cut: float, how: str) -> None:
     rng = random.Random(seed)
     text = SPEC_TEXTS[name]
-    if how == "data":
+    if how in ("data", "hostile data"):
         data = yaml.safe_load(text)
         for _ in range(edits):
             if not isinstance(data, dict) or not data:
                 break
-            data = mutate(data, rng)
-        text = yaml.safe_dump(data, sort_keys=False)
+            data = mutate(data, rng, HOSTILE_JUNK if how == "hostile data" else JUNK)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    elif how == "hostile text":
+        lines = text.splitlines()
+        for _ in range(edits):
+            i = rng.randrange(len(lines))
+            head, sep, _ = lines[i].partition(": ")
+            lines[i] = head + (sep or ": ") + rng.choice(HOSTILE_SNIPPETS)
+        text = "\n".join(lines) + "\n"
     elif how == "truncate":
         text = text[: int(len(text) * cut)]
     else:
@@ -275,10 +539,17 @@ def test_fuzzed_specs_end_in_a_verdict_not_an_exception(name: str, seed: int, ed
         text = "".join(chars)
     result = validate_file("fuzz.yaml", text=text)
     for problem in result.errors + result.warnings:
-        assert problem.message and "\n" not in problem.message
+        assert problem.message and not CONTROL.search(problem.message + "\n")
+        assert len(problem.message) <= MAX_MESSAGE + MARKER_ROOM
         assert problem.file == "fuzz.yaml" and problem.line is not None
-    if result.ok:  # then every other command must work on it too
-        analyze(load_spec("fuzz.yaml", text=text))
+    assert len(result.errors) <= MAX_PROBLEMS + 1 and len(result.warnings) <= MAX_PROBLEMS + 1
+    for line in validation_lines([result], "github"):
+        assert not CONTROL.search(line)
+    if result.ok:  # then every other command must work on it too, and print the user's text literally
+        report = analyze(load_spec("fuzz.yaml", text=text))
+        out = io.StringIO()
+        print_table(report, Console(file=out, width=100, markup=False, emoji=False, highlight=False))
+        assert not CONTROL.search(out.getvalue().replace("\n", ""))
 
 
 # --- schema -----------------------------------------------------------------------------------
