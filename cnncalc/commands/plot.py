@@ -12,6 +12,7 @@ from typing import Any
 
 from ..compare import pair_stages
 from ..engine import Report
+from ..render import human
 from ..roofline import Roofline
 
 #: What a bar chart can show: (the Row and Totals attribute, the axis label's quantity, the unit).
@@ -83,7 +84,7 @@ def bars(report: Report, what: str) -> Any:
     ax.set_title(f"{report.name}: {quantity} per layer{batch}", fontsize=10, loc="left")
     ax.grid(axis="x", alpha=0.3)
     total = getattr(report.totals, attr)
-    ax.text(1.0, -0.5 / height, f"total {total / factor:,.2f} {axis_unit}", transform=ax.transAxes,
+    ax.text(1.0, -0.5 / height, f"total {human(total, unit)}", transform=ax.transAxes,
             ha="right", va="top", fontsize=8)  # fmt: skip
     return fig
 

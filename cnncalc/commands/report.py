@@ -9,6 +9,7 @@ JSON contract), which the tests compare with the cells of the page.
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 
 from ..engine import Report, Row
@@ -123,7 +124,8 @@ def _roofline(roof: Roofline) -> str:
 def page(report: Report, roof: Roofline, charts: list[tuple[str, str]]) -> str:
     """The whole page; ``charts`` are (caption, inline SVG) pairs, empty without matplotlib."""
     shape = _shape(report.input_shape)
-    data = json.dumps(to_dict(report)).replace("</", "<\\/")  # no '</script>' inside the data
+    # inert inside <script>: no tag can start in the data
+    data = json.dumps(to_dict(report)).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -171,6 +173,6 @@ def chart_svgs(report: Report, roof: Roofline) -> list[tuple[str, str]]:
 
 
 def _svg(raw: bytes) -> str:
-    """An SVG file's text as an inline element (its XML prologue and doctype dropped)."""
+    """An SVG file's text as an inline element: its XML prologue, doctype and metadata (a date) dropped."""
     text = raw.decode()
-    return text[text.index("<svg") :]
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
