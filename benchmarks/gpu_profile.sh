@@ -19,3 +19,13 @@ for spec in specs/vgg16.yaml specs/resnet50.yaml; do
   cnncalc profile "$spec" --device cuda --train --dtype bfloat16 --batch "$batch" --warmup 1 --iters 3 |
     sed -n '/peak memory/,/kept for bwd/p'
 done
+# The roofline against the GPU: each layer's CUDA-event time beside its ideal on the measured roof
+# and on the published one (H100 SXM; name your device's row of docs/roofline.md if it differs).
+for spec in specs/vgg16.yaml specs/resnet50.yaml; do
+  for roof in "" "--roofline-device h100-sxm"; do
+    echo "== cnncalc profile $spec --device cuda --dtype bfloat16 --batch 64 --roofline $roof"
+    # shellcheck disable=SC2086
+    cnncalc profile "$spec" --device cuda --dtype bfloat16 --batch 64 --iters 20 --roofline $roof |
+      sed -n '/^roofline on/,$p'
+  done
+done

@@ -752,6 +752,16 @@ def profile(
             help="Your device's peak, to print the share achieved.",
         ),
     ] = None,
+    roofline: Annotated[
+        bool,
+        typer.Option("--roofline", help="Time each layer too, beside its roof: the fraction of the ideal it reaches."),
+    ] = False,
+    roofline_device: Annotated[
+        str | None,
+        typer.Option(
+            "--roofline-device", metavar="NAME", help="The roof for --roofline (see roofline); default: measured here."
+        ),
+    ] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", "-f", help="Output format.")] = ProfileFormat.table,
 ) -> None:
     """Build the spec in PyTorch, check every number against cnncalc's, then time it.
@@ -787,13 +797,31 @@ def profile(
             )
         if saved is not None:
             timing.saved_bytes = sum(saved.values())
+        roof_rows = None
+        if roofline:
+            from .commands import roofline as roof_command
+            from .roofline import roofline as compute_roof
+
+            with _phase("timing each layer against its roof", show):
+                if roofline_device is None:
+                    name, peak_flops, bytes_per_s = tb.measure_device(where, dtype)
+                else:
+                    name, peak_flops, bytes_per_s = roof_command.resolve(roofline_device, dtype, None, None)
+                roof = compute_roof(report, device=name, peak_flops=peak_flops, bandwidth=bytes_per_s)
+                roof_rows = roof_command.measured(roof, tb.time_rows(model, report.input_shape, batch))
     except (RuntimeError, ValueError) as exc:  # torch refused the network: say so in one line
         fail([Problem(f"PyTorch failed on this network: {str(exc).splitlines()[0]}", file=str(spec))])
     ok = all(c.ok for c in comparisons)
     if format is ProfileFormat.json:
-        sys.stdout.write(json.dumps(profile_dict(report, comparisons, timing, peak_tflops), indent=2) + "\n")
+        result = profile_dict(report, comparisons, timing, peak_tflops)
+        if roof_rows is not None:
+            result["roofline"] = roof_command.measured_dict(roof, roof_rows)
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
         print_profile(report, comparisons, timing, _console(), peak_tflops)
+        if roof_rows is not None:
+            _console().print()
+            roof_command.print_measured(roof, roof_rows, _console())
     if not ok:
         raise typer.Exit(1)
 

@@ -577,7 +577,7 @@ def measure_device(device: str, dtype: str) -> tuple[str, float, float]:
     where = torch.device(device)
     torch_dtype = TORCH_DTYPES[dtype]
     cuda = where.type == "cuda"
-    n, numel = (8192, 2**28) if cuda else (1024, 2**24)
+    n, numel = (8192, 2**28) if cuda else (2048, 2**24)
 
     def best(fn: Callable[[], object], repeats: int = 5) -> float:
         fn()  # warm up
@@ -601,3 +601,52 @@ def measure_device(device: str, dtype: str) -> tuple[str, float, float]:
         bandwidth = 2 * x.untyped_storage().nbytes() / best(lambda: y.copy_(x))
     name = torch.cuda.get_device_name(where) if cuda else f"this CPU ({torch.get_num_threads()} threads)"
     return f"{name}, measured", peak, bandwidth
+
+
+def time_rows(
+    model: SpecModule, input_shape: tuple[int, ...], batch: int, *, warmup: int = 2, iters: int = 10
+) -> dict[int, float]:
+    """Per row, the median seconds its module takes in an inference forward (CUDA events on CUDA).
+
+    Hooks before and after each row's module mark its start and end; on CUDA the marks are
+    events read once the pass is done, so the rows run as they would without them.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    cuda = device.type == "cuda"
+    marks: dict[int, list[Any]] = {}
+    handles = []
+
+    def mark(index: int, at: int) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            if cuda:
+                event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+                event.record()
+                marks[index][at] = event
+            else:
+                marks[index][at] = time.perf_counter()
+
+        return hook
+
+    samples: dict[int, list[float]] = {index: [] for index, _, _, _ in model.steps}
+    x = torch.randn((batch, *input_shape), device=device, dtype=dtype)
+    try:
+        for index, _, module, _ in model.steps:
+            marks[index] = [None, None]
+            handles.append(module.register_forward_pre_hook(mark(index, 0)))
+            handles.append(module.register_forward_hook(mark(index, 1)))
+        with _mode(model, False), torch.inference_mode():
+            for i in range(warmup + iters):
+                model(x)
+                if cuda:
+                    torch.cuda.synchronize(device)
+                if i < warmup:
+                    continue
+                for index, (start, end) in marks.items():
+                    seconds = start.elapsed_time(end) / 1e3 if cuda else end - start
+                    samples[index].append(seconds)
+        return {index: statistics.median(times) for index, times in samples.items()}
+    finally:
+        for h in handles:
+            h.remove()

@@ -374,3 +374,20 @@ def test_profile_times_until_the_median_is_stable() -> None:
 def test_profile_iters_are_bounded() -> None:
     code, _, err = run("profile", "specs/lenet5.yaml", "--iters", "100001")
     assert code == 2 and "--iters" in err
+
+
+def test_profile_roofline_times_each_layer_against_its_roof() -> None:
+    code, out, err = run(
+        "profile", "specs/lenet5.yaml", "--device", "cpu", "--iters", "1", "--roofline",
+        "--roofline-device", "h100-sxm", "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    roof = json.loads(out)["roofline"]
+    report = analyze(load_spec(SPECS / "lenet5.yaml"))
+    assert [r["index"] for r in roof["rows"]] == [r.index for r in report.rows[1:]]
+    code, ideal, _ = run("roofline", "specs/lenet5.yaml", "--device", "h100-sxm", "-f", "json")
+    by_index = {r["index"]: r for r in json.loads(ideal)["rows"]}
+    for r in roof["rows"]:
+        assert r["ideal_s"] == by_index[r["index"]]["time_s"] and r["bound"] == by_index[r["index"]]["bound"]
+        assert r["measured_s"] > 0 and r["fraction"] == pytest.approx(r["ideal_s"] / r["measured_s"])
+    assert roof["totals"]["measured_s"] == pytest.approx(sum(r["measured_s"] for r in roof["rows"]))

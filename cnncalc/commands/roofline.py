@@ -18,7 +18,7 @@ from ..roofline import DEVICES, Roofline
 #: Said under every roofline: what it is and what it is not.
 CAVEAT = (
     "An ideal: each row alone at the device's published peak or bandwidth, rows one after another, caches"
-    " empty between them; real kernels reach less (cnncalc profile times the whole network)."
+    " empty between them; real kernels reach less (cnncalc profile --roofline measures each layer)."
 )
 
 
@@ -105,3 +105,55 @@ def print_roofline(report: Report, roof: Roofline, console: Console) -> None:
         else "nothing to run"
     )
     console.print(Text(CAVEAT, style="dim"))
+
+
+def measured(roof: Roofline, seconds: dict[int, float]) -> list[dict[str, Any]]:
+    """``profile --roofline``: each row's measured time beside its ideal, and the fraction of the roof reached."""
+    out = []
+    for r in roof.rows:
+        took = seconds.get(r.index)
+        if took is None or r.kind == "input":
+            continue
+        out.append(
+            {"index": r.index, "name": r.name, "bound": r.bound, "ideal_s": r.time_s, "measured_s": took,
+             "fraction": r.time_s / took if took > 0 else None}
+        )  # fmt: skip
+    return out
+
+
+def measured_dict(roof: Roofline, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    total = sum(r["measured_s"] for r in rows)
+    return {
+        "device": {
+            "name": roof.device,
+            "dtype": roof.dtype,
+            "peak_flops": roof.peak_flops,
+            "bandwidth": roof.bandwidth,
+        },
+        "rows": rows,
+        "totals": {"ideal_s": roof.time_s, "measured_s": total, "fraction": roof.time_s / total if total else None},
+    }
+
+
+def print_measured(roof: Roofline, rows: list[dict[str, Any]], console: Console, top: int = 12) -> None:
+    """The rows that take longest, each against its roof, then the whole network."""
+    total = sum(r["measured_s"] for r in rows)
+    console.print(
+        Text(
+            f"roofline on {roof.device} (peak {roof.peak_flops / 1e12:,.2f} TFLOP/s, {roof.bandwidth / 1e9:,.1f} GB/s):"
+            f" the layers reach {100 * roof.time_s / total:.1f}% of the roof over the whole pass"
+            f" (ideal {_time(roof.time_s)}, measured {_time(total)} with a hook around each layer)"
+            if total
+            else "roofline: nothing was timed"
+        ),
+        soft_wrap=True,
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("#", "name", "bound", "ideal", "measured", "of roof"):
+        table.add_column(header, justify="left" if header in ("name", "bound") else "right")
+    for r in sorted(rows, key=lambda r: -r["measured_s"])[:top]:
+        fraction = f"{100 * r['fraction']:.1f}%" if r["fraction"] is not None else ""
+        table.add_row(
+            str(r["index"]), Text(r["name"]), r["bound"], _time(r["ideal_s"]), _time(r["measured_s"]), fraction
+        )
+    console.print(table)
