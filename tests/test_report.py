@@ -102,3 +102,15 @@ def test_a_real_browser_renders_it_without_errors_and_folds_blocks(tmp_path: Pat
             first = re.search(r'<tr class="block[^"]*" data-path="([^"]+)"', page.read_text()).group(1)  # type: ignore[union-attr]
             inside = len(re.findall(rf'data-in="[^"]*\b{re.escape(first)}\b[^"]*"', page.read_text()))
             assert folded == inside > 0
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parent.parent / "specs").glob("*.yaml")))
+def test_roofline_plot_and_report_work_on_every_shipped_spec(tmp_path: Path, name: str) -> None:
+    runner = CliRunner()
+    roof = runner.invoke(app, ["roofline", name, "--device", "a100-80gb", "-f", "json"])
+    assert roof.exit_code == 0
+    assert json.loads(roof.stdout)["totals"]["flops"] == analyze(name).totals.flops
+    chart = tmp_path / "c.svg"
+    assert runner.invoke(app, ["plot", name, "--what", "roofline", "--device", "l4", "-o", str(chart)]).exit_code == 0
+    html = write(tmp_path, name).read_text()
+    assert len(cells(html)) == len(analyze(name).rows)
