@@ -37,27 +37,34 @@ def shape_text(shape: Sequence[int] | None) -> str:
 
 
 def human(n: float, unit: str = "") -> str:
-    """``15470264320`` -> ``'15.47 G'``; with a unit, ``'553.43 MB'``."""
+    """``15470264320`` -> ``'15.47 G'``; with a unit, ``'553.43 MB'``; past 999 T, with separators.
+
+    >>> human(15470264320), human(553_430_000, "B"), human(999), human(2.5e18, "B")
+    ('15.47 G', '553.43 MB', '999', '2,500,000.00 TB')
+    """
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}{unit}"
+            return f"{n / factor:,.2f} {prefix}{unit}"
     return f"{n:.0f} {unit}".rstrip() if unit else f"{n:,.0f}"
 
 
 def short(n: int) -> str:
     """Three significant digits and an SI prefix, for narrow terminals.
 
-    >>> short(0), short(999), short(1792), short(3211264), short(15470264320), short(999_600), short(-36_928)
-    ('0', '999', '1.79k', '3.21M', '15.5G', '1M', '-36.9k')
+    >>> short(0), short(999), short(1792), short(4100), short(3211264), short(15470264320), short(999_600)
+    ('0', '999', '1.79k', '4.10k', '3.21M', '15.5G', '1.00M')
+    >>> short(-36_928), short(12_000_000), short(10**15), short(12_345 * 10**12)
+    ('-36.9k', '12.0M', '1,000T', '12,300T')
     """
     size, sign = abs(n), "-" if n < 0 else ""
     if size < 1000:
         return f"{sign}{size}"
     for factor, prefix in ((10**3, "k"), (10**6, "M"), (10**9, "G"), (10**12, "T")):
         value = float(f"{size / factor:.3g}")  # 999,600 rounds to 1000k: take the next prefix
-        if value < 1000 or prefix == "T":
-            break
-    return f"{sign}{value:g}{prefix}"
+        if value < 1000:
+            decimals = 3 - len(str(int(value)))  # trailing zeros are significant: 4.10k, 12.0M
+            return f"{sign}{value:.{decimals}f}{prefix}"
+    return f"{sign}{value:,.0f}T"
 
 
 #: Said under a table whose numbers were shortened to fit the terminal.
@@ -88,7 +95,12 @@ def grid(rows: list[tuple[str, str]], right: bool = False) -> Table:
 
 
 def mib(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB"
+    """Bytes in MiB, with thousands separators.
+
+    >>> mib(2**20), mib(2**50)
+    ('1.00 MiB', '1,073,741,824.00 MiB')
+    """
+    return f"{n / 2**20:,.2f} MiB"
 
 
 def rf_text(row: Row) -> str:

@@ -28,13 +28,15 @@ def run(columns: int, *args: str) -> tuple[int, str]:
 
 def parse_short(text: str) -> float:
     prefix = text[-1] if text[-1] in "kMGT" else ""
-    return float(text.removesuffix(prefix)) * PREFIX[prefix]
+    return float(text.removesuffix(prefix).replace(",", "")) * PREFIX[prefix]  # past 999T: 1,000T
 
 
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_short_keeps_three_significant_digits(n: int) -> None:
     text = short(n)
     assert SHORT.match(text) or abs(n) >= 10**15 - 10**12, text
+    if 1000 <= abs(n) < 10**15 - 10**12:
+        assert len(re.sub(r"\D", "", text)) == 3, text  # 4.10k, not 4.1k
     assert abs(parse_short(text) - n) <= 0.005 * abs(n) + 0.5
 
 
@@ -162,3 +164,13 @@ COMMANDS = [
 def test_no_line_ends_in_spaces(args: tuple[str, ...], columns: int) -> None:
     _, out = run(columns, *args)
     assert out and not [line for line in out.splitlines() if line != line.rstrip()]
+
+
+def test_huge_values_keep_thousands_separators(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("name: huge\ninput: [4, 8388608, 8388608]\nlayers: [global_avgpool2d]\n")  # 2^48 values
+    code, out = run(120, "summary", str(spec))
+    assert code == 0
+    assert "1,125.90 TB (1,073,741,824.00 MiB)" in out  # the input's 2^50 bytes
+    for mib in re.findall(r"\(([\d,.]+) MiB\)", out):
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", mib), mib
