@@ -329,7 +329,7 @@ class _RF:
     whole: bool = False  # an earlier layer already saw the whole plane
 
     def copy(self) -> _RF:
-        return replace(self)
+        return _RF(self.r, self.j, self.grid, self.whole)
 
     def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
         self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])

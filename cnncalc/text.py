@@ -65,13 +65,6 @@ def wrap(text: str, width: int, breaks: re.Pattern[str] | None = WORDS) -> list[
     return lines
 
 
-def _pad(text: str, width: int, right: bool) -> str:
-    gap = width - width_of(text)
-    if gap <= 0:
-        return text
-    return " " * gap + text if right else text + " " * gap
-
-
 @dataclass(frozen=True)
 class Column:
     """A column: its header, alignment, where its cells may wrap (``None``: never), footer and widest."""
@@ -121,24 +114,23 @@ class Table:
 
     # -- widths
 
-    def _cells(self, i: int) -> set[str]:
-        """Distinct texts of column ``i`` (not those of a cell that spans on from it)."""
+    def _texts(self) -> list[set[str]]:
+        """Each column's distinct texts (not those of a cell that spans on from it), in one pass over the rows."""
         n = len(self.columns)
-        out = set()
+        out: list[set[str]] = [set() for _ in self.columns]
         for cells, _ in self.rows:
-            if len(cells) == n or i < len(cells) - 1:
-                cell = cells[i]
+            for i, cell in enumerate(cells if len(cells) == n else cells[:-1]):
                 if isinstance(cell, str) and "\n" not in cell:
-                    out.add(cell)
+                    out[i].add(cell)
                 else:
-                    out.update(text for text, _ in _paragraphs(cell))
+                    out[i].update(text for text, _ in _paragraphs(cell))
         return out
 
     def _bounds(self) -> tuple[list[int], list[int]]:
         """Each column's natural width (its widest cell, at most ``max_width``) and its narrowest (its widest word)."""
         natural, floor = [], []
-        for i, c in enumerate(self.columns):
-            texts = [*self._cells(i), c.header, *([c.footer] if self.footer else [])]
+        for c, cells in zip(self.columns, self._texts(), strict=True):
+            texts = [*cells, c.header, *([c.footer] if self.footer else [])]
             widest = max(map(width_of, texts))
             if c.breaks is None:
                 natural.append(widest)
@@ -176,9 +168,13 @@ class Table:
         n, sep, margin = len(self.columns), " " * self.sep, " " * self.edge
         if style is None and len(cells) == n and all(isinstance(c, str) for c in cells):
             texts: list[str] = cells  # type: ignore[assignment]
-            if all(width_of(t) <= w and "\n" not in t for t, w in zip(texts, widths, strict=True)):  # the common case
-                parts = [_pad(t, w, c.right) for t, w, c in zip(texts, widths, self.columns, strict=True)]
-                return [margin + sep.join(parts)]
+            joined = "".join(texts)
+            if joined.isascii() and "\n" not in joined:  # the common case: one line, each cell within its width
+                parts = [
+                    t.rjust(w) if c.right else t.ljust(w) for t, w, c in zip(texts, widths, self.columns, strict=True)
+                ]
+                if sum(map(len, parts)) == sum(widths):  # no cell was wider than its column
+                    return [margin + sep.join(parts)]
         blocks: list[tuple[list[Styled], int, bool]] = []
         for i, cell in enumerate(cells):
             column = self.columns[i]
