@@ -240,6 +240,10 @@ class Page:
         """A paragraph, wrapped to the width (continuation lines start at the margin, as rich's do)."""
         self.out += [[(line, style)] for line in wrap(text, self.width)]
 
+    def line(self, text: str, style: str | None = None) -> None:
+        """One line as it is, however long (the terminal wraps it)."""
+        self.out.append([(text, style)])
+
     def blank(self) -> None:
         self.out.append("")
 

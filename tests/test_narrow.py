@@ -156,6 +156,8 @@ COMMANDS = [
     ("fit", "specs/resnet50.yaml", "-m", "16GB", "--train"),
     ("specs",),
     ("validate", "tests/broken"),
+    ("roofline", "specs/resnet50.yaml", "--device", "h100-sxm"),
+    ("sizes", "specs/alexnet.yaml"),
 ]
 
 
