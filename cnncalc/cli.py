@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,7 +24,6 @@ from rich.text import Text
 from . import __version__, safe_text, zoo
 from .engine import DTYPE_BYTES, Report, analyze, check_input_shape
 from .errors import Problem, SpecError, capped
-from .fit import Fit
 from .render import (
     compare_dict,
     compare_markdown,
@@ -45,6 +44,9 @@ from .render import (
 )
 from .shapes import parse_shape
 from .spec import Spec, json_schema
+
+if TYPE_CHECKING:  # summary needs no fit
+    from .fit import Fit
 
 
 def _plain_help() -> None:
