@@ -87,7 +87,7 @@ def delta(a: int | None, b: int | None, number: Callable[[int], str] = "{:,}".fo
     d = b - a
     if d == 0:
         return "="
-    pct = f" ({100 * d / a:+.1f}%)" if a else ""
+    pct = f" ({100 * d / a:+,.1f}%)" if a else ""
     return f"{'+' if d > 0 else '-'}{number(abs(d))}{pct}"
 
 

@@ -54,7 +54,6 @@ from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
 from .geometry import effective_kernel, misfit, output_size
 from .spec import (
-    ENTRY,
     INPLACE_ACTIVATIONS,
     LRN,
     MAX_INT,
@@ -87,6 +86,7 @@ from .spec import (
     locate,
     prepare,
     problems_from,
+    validate_entry,
 )
 
 Dtype = Literal["float32", "float16", "bfloat16", "int8"]
@@ -329,7 +329,7 @@ class _RF:
     whole: bool = False  # an earlier layer already saw the whole plane
 
     def copy(self) -> _RF:
-        return replace(self)
+        return _RF(self.r, self.j, self.grid, self.whole)
 
     def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
         self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])
@@ -1068,7 +1068,7 @@ class _Walker:
             try:
                 data = prepare(substitute(template, env), self.defaults)
                 self.step(where, _size(data, MAX_STEPS - self.steps))  # arguments put in whole count too
-                items.append((ENTRY.validate_python(data), where))
+                items.append((validate_entry(data), where))
             except ExpressionError as exc:
                 self.fail(f"{exc} {used}", (*where, *exc.path))
             except ValidationError as exc:

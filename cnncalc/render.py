@@ -9,21 +9,17 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
-
-from .compare import FIGURES, delta, pair_stages
 from .engine import Report, Row
 from .errors import Problem, capped
-from .fit import LIMIT, Fit, Need
-from .peers import PeerCount
-from .validate import FileResult
+from .text import DOTTED, WORDS, Cell, Column, Page, Table
 
-if TYPE_CHECKING:  # render stays importable without torch
+if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs
+    from rich.console import Console
+
+    from .fit import Fit, Need
+    from .peers import PeerCount
     from .torch_backend import RowComparison, Timing
+    from .validate import FileResult
 
 #: One line each, quoted from the engine's conventions; the README has them in full.
 CONVENTIONS = (
@@ -41,27 +37,34 @@ def shape_text(shape: Sequence[int] | None) -> str:
 
 
 def human(n: float, unit: str = "") -> str:
-    """``15470264320`` -> ``'15.47 G'``; with a unit, ``'553.43 MB'``."""
+    """``15470264320`` -> ``'15.47 G'``; with a unit, ``'553.43 MB'``; past 999 T, with separators.
+
+    >>> human(15470264320), human(553_430_000, "B"), human(999), human(2.5e18, "B")
+    ('15.47 G', '553.43 MB', '999', '2,500,000.00 TB')
+    """
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}{unit}"
+            return f"{n / factor:,.2f} {prefix}{unit}"
     return f"{n:.0f} {unit}".rstrip() if unit else f"{n:,.0f}"
 
 
 def short(n: int) -> str:
     """Three significant digits and an SI prefix, for narrow terminals.
 
-    >>> short(0), short(999), short(1792), short(3211264), short(15470264320), short(999_600), short(-36_928)
-    ('0', '999', '1.79k', '3.21M', '15.5G', '1M', '-36.9k')
+    >>> short(0), short(999), short(1792), short(4100), short(3211264), short(15470264320), short(999_600)
+    ('0', '999', '1.79k', '4.10k', '3.21M', '15.5G', '1.00M')
+    >>> short(-36_928), short(12_000_000), short(10**15), short(12_345 * 10**12)
+    ('-36.9k', '12.0M', '1,000T', '12,300T')
     """
     size, sign = abs(n), "-" if n < 0 else ""
     if size < 1000:
         return f"{sign}{size}"
     for factor, prefix in ((10**3, "k"), (10**6, "M"), (10**9, "G"), (10**12, "T")):
         value = float(f"{size / factor:.3g}")  # 999,600 rounds to 1000k: take the next prefix
-        if value < 1000 or prefix == "T":
-            break
-    return f"{sign}{value:g}{prefix}"
+        if value < 1000:
+            decimals = 3 - len(str(int(value)))  # trailing zeros are significant: 4.10k, 12.0M
+            return f"{sign}{value:.{decimals}f}{prefix}"
+    return f"{sign}{value:,.0f}T"
 
 
 #: Said under a table whose numbers were shortened to fit the terminal.
@@ -71,33 +74,33 @@ SHORTENED = (
 )
 
 
-def _table(title: str, compact: bool, **options: Any) -> Table:
-    return Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-        **({"collapse_padding": True} if compact else {}) | options,
-    )
+def print_fitted(page: Page, build: Callable[[bool], Table]) -> bool:
+    """Print ``build(False)``, or ``build(True)`` (compact) when the full one cannot fit; True if compact.
 
-
-def print_fitted(console: Console, build: Callable[[bool], Table]) -> bool:
-    """Print ``build(False)``, or ``build(True)`` (compact) when the full one would cut numbers; True if compact.
-
-    A terminal narrower than a table's narrowest layout would make rich cut cells short
-    ("150,5…"): a calculator must never show a number it has cut, so it shortens them instead.
+    A calculator must never show a number it has cut ("150,5…"): a table too wide for the
+    terminal, even with its text wrapped word by word, shortens its numbers instead.
     """
     table = build(False)
-    unbounded = console.options.update_width(10**6)  # rich clamps a measurement to the width it is given
-    if Measurement.get(console, unbounded, table).minimum <= console.width:
-        console.print(table)
-        return False
-    console.print(build(True))
-    return True
+    compact = not table.fits(page.width)
+    page.table(build(True) if compact else table)
+    return compact
+
+
+def grid(rows: list[tuple[str, str]], right: bool = False) -> Table:
+    """Label and value, the label bold, the value wrapped beside it."""
+    table = Table([Column("", right=right), Column("", breaks=WORDS)], box=False, sep=2)
+    for label, value in rows:
+        table.add_row((label, "bold"), value)
+    return table
 
 
 def mib(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB"
+    """Bytes in MiB, with thousands separators.
+
+    >>> mib(2**20), mib(2**50)
+    ('1.00 MiB', '1,073,741,824.00 MiB')
+    """
+    return f"{n / 2**20:,.2f} MiB"
 
 
 def rf_text(row: Row) -> str:
@@ -152,51 +155,47 @@ def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
 def _summary_table(report: Report, compact: bool) -> Table:
     t = report.totals
     number = short if compact else "{:,}".format
+    columns = [
+        Column("#", right=True),
+        Column("name", footer="total"),  # names are never wrapped: they are what a reader searches for
+        Column("layer", breaks=WORDS, max_width=34),
+        Column("output", right=True),
+        *([] if compact else [Column("activations", right=True, footer=f"{t.activations:,}")]),
+        Column("memory", right=True, footer=human(t.activation_bytes, "B")),
+        Column("params", right=True, footer=number(t.params)),
+        Column("MACs", right=True, footer=number(t.macs)),
+        Column("RF", right=True),
+    ]
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
-    table = _table(title, compact, show_footer=True)
-    table.add_column("#", justify="right", footer="", no_wrap=True)
-    table.add_column("name", footer="total", overflow="fold")
-    table.add_column("layer", overflow="fold", max_width=34)
-    table.add_column("output", justify="right", footer="", no_wrap=True)
-    if not compact:
-        table.add_column("activations", justify="right", footer=f"{t.activations:,}", no_wrap=True)
-    table.add_column("memory", justify="right", footer=human(t.activation_bytes, "B"), no_wrap=True)
-    table.add_column("params", justify="right", footer=number(t.params), no_wrap=True)
-    table.add_column("MACs", justify="right", footer=number(t.macs), no_wrap=True)
-    table.add_column("RF", justify="right", footer="", no_wrap=True)
+    table = Table(columns, title=title, footer=True, sep=2 if compact else 3)
     for row, name, layer in _rows_with_headers(report):
-        if row is None:
-            # a block's arguments may be long: one line, cut to the column
-            header = Text(layer, style="bold", no_wrap=True, overflow="ellipsis")
-            table.add_row("", Text(name, style="bold"), header, *[""] * (len(table.columns) - 3))
-            continue
-        table.add_row(*_cells(row, name, layer, compact))
+        if row is None:  # a block's header: its kind and arguments span the columns of numbers, which it has none of
+            table.add_row("", name, layer, style="bold")
+        else:
+            table.add_row(*_cells(row, name, layer, compact))
     return table
 
 
 def print_table(report: Report, console: Console, *, quiet: bool = False) -> None:
     """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
-    if print_fitted(console, lambda compact: _summary_table(report, compact)):
-        console.print(Text(f"{SHORTENED}; the activations column is left out.", style="dim"))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    for label, value in _total_lines(report):
-        grid.add_row(label, value)
-    console.print(grid)
-    console.print()
-    console.print(Text("conventions", style="bold"))
+    page = Page(console)
+    if print_fitted(page, lambda compact: _summary_table(report, compact)):
+        page.text(f"{SHORTENED}; the activations column is left out.", "dim")
+    page.table(grid(_total_lines(report)))
+    page.blank()
+    page.text("conventions", "bold")
     for line in CONVENTIONS:
-        console.print(Text(f"  {line}", style="dim"))
+        page.text(f"  {line}", "dim")
     if report.warnings and not quiet:
-        console.print()
+        page.blank()
         for w in capped(report.warnings):
-            console.print(Text(w.warning_line(), style="yellow"))
+            page.text(w.warning_line(), "yellow")
     if report.notes:
-        console.print()
-        console.print(Text("notes", style="bold"))
+        page.blank()
+        page.text("notes", "bold")
         for note in report.notes:
-            console.print(Text(f"  {note.strip()}"))
+            page.text(f"  {note.strip()}")
+    page.write()
 
 
 def _total_lines(report: Report) -> list[tuple[str, str]]:
@@ -389,17 +388,17 @@ def _cell(value: Any) -> str:
     return f"{value:,}"
 
 
-def _cell_pair(c: RowComparison, header: str, quantities: tuple[str, ...]) -> tuple[str, Text]:
+def _cell_pair(c: RowComparison, header: str, quantities: tuple[str, ...]) -> tuple[str, Cell]:
     """A column's two cells for one row: cnncalc's value, and torch's with its mark (both empty if unchecked)."""
     checks = [ch for ch in c.checks if ch.quantity in quantities]
     if not checks:
-        return "", Text("")
+        return "", ""
     # the params cells show the total, trainable + non-trainable; the mark covers all four checks
     shown = checks[:2] if header == "params" else checks[:1]
     analytic = sum(ch.analytic for ch in shown) if header == "params" else shown[0].analytic
     measured = sum(ch.measured for ch in shown) if header == "params" else shown[0].measured
     ok = all(ch.ok for ch in checks)
-    return _cell(analytic), Text(f"{_cell(measured)} {'✓' if ok else '✗'}", style="green" if ok else "bold red")
+    return _cell(analytic), (f"{_cell(measured)} {'✓' if ok else '✗'}", "green" if ok else "bold red")
 
 
 def mismatches(comparisons: list[RowComparison]) -> list[str]:
@@ -472,18 +471,17 @@ def _timing_lines(report: Report, timing: Timing, peak_tflops: float | None, kep
 
 def _profile_table(report: Report, comparisons: list[RowComparison], compact: bool) -> Table:
     title = f"{report.name}: cnncalc against PyTorch, input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
-    table = _table(title, compact, collapse_padding=True)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("name", overflow="fold")
     measured_quantities = {ch.quantity for c in comparisons for ch in c.checks}
     columns = [(h, q) for h, q in _PROFILE_COLUMNS if measured_quantities & set(q)]
+    heads = [Column("#", right=True), Column("name", breaks=DOTTED)]
     for header, _ in columns:
         if not compact:
-            table.add_column(header, justify="right", no_wrap=True)
-        table.add_column(f"torch {header}" if compact else "torch", justify="right", no_wrap=True)
+            heads.append(Column(header, right=True))
+        heads.append(Column(f"torch {header}" if compact else "torch", right=True))
+    table = Table(heads, title=title, sep=2)
     for c in comparisons:
         row = c.row
-        cells: list[str | Text] = [str(row.index), row.name]
+        cells: list[Cell] = [str(row.index), row.name]
         for header, quantities in columns:
             analytic, measured = _cell_pair(c, header, quantities)
             cells += [measured] if compact else [analytic, measured]
@@ -499,31 +497,24 @@ def print_profile(
     peak_tflops: float | None = None,
 ) -> None:
     """Analytic and measured side by side, a mark per cell, then the timing."""
-    if print_fitted(console, lambda compact: _profile_table(report, comparisons, compact)):
-        console.print(
-            Text("Narrow terminal: PyTorch's figures only, each marked ✓ where cnncalc's equals it.", style="dim")
-        )
+    page = Page(console)
+    if print_fitted(page, lambda compact: _profile_table(report, comparisons, compact)):
+        page.text("Narrow terminal: PyTorch's figures only, each marked ✓ where cnncalc's equals it.", "dim")
     bad = mismatches(comparisons)
     n = sum(len(c.checks) for c in comparisons)
     if bad:
-        console.print(Text(f"✗ {len(bad)} of {n} checks disagree with PyTorch:", style="bold red"))
+        page.text(f"✗ {len(bad)} of {n} checks disagree with PyTorch:", "bold red")
         for line in bad:
-            console.print(Text(f"  mismatch: {line}", style="red"))
+            page.text(f"  mismatch: {line}", "red")
     else:
-        console.print(
-            Text(
-                f"✓ all {n} checks agree with PyTorch (shapes, params, FLOPs, activation bytes"
-                + (", bytes kept for backward)" if kept_for_backward(comparisons) is not None else ")"),
-                style="bold green",
-            )
+        page.text(
+            f"✓ all {n} checks agree with PyTorch (shapes, params, FLOPs, activation bytes"
+            + (", bytes kept for backward)" if kept_for_backward(comparisons) is not None else ")"),
+            "bold green",
         )
-    console.print()
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    for label, value in _timing_lines(report, timing, peak_tflops, kept_for_backward(comparisons)):
-        grid.add_row(label, value)
-    console.print(grid)
+    page.blank()
+    page.table(grid(_timing_lines(report, timing, peak_tflops, kept_for_backward(comparisons))))
+    page.write()
 
 
 def profile_dict(
@@ -633,6 +624,8 @@ def validation_summary(results: list[FileResult]) -> str:
 
 def _compare_rows(a: Report, b: Report, compact: bool = False) -> list[tuple[str, list[str]]]:
     """Per stage, then in total: each figure for A, for B, and B - A, in readable units (compact: no percentages)."""
+    from .compare import FIGURES, delta, pair_stages
+
     number = short if compact else human
     rows = []
     totals = [(attr, getattr(a.totals, attr), getattr(b.totals, attr)) for _, attr in FIGURES]
@@ -653,6 +646,8 @@ def _compare_rows(a: Report, b: Report, compact: bool = False) -> list[tuple[str
 
 
 def _compare_totals(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
+    from .compare import delta
+
     ta, tb = a.totals, b.totals
     rfa, rfb = a.rows[-1].receptive_field, b.rows[-1].receptive_field
 
@@ -681,31 +676,34 @@ def _title(a: Report, b: Report, files: tuple[str, str]) -> str:
 
 
 def _compare_table(a: Report, b: Report, files: tuple[str, str], compact: bool) -> Table:
-    table = _table(_title(a, b, files), compact)
-    table.add_column("stage", no_wrap=True)
+    from .compare import FIGURES
+
+    columns = [Column("stage")]
     for label, _ in FIGURES:
         label = "acts" if compact and label == "activations" else label
-        table.add_column(f"{label} A", justify="right", no_wrap=True)
-        table.add_column("B", justify="right", no_wrap=True)
-        table.add_column("B - A", justify="right", no_wrap=compact)
+        columns += [Column(f"{label} A", right=True), Column("B", right=True)]
+        columns.append(Column("B - A", right=True, breaks=None if compact else WORDS))
+    table = Table(columns, title=_title(a, b, files), sep=2 if compact else 3)
     for key, cells in _compare_rows(a, b, compact):
         table.add_row(key, *cells, style="bold" if key == "total" else None)
     return table
 
 
 def print_compare(a: Report, b: Report, files: tuple[str, str], console: Console) -> None:
-    if print_fitted(console, lambda compact: _compare_table(a, b, files, compact)):
-        console.print(Text(f"{SHORTENED}; acts = activations; the totals below are exact.", style="dim"))
-    grid = Table.grid(padding=(0, 2))
-    for _ in range(4):
-        grid.add_column()
-    grid.add_row(Text(""), Text("A", style="bold"), Text("B", style="bold"), Text("B - A", style="bold"))
-    for line in _compare_totals(a, b):
-        grid.add_row(Text(line[0], style="bold"), *line[1:])
-    console.print(grid)
+    page = Page(console)
+    if print_fitted(page, lambda compact: _compare_table(a, b, files, compact)):
+        page.text(f"{SHORTENED}; acts = activations; the totals below are exact.", "dim")
+    totals = Table([Column("")] + [Column("", breaks=WORDS)] * 3, box=False, sep=2)
+    totals.add_row("", ("A", "bold"), ("B", "bold"), ("B - A", "bold"))
+    for label, *values in _compare_totals(a, b):
+        totals.add_row((label, "bold"), *values)
+    page.table(totals)
+    page.write()
 
 
 def compare_markdown(a: Report, b: Report, files: tuple[str, str]) -> str:
+    from .compare import FIGURES
+
     head = ["stage"] + [f"{h} {s}" for h, _ in FIGURES for s in ("A", "B", "B - A")]
     lines = [
         f"**A**: {a.name} (`{files[0]}`) vs **B**: {b.name} (`{files[1]}`), batch {a.batch}, {a.dtype}",
@@ -721,6 +719,8 @@ def compare_markdown(a: Report, b: Report, files: tuple[str, str]) -> str:
 
 
 def compare_dict(a: Report, b: Report, files: tuple[str, str]) -> dict[str, Any]:
+    from .compare import FIGURES, pair_stages
+
     return {
         "a": {"file": files[0], **to_dict(a)},
         "b": {"file": files[1], **to_dict(b)},
@@ -758,24 +758,28 @@ def _need_text(n: Need, train: bool, optimizer: str) -> str:
 
 
 def print_fit(result: Fit, file: str, console: Console) -> None:
+    from .fit import LIMIT
+
+    page = Page(console)
     what = f"a training step with {result.optimizer}" if result.train else "inference"
-    budget = f"{human(result.budget, 'B')} ({result.budget / 2**30:.2f} GiB)"
-    console.print(Text(f"{file}: the largest batch for {what} in {budget}", style="bold"))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", justify="right")
-    grid.add_column(overflow="fold")
+    budget = f"{human(result.budget, 'B')} ({result.budget / 2**30:,.2f} GiB)"
+    page.text(f"{file}: the largest batch for {what} in {budget}", "bold")
+    rows = []
     if result.best is not None:
-        grid.add_row(f"batch {result.best.batch:,}", "fits: " + _need_text(result.best, result.train, result.optimizer))
+        rows.append(
+            (f"batch {result.best.batch:,}", "fits: " + _need_text(result.best, result.train, result.optimizer))
+        )
     if result.next is not None:
-        grid.add_row(
-            f"batch {result.next.batch:,}", "does not: " + _need_text(result.next, result.train, result.optimizer)
+        rows.append(
+            (f"batch {result.next.batch:,}", "does not: " + _need_text(result.next, result.train, result.optimizer))
         )
     else:
-        grid.add_row("", f"(the search stops at batch {LIMIT:,}; larger batches may fit too)")
-    console.print(grid)
+        rows.append(("", f"(the search stops at batch {LIMIT:,}; larger batches may fit too)"))
+    page.table(grid(rows, right=True))
     if result.best is None:
-        console.print(Text("Not even one image fits.", style="bold red"))
-    console.print(Text(NOT_COUNTED, style="dim"))
+        page.text("Not even one image fits.", "bold red")
+    page.text(NOT_COUNTED, "dim")
+    page.write()
 
 
 def fit_dict(result: Fit, file: str) -> dict[str, Any]:
@@ -804,22 +808,20 @@ def print_peers(report: Report, counts: list[PeerCount], console: Console) -> No
         f"{report.name}: what other tools print for it (input {shape_text(report.input_shape)}, batch {report.batch});"
         f" cnncalc's MACs: {t.macs:,}"
     )
-    table = _table(title, False, show_lines=True)
-    table.add_column("tool", no_wrap=True)
-    table.add_column("prints", overflow="fold")
-    table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("beyond cnncalc's MACs", overflow="fold")
+    columns = [Column("tool"), Column("prints", breaks=WORDS), Column("value", right=True)]
+    columns.append(Column("beyond cnncalc's MACs", breaks=WORDS))
+    table = Table(columns, title=title, lines_between=True)
     for c in counts:
         terms = "\n".join(f"+ {n:,} {what}" for what, n in c.terms) if c.terms else "+ 0: the same count"
-        table.add_row(c.tool, Text.assemble(c.label, "\n", (c.rule, "dim")), f"{c.value:,}", terms)
-    console.print(table)
-    console.print(
-        Text(
-            "Each value is that tool's rules, read in its source, applied to this spec; tests/test_peers.py runs"
-            " the tools themselves on every shipped spec and checks them exactly.",
-            style="dim",
-        )
+        table.add_row(c.tool, [(c.label, None), (c.rule, "dim")], f"{c.value:,}", terms)
+    page = Page(console)
+    page.table(table)
+    page.text(
+        "Each value is that tool's rules, read in its source, applied to this spec; tests/test_peers.py runs"
+        " the tools themselves on every shipped spec and checks them exactly.",
+        "dim",
     )
+    page.write()
 
 
 def peers_dict(report: Report, counts: list[PeerCount]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ tuples, so the engine never branches on int versus pair.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path as FsPath
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -102,21 +101,30 @@ def _pad4(value: Any) -> Any:
     raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {got}")
 
 
-Pair = Annotated[tuple[Pos, Pos], BeforeValidator(_pair, json_schema_input_type=Pos | tuple[Pos, Pos])]
-Pair0 = Annotated[
-    tuple[NonNeg, NonNeg],
-    BeforeValidator(_pair, json_schema_input_type=NonNeg | tuple[NonNeg, NonNeg]),
-]
+@dataclass(frozen=True)
+class _Before:
+    """pydantic's ``BeforeValidator(func, json_schema_input_type=accepts)``, building the JSON schema of
+    ``accepts`` only when a JSON schema is asked for (pydantic builds its validator with every model's)."""
+
+    func: Callable[[Any], Any]
+    accepts: Any
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self.func, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return TypeAdapter(self.accepts).json_schema()
+
+
+Pair = Annotated[tuple[Pos, Pos], _Before(_pair, Pos | tuple[Pos, Pos])]
+Pair0 = Annotated[tuple[NonNeg, NonNeg], _Before(_pair, NonNeg | tuple[NonNeg, NonNeg])]
 ConvPadding = Annotated[
     tuple[NonNeg, NonNeg] | Literal["same", "valid"],
-    BeforeValidator(_padding, json_schema_input_type=NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
+    _Before(_padding, NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
 ]
 Pad4 = Annotated[
     tuple[NonNeg, NonNeg, NonNeg, NonNeg],
-    BeforeValidator(
-        _pad4,
-        json_schema_input_type=NonNeg | tuple[NonNeg, NonNeg] | tuple[NonNeg, NonNeg, NonNeg, NonNeg],
-    ),
+    _Before(_pad4, NonNeg | tuple[NonNeg, NonNeg] | tuple[NonNeg, NonNeg, NonNeg, NonNeg]),
 ]
 
 #: Activations that may be fused onto a conv2d, a linear layer or a residual's add (``activation: relu``).
@@ -465,8 +473,16 @@ ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, 
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
 AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Sequential | Use
-#: Validates one entry (a block's, once its arguments are filled in).
-ENTRY: TypeAdapter[AnyEntry] = TypeAdapter(Entry)
+
+
+@cache
+def _entry_adapter() -> TypeAdapter[AnyEntry]:
+    return TypeAdapter(Entry)
+
+
+def validate_entry(data: Any) -> AnyEntry:
+    """One entry (a block's, once its arguments are filled in); raises pydantic's ValidationError."""
+    return _entry_adapter().validate_python(data)
 
 
 class Block(BaseModel):
@@ -564,10 +580,7 @@ def _shape(value: Any) -> Any:
     return value
 
 
-Shape = Annotated[
-    tuple[Pos, ...],
-    BeforeValidator(_shape, json_schema_input_type=tuple[Pos, Pos, Pos] | tuple[Pos] | str),
-]
+Shape = Annotated[tuple[Pos, ...], _Before(_shape, tuple[Pos, Pos, Pos] | tuple[Pos] | str)]
 
 
 class Spec(BaseModel):

@@ -1,4 +1,4 @@
-"""Narrow terminals: tables shorten their numbers (and say so) instead of letting rich cut them ("150,5…")."""
+"""Narrow terminals: tables wrap text at word boundaries and shorten their numbers (and say so), never cut a cell."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def run(columns: int, *args: str) -> tuple[int, str]:
 
 def parse_short(text: str) -> float:
     prefix = text[-1] if text[-1] in "kMGT" else ""
-    return float(text.removesuffix(prefix)) * PREFIX[prefix]
+    return float(text.removesuffix(prefix).replace(",", "")) * PREFIX[prefix]  # past 999T: 1,000T
 
 
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_short_keeps_three_significant_digits(n: int) -> None:
     text = short(n)
     assert SHORT.match(text) or abs(n) >= 10**15 - 10**12, text
+    if 1000 <= abs(n) < 10**15 - 10**12:
+        assert len(re.sub(r"\D", "", text)) == 3, text  # 4.10k, not 4.1k
     assert abs(parse_short(text) - n) <= 0.005 * abs(n) + 0.5
 
 
@@ -108,7 +110,69 @@ def test_profile_in_a_narrow_terminal_keeps_exact_figures() -> None:
 
 @pytest.mark.parametrize("columns", [20, 40, 60])
 def test_very_narrow_terminals_still_print_a_table(columns: int) -> None:
-    """Below what even short numbers need, rich cuts cells; the command still succeeds and keeps the totals exact."""
+    """Below what even short numbers need, the table is wider than the terminal, uncut; the totals stay exact."""
     code, out = run(columns, "summary", "specs/resnet50.yaml")
     assert code == 0
     assert "25,557,032" in out.replace("\n", "")  # the trainable params line, folded but whole
+
+
+def _words(text: str) -> list[str]:
+    return " ".join(text.split()).split(" ")
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("columns", [80, 200])
+def test_summary_cuts_no_name_and_no_block_header(spec: Path, columns: int) -> None:
+    """Names stay whole beside their index; a block's header (kind and arguments) is printed in full."""
+    code, out = run(columns, "summary", str(spec.relative_to(ROOT)))
+    assert code == 0 and "…" not in out
+    report = json.loads(run(200, "summary", str(spec.relative_to(ROOT)), "-f", "json")[1])
+    for line, layer in zip(_table_rows(out, len(report["layers"])), report["layers"], strict=True):
+        assert line.split()[1] == layer["name"].rsplit(".", 1)[-1], line
+    flat = " ".join(_words(out))
+    for block in report["blocks"]:
+        # a header's text spans the columns of numbers (it has none): wrapped, its lines hold nothing else
+        header = f"{block['path'][-1]} {block['kind']} {block['detail']}".strip()
+        assert header in flat, header
+
+
+def test_peers_in_a_narrow_terminal_breaks_no_word() -> None:
+    code, out = run(80, "peers", "specs/resnet18.yaml")
+    assert code == 0 and "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    data = json.loads(run(200, "peers", "specs/resnet18.yaml", "-f", "json")[1])
+    tokens = set(_words(out))
+    for peer in data["peers"]:
+        for word in _words(f"{peer['label']} {peer['rule']}"):
+            # whole, or broken after a hyphen between words: "multiply-" / "accumulates"
+            assert word in tokens or set(re.findall(r"[^-]+-?", word)) <= tokens, word
+
+
+COMMANDS = [
+    ("summary", "specs/googlenet.yaml"),
+    ("summary", "specs/resnet50.yaml", "--depth", "1"),
+    ("compare", "specs/resnet18.yaml", "specs/resnet50.yaml"),
+    ("peers", "specs/resnet18.yaml"),
+    ("fit", "specs/resnet50.yaml", "-m", "16GB", "--train"),
+    ("specs",),
+    ("validate", "tests/broken"),
+    ("roofline", "specs/resnet50.yaml", "--device", "h100-sxm"),
+    ("sizes", "specs/alexnet.yaml"),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_no_line_ends_in_spaces(args: tuple[str, ...], columns: int) -> None:
+    _, out = run(columns, *args)
+    assert out and not [line for line in out.splitlines() if line != line.rstrip()]
+
+
+def test_huge_values_keep_thousands_separators(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("name: huge\ninput: [4, 8388608, 8388608]\nlayers: [global_avgpool2d]\n")  # 2^48 values
+    code, out = run(120, "summary", str(spec))
+    assert code == 0
+    assert "1,125.90 TB (1,073,741,824.00 MiB)" in out  # the input's 2^50 bytes
+    for mib in re.findall(r"\(([\d,.]+) MiB\)", out):
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", mib), mib

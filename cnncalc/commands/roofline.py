@@ -5,15 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from ..engine import Report
 from ..roofline import DEVICES, Roofline
+from ..text import DOTTED, Column, Page, Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Said under every roofline: what it is and what it is not.
 CAVEAT = (
@@ -82,29 +81,30 @@ def print_roofline(report: Report, roof: Roofline, console: Console) -> None:
         f"{report.name} on {roof.device}: {roof.dtype}, batch {report.batch}; peak {roof.peak_flops / 1e12:,.1f}"
         f" TFLOP/s, {roof.bandwidth / 1e9:,.0f} GB/s, ridge at {roof.ridge:,.1f} FLOP/byte"
     )
-    console.print(Text(title), soft_wrap=True)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_footer=True)
-    table.add_column("#", justify="right", footer="")
-    table.add_column("name", footer="total", overflow="fold")
-    table.add_column("FLOPs", justify="right", footer=f"{roof.flops:,}")
-    table.add_column("bytes", justify="right", footer=f"{roof.bytes:,}")
-    table.add_column("FLOP/byte", justify="right", footer="")
-    table.add_column("bound", footer="")
-    table.add_column("time", justify="right", footer=_time(roof.time_s))
+    page = Page(console)
+    page.line(title)
+    columns = [Column("#", right=True), Column("name", breaks=DOTTED, footer="total")]
+    columns += [
+        Column("FLOPs", right=True, footer=f"{roof.flops:,}"),
+        Column("bytes", right=True, footer=f"{roof.bytes:,}"),
+    ]
+    columns += [Column("FLOP/byte", right=True), Column("bound"), Column("time", right=True, footer=_time(roof.time_s))]
+    table = Table(columns, footer=True)
     for r in roof.rows:
         table.add_row(
-            str(r.index), Text(r.name), f"{r.flops:,}", f"{r.bytes:,}",
+            str(r.index), r.name, f"{r.flops:,}", f"{r.bytes:,}",
             f"{r.intensity:,.1f}" if r.bytes else "", r.bound if r.bound != "none" else "", _time(r.time_s) if r.time_s else "",
         )  # fmt: skip
-    console.print(table)
+    page.table(table)
     share = roof.memory_bound_share
-    console.print(
+    page.text(
         f"time {_time(roof.time_s)} per batch at best, {100 * share:.1f}% of it in memory-bound rows;"
         f" {report.batch / roof.time_s:,.0f} images/s at most"
         if roof.time_s
         else "nothing to run"
     )
-    console.print(Text(CAVEAT, style="dim"))
+    page.text(CAVEAT, "dim")
+    page.write()
 
 
 def measured(roof: Roofline, seconds: dict[int, float]) -> list[dict[str, Any]]:
@@ -138,22 +138,19 @@ def measured_dict(roof: Roofline, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def print_measured(roof: Roofline, rows: list[dict[str, Any]], console: Console, top: int = 12) -> None:
     """The rows that take longest, each against its roof, then the whole network."""
     total = sum(r["measured_s"] for r in rows)
-    console.print(
-        Text(
-            f"roofline on {roof.device} (peak {roof.peak_flops / 1e12:,.2f} TFLOP/s, {roof.bandwidth / 1e9:,.1f} GB/s):"
-            f" the layers reach {100 * roof.time_s / total:.1f}% of the roof over the whole pass"
-            f" (ideal {_time(roof.time_s)}, measured {_time(total)} with a hook around each layer)"
-            if total
-            else "roofline: nothing was timed"
-        ),
-        soft_wrap=True,
+    page = Page(console)
+    page.text(
+        f"roofline on {roof.device} (peak {roof.peak_flops / 1e12:,.2f} TFLOP/s, {roof.bandwidth / 1e9:,.1f} GB/s):"
+        f" the layers reach {100 * roof.time_s / total:.1f}% of the roof over the whole pass"
+        f" (ideal {_time(roof.time_s)}, measured {_time(total)} with a hook around each layer)"
+        if total
+        else "roofline: nothing was timed"
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("#", "name", "bound", "ideal", "measured", "of roof"):
-        table.add_column(header, justify="left" if header in ("name", "bound") else "right")
+    columns = [Column("#", right=True), Column("name", breaks=DOTTED), Column("bound")]
+    columns += [Column("ideal", right=True), Column("measured", right=True), Column("of roof", right=True)]
+    table = Table(columns)
     for r in sorted(rows, key=lambda r: -r["measured_s"])[:top]:
         fraction = f"{100 * r['fraction']:.1f}%" if r["fraction"] is not None else ""
-        table.add_row(
-            str(r["index"]), Text(r["name"]), r["bound"], _time(r["ideal_s"]), _time(r["measured_s"]), fraction
-        )
-    console.print(table)
+        table.add_row(str(r["index"]), r["name"], r["bound"], _time(r["ideal_s"]), _time(r["measured_s"]), fraction)
+    page.table(table)
+    page.write()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from ..engine import Report
 from ..sizes import Axis
+from ..text import WORDS, Column, Page, Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def to_dict(report: Report, axes: list[Axis]) -> dict[str, Any]:
@@ -55,21 +55,21 @@ def _lossless(a: Axis) -> str:
 
 def print_sizes(report: Report, axes: list[Axis], console: Console) -> None:
     shape = "x".join(str(n) for n in report.input_shape)
-    console.print(Text(f"{report.name}: input sizes (the spec's input is {shape})", style="bold"))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    for a in axes:
-        grid.add_column(header=a.axis)
-    grid.add_row("", *(Text(a.axis, style="bold") for a in axes))
-    grid.add_row("valid", *(_range(*a.valid) for a in axes))
-    grid.add_row("same params", *(_range(*a.same_params) for a in axes))
-    grid.add_row("lossless", *(_lossless(a) for a in axes))
-    grid.add_row("output", *(Text(f"{a.output_row}: {a.output_formula or 'no closed form'}") for a in axes))
-    console.print(grid)
-    console.print(
-        Text(
-            "valid: every layer has an output; same params: every parameter count is as at the spec's input;"
-            " lossless: no layer leaves real input unread (summary's warning rule).",
-            style="dim",
-        )
+    page = Page(console)
+    page.text(f"{report.name}: input sizes (the spec's input is {shape})", "bold")
+    grid = Table([Column(""), *(Column(a.axis, breaks=WORDS) for a in axes)], box=False, sep=2)
+    grid.add_row("", *((a.axis, "bold") for a in axes))
+    for label, cells in (
+        ("valid", [_range(*a.valid) for a in axes]),
+        ("same params", [_range(*a.same_params) for a in axes]),
+        ("lossless", [_lossless(a) for a in axes]),
+        ("output", [f"{a.output_row}: {a.output_formula or 'no closed form'}" for a in axes]),
+    ):
+        grid.add_row((label, "bold"), *cells)
+    page.table(grid)
+    page.text(
+        "valid: every layer has an output; same params: every parameter count is as at the spec's input;"
+        " lossless: no layer leaves real input unread (summary's warning rule).",
+        "dim",
     )
+    page.write()

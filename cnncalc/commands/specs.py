@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .. import zoo
 from ..engine import analyze
+from ..text import WORDS, Column, Page, Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,15 @@ def to_dict(found: list[ZooEntry]) -> list[dict[str, Any]]:
 
 
 def print_specs(found: list[ZooEntry], console: Console) -> None:
-    table = Table(
-        title="The shipped specs (cnncalc summary NAME works from any folder)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    for header, justify in (("name", "left"), ("network", "left"), ("input", "right"), ("params", "right"),
-                            ("MACs", "right"), ("rows", "right")):  # fmt: skip
-        table.add_column(header, justify=justify, no_wrap=header != "network")  # type: ignore[arg-type]
-    for e in found:
-        shape = "x".join(str(n) for n in e.input_shape)
-        table.add_row(Text(e.name), Text(e.network), shape, f"{e.params:,}", f"{e.macs:,}", f"{e.rows:,}")
-    console.print(table)
+    page = Page(console)
+    columns = [Column("name"), Column("network", breaks=WORDS)]
+    columns += [Column(header, right=True) for header in ("input", "params", "MACs", "rows")]
+    for sep in (3, 2):  # closer columns before a table wider than the terminal
+        table = Table(columns, title="The shipped specs (cnncalc summary NAME works from any folder)", sep=sep)
+        for e in found:
+            shape = "x".join(str(n) for n in e.input_shape)
+            table.add_row(e.name, e.network, shape, f"{e.params:,}", f"{e.macs:,}", f"{e.rows:,}")
+        if table.fits(page.width):
+            break
+    page.table(table)
+    page.write()
