@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cnncalc import analyze, load_spec
-from cnncalc.render import print_table
+from cnncalc.commands.summary import print_table
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

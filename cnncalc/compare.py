@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,22 +87,3 @@ def delta(a: int | None, b: int | None, number: Callable[[int], str] = "{:,}".fo
         return "="
     pct = f" ({100 * d / a:+,.1f}%)" if a else ""
     return f"{'+' if d > 0 else '-'}{number(abs(d))}{pct}"
-
-
-def to_csv(a: Report, b: Report) -> str:
-    """``compare --format csv``: a line per stage, then ``total``; each figure for A, B and B - A (empty where a
-    side lacks the stage)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["stage", *(f"{attr}_{side}" for _, attr in FIGURES for side in ("a", "b", "delta"))])
-
-    def cells(va: int | None, vb: int | None) -> list[int | str]:
-        return [*("" if v is None else v for v in (va, vb)), "" if va is None or vb is None else vb - va]
-
-    for pair in pair_stages(a, b):
-        writer.writerow(
-            [pair.key, *(c for _, attr in FIGURES for c in cells(pair.value("a", attr), pair.value("b", attr)))]
-        )
-    ta, tb = a.totals, b.totals
-    writer.writerow(["total", *(c for _, attr in FIGURES for c in cells(getattr(ta, attr), getattr(tb, attr)))])
-    return out.getvalue()

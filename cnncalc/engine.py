@@ -250,7 +250,7 @@ class Report:
         return to_dict(self)
 
     def _repr_markdown_(self) -> str:
-        from .render import to_markdown
+        from .commands.summary import to_markdown
 
         return to_markdown(self)
 

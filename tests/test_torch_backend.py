@@ -110,7 +110,7 @@ def test_saved_rules_differ_by_device_for_dropout() -> None:
 
 def test_cuda_training_total_is_information_not_a_check() -> None:
     """On CUDA, profile --train compares only the total kept for backward, and says when it differs."""
-    from cnncalc.render import _timing_lines
+    from cnncalc.commands.profile import _timing_lines
 
     report = analyze(load_spec(SPECS / "lenet5.yaml"))
     timing = tb.Timing(mode="train", device="cuda", device_name="a GPU", warmup=0, seconds=[0.01], peak_bytes=10**6)

@@ -22,8 +22,9 @@ from rich.console import Console
 from test_cli import check_golden, run
 
 from cnncalc import SpecError, analyze, load_spec, parse_spec
+from cnncalc.commands.summary import print_table
+from cnncalc.commands.validate import validation_lines
 from cnncalc.errors import MAX_PROBLEMS
-from cnncalc.render import print_table, validation_lines
 from cnncalc.safe_text import MARKER_ROOM, MAX_MESSAGE
 from cnncalc.spec import json_schema
 from cnncalc.validate import validate_file, validate_paths

@@ -14,6 +14,7 @@ from ..compare import pair_stages
 from ..engine import Report
 from ..render import human
 from ..roofline import Roofline
+from . import common
 
 #: What a bar chart can show: (the Row and Totals attribute, the axis label's quantity, the unit).
 WHAT = {
@@ -138,3 +139,45 @@ def roofline_chart(report: Report, roof: Roofline, other: tuple[Report, Roofline
     ax.set_ylim(top=roof.peak_flops / 1e12 * 2)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def run(
+    spec: str, other: str | None, *, what: str, output: str, device: str | None, batch: int, dtype: str,
+    input: str | None, depth: int | None, quiet: bool,
+) -> None:  # fmt: skip
+    import typer
+
+    out = Path(output)
+    if out.suffix.lower() not in SUFFIXES:
+        raise typer.BadParameter(f"expected a file name ending in .png, .svg or .pdf, got '{output}'", param_hint="-o")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"no folder '{out.parent}' to write '{out.name}' into", param_hint="-o")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        common.refuse(MISSING)
+    reports = [common.analyze_spec(s, batch, dtype, input) for s in (spec, other) if s is not None]
+    for report in reports:
+        common.warn(report, quiet)
+    if what == "roofline":
+        from ..roofline import roofline as compute
+        from .roofline import resolve
+
+        try:
+            name, peak_flops, bandwidth = resolve(device or "h100-sxm", dtype, None, None)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--device") from None
+        roofs = [compute(r, device=name, peak_flops=peak_flops, bandwidth=bandwidth, depth=depth) for r in reports]
+        fig = roofline_chart(reports[0], roofs[0], (reports[1], roofs[1]) if len(reports) > 1 else None)
+    elif len(reports) > 1:
+        fig = compare_bars(reports[0], reports[1], what)
+    else:
+        report = reports[0]
+        if depth is None and len(report.rows) > MAX_BARS and report.blocks:
+            depth = 1
+            common.console(stderr=True).print(
+                f"{len(report.rows):,} rows are too many bars to read: drawn by blocks (--depth 1)", soft_wrap=True
+            )
+        fig = bars(report.folded(depth) if depth else report, what)
+    save(fig, out)
+    common.wrote(out)

@@ -15,6 +15,7 @@ from html import escape
 from ..engine import Report, Row
 from ..render import CONVENTIONS, human, rf_text, to_dict
 from ..roofline import Roofline
+from . import common
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -176,3 +177,32 @@ def _svg(raw: bytes) -> str:
     """An SVG file's text as an inline element: its XML prologue, doctype and metadata (a date) dropped."""
     text = raw.decode()
     return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
+
+
+def run(spec: str, *, output: str, device: str, batch: int, dtype: str, input: str | None, quiet: bool) -> None:
+    from pathlib import Path
+
+    import typer
+
+    from ..roofline import roofline as compute
+    from .roofline import resolve
+
+    out = Path(output)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"expected a file name ending in .html, got '{output}'", param_hint="-o")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"no folder '{out.parent}' to write '{out.name}' into", param_hint="-o")
+    try:
+        name, peak_flops, bandwidth = resolve(device, dtype, None, None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    analysed = common.analyze_spec(spec, batch, dtype, input)
+    common.warn(analysed, quiet)
+    roof = compute(analysed, device=name, peak_flops=peak_flops, bandwidth=bandwidth)
+    try:
+        charts = chart_svgs(analysed, roof)
+    except ImportError:
+        charts = []
+        common.console(stderr=True).print("no charts: they need matplotlib (cnncalc[plot])", soft_wrap=True)
+    out.write_text(page(analysed, roof, charts), encoding="utf-8")
+    common.wrote(out)

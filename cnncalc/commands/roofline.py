@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ..engine import Report
 from ..roofline import DEVICES, Roofline
 from ..text import DOTTED, Column, Page, Table
+from . import common
+from .common import Format
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -154,3 +156,46 @@ def print_measured(roof: Roofline, rows: list[dict[str, Any]], console: Console,
         table.add_row(str(r["index"]), r["name"], r["bound"], _time(r["ideal_s"]), _time(r["measured_s"]), fraction)
     page.table(table)
     page.write()
+
+
+def run(
+    spec: str, *, device: str | None, peak: float | None, bandwidth: float | None, batch: int, dtype: str,
+    input: str | None, depth: int | None, quiet: bool, format: Format,
+) -> None:  # fmt: skip
+    import json
+    import math
+
+    import typer
+
+    from ..roofline import roofline as compute
+
+    for value, name in ((peak, "--peak"), (bandwidth, "--bandwidth")):
+        if value is not None and not (0 < value < math.inf):
+            raise typer.BadParameter(f"expected a positive, finite number, got {value}", param_hint=name)
+    report = common.analyze_spec(spec, batch, dtype, input)
+    common.warn(report, quiet)
+    try:
+        if device is not None and device.lower() == "measure":
+            try:
+                from .. import torch_backend as tb
+            except ImportError:
+                raise ValueError("--device measure needs PyTorch: python3 -m pip install 'cnncalc[torch]'") from None
+            if dtype == "int8":
+                raise ValueError("--device measure times float matmuls: use float32, float16 or bfloat16")
+            name, measured_peak, measured_bandwidth = tb.measure_device(tb.resolve_device("auto"), dtype)
+            name, peak_flops, bytes_per_s = resolve(
+                None, dtype, peak if peak is not None else measured_peak / 1e12,
+                bandwidth if bandwidth is not None else measured_bandwidth / 1e9,
+            )  # fmt: skip
+            name = "this machine, measured" if name == "custom" else name
+        else:
+            name, peak_flops, bytes_per_s = resolve(device, dtype, peak, bandwidth)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    roof = compute(report, device=name, peak_flops=peak_flops, bandwidth=bytes_per_s, depth=depth)
+    if format is Format.json:
+        common.out(json.dumps(to_dict(roof), indent=2))
+    elif format is Format.csv:
+        common.out(to_csv(roof))
+    else:
+        print_roofline(report, roof, common.console())

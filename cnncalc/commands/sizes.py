@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from ..engine import Report
 from ..sizes import Axis
 from ..text import WORDS, Column, Page, Table
+from . import common
+from .common import Format
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -73,3 +75,20 @@ def print_sizes(report: Report, axes: list[Axis], console: Console) -> None:
         "dim",
     )
     page.write()
+
+
+def run(spec: str, *, format: Format) -> None:
+    import json
+
+    from ..errors import Problem
+    from ..sizes import analyze_sizes
+
+    report = common.analyze_spec(spec, 1, "float32", None)
+    try:
+        axes = analyze_sizes(report)
+    except ValueError as exc:
+        common.fail([Problem(str(exc), file=spec)])
+    if format is Format.json:
+        common.out(json.dumps(to_dict(report, axes), indent=2))
+    else:
+        print_sizes(report, axes, common.console())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import zoo
 from ..engine import analyze
 from ..text import WORDS, Column, Page, Table
+from . import common
+from .common import Format
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,3 +53,11 @@ def print_specs(found: list[ZooEntry], console: Console) -> None:
             break
     page.table(table)
     page.write()
+
+
+def run(format: Format) -> None:
+    found = entries()
+    if format is Format.json:
+        common.out(json.dumps(to_dict(found), indent=2))
+    else:
+        print_specs(found, common.console())
