@@ -291,3 +291,13 @@ def test_warnings_have_one_form_everywhere_and_quiet_hides_them() -> None:
         code, out, err = run(*command, "--quiet")
         assert code == 0 and "warning" not in out + err
     assert run("validate", "specs/mnist_cnn.yaml", "-q")[1] == ""
+
+
+def test_the_version_is_in_one_place() -> None:
+    from importlib.metadata import version
+
+    import cnncalc
+
+    assert version("cnncalc") == cnncalc.__version__
+    assert run("--version")[1] == f"cnncalc {cnncalc.__version__}\n"
+    assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[tool.setuptools.dynamic]")[0]
