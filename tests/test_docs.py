@@ -66,7 +66,7 @@ def test_readme_two_commands_and_ci_agree() -> None:
     blocks = re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
     assert blocks[:2] == [
         "python3 -m pip install . && cnncalc summary specs/vgg16.yaml",
-        "python3 -m pip install -e '.[dev,torch]' 'torch==2.13.0' && python3 -m pytest",
+        "python3 -m pip install -e '.[dev,torch]' 'torch==2.14.1' 'torchvision==0.29.1' && python3 -m pytest",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
     install, test = blocks[1].split(" && ")

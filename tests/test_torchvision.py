@@ -1,8 +1,9 @@
 """The shipped specs are torchvision's models: same parameters, same FLOPs, the same outputs.
 
 Needs torchvision, which does not import beside every torch build (PyPI's torchvision fails beside
-the small CPU-only torch 2.13.0); the file is skipped where it does not. torch 2.14.1 with
-torchvision 0.29.1 import together.
+the small CPU-only torch 2.13.0); the file is skipped where it does not. CI installs torch 2.14.1
+with torchvision 0.29.1, which import together (the README's test command), and .ci/run fails
+when they do not.
 """
 
 from __future__ import annotations
