@@ -42,8 +42,11 @@ MODELS: dict[str, Callable[[], Any]] = {
     "vgg13": tvm.vgg13,
     "vgg16": tvm.vgg16,
     "vgg19": tvm.vgg19,
+    "vgg16_bn": tvm.vgg16_bn,
+    "resnext50_32x4d": tvm.resnext50_32x4d,
+    "wide_resnet50_2": tvm.wide_resnet50_2,
 }
-SAME_NAMES = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+SAME_NAMES = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"}
 
 
 def _flops(model: Any, x: Any) -> int:
