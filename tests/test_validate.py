@@ -56,12 +56,19 @@ def test_every_broken_file_is_reported_and_every_line_is_located() -> None:
 def test_shipped_specs_are_valid(strict: list[str]) -> None:
     code, out, err = run("validate", "specs/", *strict)
     assert code == 0
-    assert out == (
-        "specs/mnist_cnn.yaml:22:5: warning: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2 = 2.5 is"
-        " not a whole number: the window does not fit. PyTorch rounds down to 2, so the output is 3 and the last 1"
-        " row(s) of the padded input are never read. Fits: stride 1; input 6 or 8; ceil_mode: true"
-        " (accepted: accept_floor)\n"
-    )  # the only warning: the lecture's model floors its last pool, and says it means to
+    assert (
+        out.splitlines()
+        == [
+            "specs/mnist_cnn.yaml:22:5: warning: layer 9 maxpool2d 'pool3': height and width: (7 - 2 + 0) / 2 = 2.5 is"
+            " not a whole number: the window does not fit. PyTorch rounds down to 2, so the output is 3 and the last 1"
+            " row(s) of the padded input are never read. Fits: stride 1; input 6 or 8; ceil_mode: true"
+            " (accepted: accept_floor)",
+            "specs/squeezenet1_0.yaml:22:48: warning: layer 1 conv2d 'conv1': height and width: (224 - 7 + 0) / 2 = 108.5"
+            " is not a whole number: the filter does not fit. PyTorch rounds down to 108, so the output is 109 and the"
+            " last 1 row(s) of the padded input are never read. Fits: stride 1 or 7; input 223 or 225"
+            " (accepted: accept_floor)",
+        ]
+    )  # the only warnings: the lecture's model floors its last pool, SqueezeNet its first conv, and each says it means to
     n = len(list(SPECS.glob("*.yaml")))
     assert err.startswith(f"{n} file(s) checked: {n} valid, 0 invalid")
 
