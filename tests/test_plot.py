@@ -8,19 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from typer.testing import CliRunner
-
-from cnncalc.cli import app
+from test_cli import run
 
 pytest.importorskip("matplotlib")
-
-ENV = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), env=ENV)
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.parametrize(

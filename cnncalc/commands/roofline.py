@@ -40,15 +40,14 @@ def resolve(
     return device.name, peak, bandwidth
 
 
+def _device(roof: Roofline) -> dict[str, Any]:
+    return {"name": roof.device, "dtype": roof.dtype, "peak_flops": roof.peak_flops, "bandwidth": roof.bandwidth}
+
+
 def to_dict(roof: Roofline) -> dict[str, Any]:
     """The JSON contract (docs/roofline.md)."""
     return {
-        "device": {
-            "name": roof.device,
-            "dtype": roof.dtype,
-            "peak_flops": roof.peak_flops,
-            "bandwidth": roof.bandwidth,
-        },
+        "device": _device(roof),
         "rows": [dataclasses.asdict(r) for r in roof.rows],
         "totals": {
             "flops": roof.flops,
@@ -126,12 +125,7 @@ def measured(roof: Roofline, seconds: dict[int, float]) -> list[dict[str, Any]]:
 def measured_dict(roof: Roofline, rows: list[dict[str, Any]]) -> dict[str, Any]:
     total = sum(r["measured_s"] for r in rows)
     return {
-        "device": {
-            "name": roof.device,
-            "dtype": roof.dtype,
-            "peak_flops": roof.peak_flops,
-            "bandwidth": roof.bandwidth,
-        },
+        "device": _device(roof),
         "rows": rows,
         "totals": {"ideal_s": roof.time_s, "measured_s": total, "fraction": roof.time_s / total if total else None},
     }
