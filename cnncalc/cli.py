@@ -146,15 +146,124 @@ def summary(
     command.run(spec, batch=batch, dtype=dtype, input=input, strict=strict, quiet=quiet, format=format, depth=depth)
 
 
-@app.command("specs")
-def specs_command(format: TextOrJson = Format.text) -> None:
-    """List the shipped specs with their input, params and MACs; any command takes their names.
+@app.command()
+def validate(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH...", help="Spec files, folders (every .yaml/.yml below) or globs.", show_default=False
+        ),
+    ],
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    format: Annotated[
+        Format,
+        _format_option(
+            Format.text, Format.json, Format.github, help="text: path:line:col lines; github: annotations; json."
+        ),
+    ] = Format.text,
+) -> None:
+    """Check spec files completely and report every problem of every file, one line each.
 
-    Example: cnncalc specs
+    Checks the YAML, the schema and the geometry of every layer through the whole network.
+    Exits 0 when all are valid, 1 when any is not.
+
+    Example: cnncalc validate specs/ --format github
     """
-    from .commands import specs as command
+    from .commands import validate as command
 
-    command.run(format)
+    command.run(paths, strict=strict, quiet=quiet, format=format)
+
+
+@app.command()
+def compare(
+    a: Annotated[
+        str, typer.Argument(metavar="A", help="The spec before (a file or a shipped name).", show_default=False)
+    ],
+    b: Annotated[
+        str, typer.Argument(metavar="B", help="The spec after (a file or a shipped name).", show_default=False)
+    ],
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = "float32",
+    input: InputOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    format: Annotated[
+        Format,
+        _format_option(
+            Format.table, Format.json, Format.csv, Format.markdown, help="markdown suits a pull-request comment."
+        ),
+    ] = Format.table,
+) -> None:
+    """Two specs side by side, per stage and in total, with the difference B - A.
+
+    Params, MACs and activations per stage (where the output resolution changes) and in total.
+
+    Example: cnncalc compare specs/vgg16.yaml specs/vgg19.yaml --format markdown
+    """
+    from .commands import compare as command
+
+    command.run(a, b, batch=batch, dtype=dtype, input=input, strict=strict, quiet=quiet, format=format)
+
+
+class OptimizerChoice(StrEnum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+@app.command()
+def fit(
+    spec: SpecArg,
+    memory: Annotated[
+        str,
+        typer.Option("--memory", "-m", metavar="SIZE", help="The budget: 80GB, 24GiB, 512MB (GB = 10^9, GiB = 2^30)."),
+    ],
+    train: Annotated[
+        bool, typer.Option("--train", help="A training step: params, grads, optimizer state, kept for backward.")
+    ] = False,
+    optimizer: Annotated[
+        OptimizerChoice,
+        typer.Option("--optimizer", help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x)."),
+    ] = OptimizerChoice.adam,
+    dtype: DtypeOpt = "float32",
+    input: InputOpt = None,
+    quiet: QuietOpt = False,
+    format: TextOrJson = Format.text,
+) -> None:
+    """The largest batch whose counted memory fits a budget, for inference or a training step.
+
+    Inference: params + peak activations; --train: params + grads + optimizer state + what
+    autograd keeps for backward. Exits 1 when not even one image fits.
+
+    Example: cnncalc fit specs/resnet50.yaml --memory 80GB --train --dtype bfloat16
+    """
+    from .commands import fit as command
+
+    command.run(
+        spec, memory=memory, train=train, optimizer=optimizer.value, dtype=dtype, input=input, quiet=quiet,
+        format=format,
+    )  # fmt: skip
+
+
+@app.command()
+def peers(
+    spec: SpecArg,
+    batch: BatchOpt = 1,
+    input: InputOpt = None,
+    quiet: QuietOpt = False,
+    format: TextOrJson = Format.text,
+) -> None:
+    """What torchvision, FlopCounterMode, torchinfo, ptflops and thop print for this network, and why.
+
+    Each tool's counting rules (read in its source) applied to the spec, term by term beyond
+    cnncalc's MACs; the test suite runs the tools themselves on every shipped spec.
+
+    Example: cnncalc peers specs/resnet50.yaml
+    """
+    from .commands import peers as command
+
+    command.run(spec, batch=batch, input=input, quiet=quiet, format=format)
 
 
 @app.command()
@@ -273,139 +382,6 @@ def report(
     command.run(spec, output=output, device=device, batch=batch, dtype=dtype, input=input, quiet=quiet)
 
 
-@app.command()
-def validate(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="PATH...", help="Spec files, folders (every .yaml/.yml below) or globs.", show_default=False
-        ),
-    ],
-    strict: StrictOpt = False,
-    quiet: QuietOpt = False,
-    format: Annotated[
-        Format,
-        _format_option(
-            Format.text, Format.json, Format.github, help="text: path:line:col lines; github: annotations; json."
-        ),
-    ] = Format.text,
-) -> None:
-    """Check spec files completely and report every problem of every file, one line each.
-
-    Checks the YAML, the schema and the geometry of every layer through the whole network.
-    Exits 0 when all are valid, 1 when any is not.
-
-    Example: cnncalc validate specs/ --format github
-    """
-    from .commands import validate as command
-
-    command.run(paths, strict=strict, quiet=quiet, format=format)
-
-
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the spec DSL, for editors (yaml-language-server) and other tools.
-
-    Example: cnncalc schema > cnncalc.schema.json
-    """
-    import json
-
-    from .commands.common import out
-    from .spec import json_schema
-
-    out(json.dumps(json_schema(), indent=2))
-
-
-class OptimizerChoice(StrEnum):
-    sgd = "sgd"
-    momentum = "momentum"
-    adam = "adam"
-
-
-@app.command()
-def fit(
-    spec: SpecArg,
-    memory: Annotated[
-        str,
-        typer.Option("--memory", "-m", metavar="SIZE", help="The budget: 80GB, 24GiB, 512MB (GB = 10^9, GiB = 2^30)."),
-    ],
-    train: Annotated[
-        bool, typer.Option("--train", help="A training step: params, grads, optimizer state, kept for backward.")
-    ] = False,
-    optimizer: Annotated[
-        OptimizerChoice,
-        typer.Option("--optimizer", help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x)."),
-    ] = OptimizerChoice.adam,
-    dtype: DtypeOpt = "float32",
-    input: InputOpt = None,
-    quiet: QuietOpt = False,
-    format: TextOrJson = Format.text,
-) -> None:
-    """The largest batch whose counted memory fits a budget, for inference or a training step.
-
-    Inference: params + peak activations; --train: params + grads + optimizer state + what
-    autograd keeps for backward. Exits 1 when not even one image fits.
-
-    Example: cnncalc fit specs/resnet50.yaml --memory 80GB --train --dtype bfloat16
-    """
-    from .commands import fit as command
-
-    command.run(
-        spec, memory=memory, train=train, optimizer=optimizer.value, dtype=dtype, input=input, quiet=quiet,
-        format=format,
-    )  # fmt: skip
-
-
-@app.command()
-def peers(
-    spec: SpecArg,
-    batch: BatchOpt = 1,
-    input: InputOpt = None,
-    quiet: QuietOpt = False,
-    format: TextOrJson = Format.text,
-) -> None:
-    """What torchvision, FlopCounterMode, torchinfo, ptflops and thop print for this network, and why.
-
-    Each tool's counting rules (read in its source) applied to the spec, term by term beyond
-    cnncalc's MACs; the test suite runs the tools themselves on every shipped spec.
-
-    Example: cnncalc peers specs/resnet50.yaml
-    """
-    from .commands import peers as command
-
-    command.run(spec, batch=batch, input=input, quiet=quiet, format=format)
-
-
-@app.command()
-def compare(
-    a: Annotated[
-        str, typer.Argument(metavar="A", help="The spec before (a file or a shipped name).", show_default=False)
-    ],
-    b: Annotated[
-        str, typer.Argument(metavar="B", help="The spec after (a file or a shipped name).", show_default=False)
-    ],
-    batch: BatchOpt = 1,
-    dtype: DtypeOpt = "float32",
-    input: InputOpt = None,
-    strict: StrictOpt = False,
-    quiet: QuietOpt = False,
-    format: Annotated[
-        Format,
-        _format_option(
-            Format.table, Format.json, Format.csv, Format.markdown, help="markdown suits a pull-request comment."
-        ),
-    ] = Format.table,
-) -> None:
-    """Two specs side by side: params, MACs and activations per stage (where the resolution
-    changes) and in total, with the difference B - A.
-
-    Example: cnncalc compare specs/vgg16.yaml specs/vgg19.yaml --format markdown
-    """
-    from .commands import compare as command
-
-    command.run(a, b, batch=batch, dtype=dtype, input=input, strict=strict, quiet=quiet, format=format)
-
-
 class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
@@ -475,6 +451,31 @@ def profile(
         spec, device=device.value, batch=batch, dtype=dtype, input=input, quiet=quiet, train=train, warmup=warmup,
         iters=iters, peak_tflops=peak_tflops, roofline=roofline, roofline_device=roofline_device, format=format,
     )  # fmt: skip
+
+
+@app.command("specs")
+def specs_command(format: TextOrJson = Format.text) -> None:
+    """List the shipped specs with their input, params and MACs; any command takes their names.
+
+    Example: cnncalc specs
+    """
+    from .commands import specs as command
+
+    command.run(format)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec DSL, for editors (yaml-language-server) and other tools.
+
+    Example: cnncalc schema > cnncalc.schema.json
+    """
+    import json
+
+    from .commands.common import out
+    from .spec import json_schema
+
+    out(json.dumps(json_schema(), indent=2))
 
 
 def run() -> None:
