@@ -301,3 +301,15 @@ def test_the_version_is_in_one_place() -> None:
     assert version("cnncalc") == cnncalc.__version__
     assert run("--version")[1] == f"cnncalc {cnncalc.__version__}\n"
     assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[tool.setuptools.dynamic]")[0]
+
+
+def test_markdown_cells_escape_a_pipe(tmp_path: Path) -> None:
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "name: t\ninput: [3, 8, 8]\nblocks:\n  b:\n    args: {note: x}\n    layers: [relu]\n"
+        "layers: [{use: b, note: 'a|b'}]\n"
+    )
+    code, out, _ = run("summary", str(spec), "-f", "markdown", "--depth", "1")
+    assert code == 0
+    row = next(line for line in out.splitlines() if "note=" in line)
+    assert "a\\|b" in row and row.count(" | ") == 8  # nine cells, the pipe inside one of them escaped

@@ -206,7 +206,9 @@ def to_markdown(report: Report, *, quiet: bool = False) -> str:
         "|" + "|".join(align) + "|",
     ]
     for row in report.rows:
-        lines.append("| " + " | ".join(_cells(row, row.name, _layer_text(row))) + " |")
+        # a block's arguments are user text: a '|' in them would end the cell
+        cells = [c.replace("|", "\\|") for c in _cells(row, row.name, _layer_text(row))]
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append(
         f"| | **total** | | | **{t.activations:,}** | **{human(t.activation_bytes, 'B')}** "
         f"| **{t.params:,}** | **{t.macs:,}** | |"
