@@ -141,3 +141,21 @@ def test_ci_examples_run_cnncalc_validate() -> None:
     assert "cnncalc validate specs/ --strict --format github" in steps
     [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "cnncalc-validate" and hook["entry"] == "cnncalc validate"
+
+
+def test_the_tutorial_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command of docs/tutorial.md, in a folder holding its spec and the shipped specs, exits 0."""
+    import shlex
+
+    tutorial = doc("tutorial.md")
+    [spec] = re.findall(r"```yaml\n(.*?)```", tutorial, flags=re.S)
+    (tmp_path / "my_cnn.yaml").write_text(spec)
+    (tmp_path / "specs").symlink_to(ROOT / "specs")
+    monkeypatch.chdir(tmp_path)
+    commands = [line for block in re.findall(r"```sh\n(.*?)```", tutorial, flags=re.S) for line in block.splitlines()]
+    assert len(commands) >= 8
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "cnncalc"
+        result = CliRunner().invoke(app, words[1:], env={"COLUMNS": "120", "NO_COLOR": "1"})
+        assert result.exit_code == 0, (command, result.stdout[-500:], result.stderr[-500:])
