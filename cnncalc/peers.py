@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
 
-from .engine import Join, Report, Row
+from .report import Join, Report, Row
 from .spec import (
     LRN,
     AdaptiveAvgPool2d,

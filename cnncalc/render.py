@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .engine import Report, Row
 from .errors import Problem
+from .report import Report, Row
 from .text import WORDS, Column, Page, Table
 
 if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
-from .engine import Report, Row
+from .report import Report, Row
 
 
 @dataclass(frozen=True)

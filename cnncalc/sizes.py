@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .engine import Join, Report, Row
 from .geometry import effective_kernel, misfit, output_size
+from .report import Join, Report, Row
 from .spec import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,

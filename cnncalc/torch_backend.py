@@ -27,7 +27,8 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-from .engine import Join, Report, Row, analyze
+from .engine import analyze
+from .report import Join, Report, Row
 from .spec import (
     LRN,
     AdaptiveAvgPool2d,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Literal, assert_never
 
-from .engine import Join, Row
+from .report import Join, Row
 from .spec import (
     INPLACE_ACTIVATIONS,
     LRN,

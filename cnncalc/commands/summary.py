@@ -8,7 +8,6 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from ..engine import Report, Row
 from ..errors import capped
 from ..render import (
     CONVENTIONS,
@@ -25,6 +24,7 @@ from ..render import (
     to_dict,
     training_text,
 )
+from ..report import Report, Row
 from ..text import WORDS, Column, Page, Table
 from . import common
 from .common import Format
