@@ -14,11 +14,10 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, assert_never
+from typing import Any
 
 with warnings.catch_warnings():
     # a torch without NumPy beside it warns once at import; nothing here needs NumPy
@@ -28,30 +27,11 @@ with warnings.catch_warnings():
     from torch.utils.flop_counter import FlopCounterMode
 
 from .engine import analyze
+from .fields import Layer
+from .layers import row_kind
+from .layers.activation import activation_module
 from .report import Join, Report, Row
-from .spec import (
-    LRN,
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
-    AnyLayer,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2d,
-    LeakyReLU,
-    Linear,
-    MaxPool2d,
-    ReLU,
-    ReLU6,
-    Sigmoid,
-    Softmax,
-    Spec,
-    Tanh,
-    ZeroPad2d,
-)
+from .spec import Spec
 from .training import Device, saved_for_backward
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -61,92 +41,9 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def _activation(name: str) -> nn.Module:
-    """A fused activation: in place where PyTorch allows it (relu, leaky_relu)."""
-    match name:
-        case "relu":
-            return nn.ReLU(inplace=True)
-        case "relu6":
-            return nn.ReLU6(inplace=True)
-        case "leaky_relu":
-            return nn.LeakyReLU(inplace=True)
-        case "tanh":
-            return nn.Tanh()
-        case "sigmoid":
-            return nn.Sigmoid()
-        case "softmax":
-            return nn.Softmax(dim=1)
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def _with_activation(module: nn.Module, activation: str | None, key: str) -> nn.Module:
-    if activation is None:
-        return module
-    return nn.Sequential(OrderedDict([(key, module), (activation, _activation(activation))]))
-
-
-def module_for(layer: AnyLayer, shape: tuple[int, ...]) -> nn.Module:
-    """The exact PyTorch module for one layer, given its input shape (per image)."""
-    match layer:
-        case Conv2d():
-            conv = nn.Conv2d(
-                layer.in_ or shape[0],
-                layer.out,
-                layer.kernel,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                groups=layer.groups,
-                bias=layer.bias,
-            )
-            return _with_activation(conv, layer.activation, "conv")
-        case MaxPool2d():
-            return nn.MaxPool2d(
-                layer.kernel, layer.stride, layer.padding, dilation=layer.dilation, ceil_mode=layer.ceil_mode
-            )
-        case AvgPool2d():
-            return nn.AvgPool2d(
-                layer.kernel,
-                layer.stride,
-                layer.padding,
-                ceil_mode=layer.ceil_mode,
-                count_include_pad=layer.count_include_pad,
-            )
-        case AdaptiveAvgPool2d():
-            return nn.AdaptiveAvgPool2d(layer.output)
-        case AdaptiveMaxPool2d():
-            return nn.AdaptiveMaxPool2d(layer.output)
-        case GlobalAvgPool2d():
-            return nn.AdaptiveAvgPool2d(1)
-        case ZeroPad2d():
-            return nn.ZeroPad2d(layer.padding)  # (left, right, top, bottom), PyTorch's order
-        case Linear():
-            linear = nn.Linear(layer.in_ or shape[-1], layer.out, bias=layer.bias)
-            return _with_activation(linear, layer.activation, "linear")
-        case Flatten():
-            return nn.Flatten()
-        case BatchNorm2d():
-            return nn.BatchNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-        case BatchNorm1d():
-            return nn.BatchNorm1d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-        case LRN():
-            return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
-        case Dropout():
-            return nn.Dropout(layer.p, layer.inplace)
-        case ReLU():
-            return nn.ReLU(layer.inplace)
-        case ReLU6():
-            return nn.ReLU6(layer.inplace)
-        case LeakyReLU():
-            return nn.LeakyReLU(layer.negative_slope, layer.inplace)
-        case Tanh():
-            return nn.Tanh()
-        case Sigmoid():
-            return nn.Sigmoid()
-        case Softmax():
-            return nn.Softmax(dim=1)
-        case _:
-            assert_never(layer)
+def module_for(layer: Layer | Join, shape: tuple[int, ...]) -> nn.Module:
+    """The exact PyTorch module for one layer (or join), given its input shape (per image): its kind's."""
+    return row_kind(layer).torch_module(layer, shape)
 
 
 class _AddOp(nn.Module):
@@ -166,7 +63,7 @@ class Add(nn.Module):
     def __init__(self, inplace: bool, activation: str | None) -> None:
         super().__init__()
         self.add = _AddOp(inplace)
-        self.act = _activation(activation) if activation else None
+        self.act = activation_module(activation) if activation else None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.add(a, b)
@@ -222,11 +119,8 @@ class SpecModule(nn.Module):
 
 
 def _row_module(row: Row) -> nn.Module:
-    layer = row.layer
-    if isinstance(layer, Join):
-        return Add(layer.inplace, layer.activation) if layer.kind == "add" else Concat()
-    assert layer is not None and row.input_shape is not None
-    return module_for(layer, row.input_shape)
+    assert row.layer is not None and row.input_shape is not None
+    return module_for(row.layer, row.input_shape)
 
 
 def build(net: Spec | Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")  # CI installs torch; a dev machine without it skips this file
 
 from cnncalc import Spec, SpecError, analyze, load_spec  # noqa: E402
-from cnncalc import engine as engine_module  # noqa: E402
 from cnncalc import torch_backend as tb  # noqa: E402
 from cnncalc.cli import app  # noqa: E402
+from cnncalc.layers import KINDS  # noqa: E402
+from cnncalc.layers.activation import activation_module  # noqa: E402
 from cnncalc.spec import Concat, Residual, Sequential  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -174,14 +175,15 @@ def test_measure_removes_hooks_and_restores_mode_even_on_failure() -> None:
 
 def test_a_wrong_engine_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison can fail: an engine that miscounts conv MACs by one is reported."""
-    original = engine_module._conv
+    conv = KINDS["conv2d"]
+    original = conv.rule
 
     def off_by_one(ctx: Any, layer: Any) -> Any:
         out = original(ctx, layer)
         out.macs += 1
         return out
 
-    monkeypatch.setattr(engine_module, "_conv", off_by_one)
+    monkeypatch.setattr(conv, "rule", off_by_one)
     comparisons = agree(load_spec(SPECS / "lenet5.yaml"))
     bad = [(c.row.name, ch.quantity) for c in comparisons for ch in c.checks if not ch.ok]
     assert bad == [("c1", "flops"), ("c3", "flops"), ("c5", "flops")]
@@ -224,7 +226,7 @@ def _torch_entry(entry: Any, x: Any) -> Any:
             else:
                 s = _torch_entries(entry.shortcut, x)
             out = y.add_(s) if entry.inplace else y + s
-            return tb._activation(entry.activation)(out) if entry.activation else out
+            return activation_module(entry.activation)(out) if entry.activation else out
         case Concat():
             branches = entry.branches.values() if isinstance(entry.branches, dict) else entry.branches
             return torch.cat([_torch_entries(b, x) for b in branches], dim=1)
@@ -304,14 +306,15 @@ def test_profile_json_train() -> None:
 
 
 def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = engine_module._pool
+    pool = KINDS["avgpool2d"]
+    original = pool.rule
 
     def wrong(ctx: Any, layer: Any) -> Any:
         out = original(ctx, layer)
         out.activations *= 2
         return out
 
-    monkeypatch.setattr(engine_module, "_pool", wrong)
+    monkeypatch.setattr(pool, "rule", wrong)
     code, out, _ = run("profile", "specs/lenet5.yaml", "--device", "cpu", "--iters", "1", "--warmup", "0")
     assert code == 1
     assert "✗ 2 of 57 checks disagree with PyTorch" in out
