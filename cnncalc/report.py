@@ -23,6 +23,36 @@ Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class Quantity:
+    """A figure every row has, and where it goes: the one list that totals, folding, JSON, CSV and profile read."""
+
+    name: str
+    #: a field of :class:`Row` (False: derived from the fields, as ``params`` and ``flops`` are)
+    stored: bool
+    #: summed into :class:`Totals`
+    totalled: bool
+    #: measured per row by torch in an inference pass and compared (``cnncalc.torch_backend.compare``)
+    checked: bool
+
+
+#: The figures of a row, in the order the JSON and CSV outputs give them. A folded row sums the stored
+#: ones (the derived ones follow); the totals sum the totalled ones. ``saved_bytes`` is checked against a
+#: training forward, separately (``profile --train``).
+ROW_QUANTITIES = (
+    Quantity("params", stored=False, totalled=True, checked=False),
+    Quantity("params_trainable", stored=False, totalled=True, checked=True),
+    Quantity("params_non_trainable", stored=True, totalled=True, checked=True),
+    Quantity("weights", stored=True, totalled=False, checked=True),
+    Quantity("biases", stored=True, totalled=False, checked=True),
+    Quantity("macs", stored=True, totalled=True, checked=False),
+    Quantity("flops", stored=False, totalled=True, checked=True),
+    Quantity("activations", stored=True, totalled=True, checked=False),
+    Quantity("activation_bytes", stored=True, totalled=True, checked=True),
+    Quantity("saved_bytes", stored=True, totalled=True, checked=False),
+)
+
+
+@dataclass(frozen=True)
 class ReceptiveField:
     """Input pixels seen by one output value (``size``) and the step between outputs (``stride``)."""
 
@@ -134,26 +164,17 @@ class Report:
 
     @cached_property  # derived from the rows, which a frozen report never changes
     def totals(self) -> Totals:
-        rows = self.rows
-        params = sum(r.params for r in rows)
-        activation_bytes = sum(r.activation_bytes for r in rows)
-        saved = sum(r.saved_bytes for r in rows)
-        grads = sum(r.params_trainable for r in rows) * self.dtype_bytes
+        sums = {q.name: sum(getattr(r, q.name) for r in self.rows) for q in ROW_QUANTITIES if q.totalled}
+        param_bytes = sums["params"] * self.dtype_bytes
+        grads = sums["params_trainable"] * self.dtype_bytes
         return Totals(
-            params=params,
-            params_trainable=sum(r.params_trainable for r in rows),
-            params_non_trainable=sum(r.params_non_trainable for r in rows),
-            param_bytes=params * self.dtype_bytes,
-            macs=sum(r.macs for r in rows),
-            flops=sum(r.flops for r in rows),
-            activations=sum(r.activations for r in rows),
-            activation_bytes=activation_bytes,
-            forward_backward_bytes_estimate=2 * activation_bytes,
+            **sums,
+            param_bytes=param_bytes,
+            forward_backward_bytes_estimate=2 * sums["activation_bytes"],
             peak_activation_bytes=self.peak_activation_bytes,
-            saved_bytes=saved,
             output_bytes=self.output_bytes,
             grad_bytes=grads,
-            training_bytes=params * self.dtype_bytes + grads + saved + self.output_bytes,
+            training_bytes=param_bytes + grads + sums["saved_bytes"] + self.output_bytes,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,13 +217,7 @@ class Report:
                     detail=info.detail,
                     input_shape=group[0].input_shape,
                     output_shape=group[-1].output_shape,
-                    weights=sum(r.weights for r in group),
-                    biases=sum(r.biases for r in group),
-                    params_non_trainable=sum(r.params_non_trainable for r in group),
-                    macs=sum(r.macs for r in group),
-                    activations=sum(r.activations for r in group),
-                    activation_bytes=sum(r.activation_bytes for r in group),
-                    saved_bytes=sum(r.saved_bytes for r in group),
+                    **{q.name: sum(getattr(r, q.name) for r in group) for q in ROW_QUANTITIES if q.stored},
                     receptive_field=group[-1].receptive_field,
                     path=group[0].path,
                     block=path[:-1],

@@ -30,7 +30,7 @@ from .engine import analyze
 from .fields import Layer
 from .layers import row_kind
 from .layers.activation import activation_module
-from .report import Join, Report, Row
+from .report import ROW_QUANTITIES, Join, Report, Row
 from .spec import Spec
 from .training import Device, saved_for_backward
 
@@ -282,15 +282,7 @@ def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 
 # --- comparison -------------------------------------------------------------------
 
 #: The exact quantities that the engine and torch must agree on, per row.
-QUANTITIES = (
-    "output_shape",
-    "params_trainable",
-    "params_non_trainable",
-    "weights",
-    "biases",
-    "flops",
-    "activation_bytes",
-)
+QUANTITIES = ("output_shape", *(q.name for q in ROW_QUANTITIES if q.checked))
 
 
 @dataclass(frozen=True)
