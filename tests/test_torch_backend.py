@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 from conftest import ROOT, SPECS
 from helpers import spec_of
 from hypothesis import HealthCheck, event, given, settings
-from strategies import random_specs
+from hypothesis import strategies as st
+from strategies import layer_strategy, random_specs
 from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")  # CI installs torch; a dev machine without it skips this file
@@ -394,3 +396,22 @@ def test_profile_roofline_times_each_layer_against_its_roof() -> None:
         assert r["ideal_s"] == by_index[r["index"]]["time_s"] and r["bound"] == by_index[r["index"]]["bound"]
         assert r["measured_s"] > 0 and r["fraction"] == pytest.approx(r["ideal_s"] / r["measured_s"])
     assert roof["totals"]["measured_s"] == pytest.approx(sum(r["measured_s"] for r in roof["rows"]))
+
+
+@pytest.mark.parametrize("name", KINDS)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_every_kind_builds_its_own_module(name: str, data: st.DataObject) -> None:
+    """The torch facet of the registry: each kind's module, where the rule takes the layer."""
+    entry = data.draw(layer_strategy(KINDS[name], 4))
+    try:
+        report = analyze(spec_of([entry], [6] if KINDS[name].input == "flat" else [4, 9, 9]))
+    except SpecError:
+        return
+    row = report.rows[1]
+    assert isinstance(KINDS[name].torch_module(row.layer, row.input_shape), torch.nn.Module)
+
+
+def test_torch_measures_every_checked_quantity() -> None:
+    measured = {f.name for f in dataclasses.fields(tb.MeasuredRow)}
+    assert set(tb.QUANTITIES) <= measured

@@ -116,6 +116,7 @@ class _Elementwise(Kind[L]):
     """Shape kept, one value out per value in; allocates its output unless in place."""
 
     moves_data = True
+    input = "any"
 
     def out(self, ctx: Ctx, detail: str, *, inplace: bool) -> Out:
         return Out(shape=ctx.shape, detail=detail, activations=0 if inplace else prod(ctx.shape))

@@ -266,6 +266,8 @@ class Kind(RowKind[L]):
 
     #: the pydantic model of its entries (keys, defaults, ranges); its ``kind`` literal is the kind's name
     model: ClassVar[type[Layer]]
+    #: the input it takes: C x H x W (``planar``), ``flat``, or ``any``; its rule refuses the others
+    input: ClassVar[Literal["planar", "flat", "any"]]
     #: what its rows are auto-named after (``conv`` -> conv1, conv2 ...)
     prefix: ClassVar[str]
     #: its row of the kinds table in docs/dsl.md: the fields with their defaults, and the PyTorch module

@@ -60,6 +60,7 @@ class Conv2dKind(Kind[Conv2d]):
     model = Conv2d
     prefix = "conv"
     moves_data = True
+    input = "planar"
     fields_doc = (
         "`out`, `kernel`, `stride` (1), `padding` (0, a pair, `same` or `valid`), `dilation` (1), `groups` (1),"
         " `bias` (true), `in` (checked against the input if given), `activation` (none), `accept_floor` (false)"

@@ -35,6 +35,7 @@ class LinearKind(Kind[Linear]):
     model = Linear
     prefix = "fc"
     moves_data = True
+    input = "flat"
     fields_doc = "`out`, `bias` (true), `in` (checked if given), `activation` (none); needs a flat input"
     pytorch_doc = "`nn.Linear`"
 
@@ -84,6 +85,7 @@ class FlattenKind(Kind[Flatten]):
     model = Flatten
     prefix = "flatten"
     moves_data = False  # a view
+    input = "any"
     fields_doc = "none; C x H x W to C·H·W (a view)"
     pytorch_doc = "`nn.Flatten`"
 

@@ -24,6 +24,7 @@ class DropoutKind(Kind[Dropout]):
     model = Dropout
     prefix = "drop"
     moves_data = False  # an identity at inference
+    input = "any"
     fields_doc = "`p` (0.5), `inplace` (false)"
     pytorch_doc = "`nn.Dropout`"
 

@@ -94,6 +94,7 @@ class _BatchNormKind(Kind[L]):
 
 class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
     model = BatchNorm2d
+    input = "planar"
     fields_doc = "`eps` (1e-5), `momentum` (0.1), `affine` (true), `track_running_stats` (true)"
     pytorch_doc = "`nn.BatchNorm2d`"
 
@@ -108,6 +109,7 @@ class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
 
 class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
     model = BatchNorm1d
+    input = "flat"
     fields_doc = "as `batchnorm2d`, on a flat input"
     pytorch_doc = "`nn.BatchNorm1d`"
 
@@ -126,6 +128,7 @@ class LRNKind(Kind[LRN]):
     model = LRN
     prefix = "norm"
     moves_data = True
+    input = "planar"
     fields_doc = "`size`, `alpha` (1e-4), `beta` (0.75), `k` (1)"
     pytorch_doc = "`nn.LocalResponseNorm`"
 

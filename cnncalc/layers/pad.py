@@ -22,6 +22,7 @@ class ZeroPad2dKind(Kind[ZeroPad2d]):
     model = ZeroPad2d
     prefix = "pad"
     moves_data = True
+    input = "planar"
     fields_doc = "`padding`: n, `[h, w]` (Keras' `ZeroPadding2D`) or `[left, right, top, bottom]` (PyTorch's order)"
     pytorch_doc = "`nn.ZeroPad2d`"
 

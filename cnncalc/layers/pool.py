@@ -79,6 +79,7 @@ def _ptflops(row: Row, batch: int) -> PeerTerms:
 class _Pool(Kind[L]):
     prefix = "pool"
     moves_data = True
+    input = "planar"
 
     def rule(self, ctx: Ctx, layer: MaxPool2d | AvgPool2d) -> Out:
         c, _, _ = ctx.spatial()
@@ -203,6 +204,7 @@ class AdaptiveAvgPool2dKind(Kind[AdaptiveAvgPool2d]):
     model = AdaptiveAvgPool2d
     prefix = "pool"
     moves_data = True
+    input = "planar"
     fields_doc = "`output` (size or pair)"
     pytorch_doc = "`nn.AdaptiveAvgPool2d`"
 
@@ -231,6 +233,7 @@ class AdaptiveMaxPool2dKind(Kind[AdaptiveMaxPool2d]):
     model = AdaptiveMaxPool2d
     prefix = "pool"
     moves_data = True
+    input = "planar"
     fields_doc = "`output` (size or pair)"
     pytorch_doc = "`nn.AdaptiveMaxPool2d`"
 
@@ -258,6 +261,7 @@ class GlobalAvgPool2dKind(Kind[GlobalAvgPool2d]):
     model = GlobalAvgPool2d
     prefix = "pool"
     moves_data = True
+    input = "planar"
     fields_doc = "none; output C x 1 x 1"
     pytorch_doc = "`nn.AdaptiveAvgPool2d(1)`"
 
