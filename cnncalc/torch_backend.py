@@ -1,8 +1,8 @@
 """PyTorch as the oracle: build a spec as an ``nn.Module``, measure it, time it.
 
-The only module of cnncalc that imports torch. ``build`` maps every layer kind
-to its exact PyTorch module; ``measure`` runs one inference forward pass and
-reads, per row, what torch itself says (output shape, parameters, FLOPs from
+The only module of cnncalc that imports torch as it loads. ``build`` asks every
+layer kind (:mod:`cnncalc.layers`) for its exact PyTorch module; ``measure`` runs
+one inference forward pass and reads, per row, what torch itself says (output shape, parameters, FLOPs from
 ``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
 one training forward and reads the bytes autograd keeps for backward per row;
 ``compare`` sets all that against the engine's :class:`~cnncalc.engine.Report`;
