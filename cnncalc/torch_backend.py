@@ -2,8 +2,8 @@
 
 The only module of cnncalc that imports torch as it loads. ``build`` asks every
 layer kind (:mod:`cnncalc.layers`) for its exact PyTorch module; ``measure`` runs
-one inference forward pass and reads, per row, what torch itself says (output shape, parameters, FLOPs from
-``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
+one inference forward pass and reads, per row, what torch itself says (output
+shape, parameters, FLOPs from ``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
 one training forward and reads the bytes autograd keeps for backward per row;
 ``compare`` sets all that against the engine's :class:`~cnncalc.engine.Report`;
 ``time_model`` times inference or training steps and, on CUDA, peak memory.
