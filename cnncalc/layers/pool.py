@@ -23,6 +23,7 @@ from .base import (
     Slide,
     hw,
     in_numel,
+    merge,
     out_numel,
     terms,
     window,
@@ -164,7 +165,7 @@ class AvgPool2dKind(_Pool[AvgPool2d]):
 
     def peer_terms(self, layer: AvgPool2d, row: Row, batch: int) -> PeerTerms:
         # thop: one add per output value
-        return {**_ptflops(row, batch), **terms(thop={"pool": out_numel(row, batch)})}
+        return merge(_ptflops(row, batch), terms(thop={"pool": out_numel(row, batch)}))
 
 
 def _adaptive_window(size: int, out: int) -> int:
@@ -223,7 +224,7 @@ class AdaptiveAvgPool2dKind(Kind[AdaptiveAvgPool2d]):
         return nn.AdaptiveAvgPool2d(layer.output)
 
     def peer_terms(self, layer: AdaptiveAvgPool2d, row: Row, batch: int) -> PeerTerms:
-        return {**_ptflops(row, batch), **_adaptive_thop(row, batch)}
+        return merge(_ptflops(row, batch), _adaptive_thop(row, batch))
 
     def size_step(self, layer: AdaptiveAvgPool2d, axis: int) -> SizeStep:
         return Fixed(layer.output[axis])
@@ -279,7 +280,7 @@ class GlobalAvgPool2dKind(Kind[GlobalAvgPool2d]):
         return nn.AdaptiveAvgPool2d(1)
 
     def peer_terms(self, layer: GlobalAvgPool2d, row: Row, batch: int) -> PeerTerms:
-        return {**_ptflops(row, batch), **_adaptive_thop(row, batch)}
+        return merge(_ptflops(row, batch), _adaptive_thop(row, batch))
 
     def size_step(self, layer: GlobalAvgPool2d, axis: int) -> SizeStep:
         return Fixed(1)
