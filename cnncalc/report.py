@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from .errors import Path, Problem
 
 if TYPE_CHECKING:
-    from .spec import AnyLayer
+    from .fields import Layer
 
 Dtype = Literal["float32", "float16", "bfloat16", "int8"]
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -94,7 +94,7 @@ class Row:
     path: Path = ()
     block: tuple[str, ...] = ()
     inputs: tuple[int, ...] = ()
-    layer: AnyLayer | Join | None = field(default=None, compare=False, repr=False)
+    layer: Layer | Join | None = field(default=None, compare=False, repr=False)
     #: bytes this row adds to what a training forward keeps for backward (see cnncalc.training)
     saved_bytes: int = 0
     #: how many rows a ``--depth`` fold put into this one (0: a row of its own)
