@@ -6,8 +6,9 @@
 138357544
 """
 
-from .engine import Report, Row, Totals, analyze
+from .engine import analyze
 from .errors import Problem, SpecError
+from .report import Report, Row, Totals
 from .spec import Spec, load_spec, parse_spec
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ import typer
 
 from . import __version__
 from .commands.common import PROFILE_DTYPES, Format, check_input, dtypes, finite, formats
-from .engine import DTYPE_BYTES
+from .report import DTYPE_BYTES
 
 
 def _plain_help() -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engine import Report, Row
+from .report import Report, Row
 
 #: The figures compared, as (label, Row/Totals attribute).
 FIGURES = (("params", "params"), ("MACs", "macs"), ("activations", "activations"))

@@ -1,4 +1,4 @@
-"""The analytic engine: one rule per layer kind, walking a spec into a :class:`Report`.
+"""The analytic engine: walks a spec through each layer kind's rule (:mod:`cnncalc.layers`) into a :class:`Report`.
 
 Conventions (quoted in the README; every figure in a report follows them):
 
@@ -43,57 +43,52 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from math import prod
-from typing import Any, Literal, NoReturn, assert_never, get_args
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from . import safe_text
 from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
-from .geometry import effective_kernel, misfit, output_size
+from .fields import INPLACE_ACTIVATIONS, MAX_INT
+from .layers import kind_of
+from .layers.base import RF, Ctx, Stop, fmt
+from .layers.conv import Conv2d
+from .layers.norm import BatchNorm2d
+from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
 from .spec import (
-    INPLACE_ACTIVATIONS,
-    LRN,
-    MAX_INT,
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
     AnyEntry,
     AnyLayer,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
     Block,
     Concat,
-    Conv2d,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2d,
-    LeakyReLU,
-    Linear,
-    MaxPool2d,
-    ReLU,
-    ReLU6,
     Residual,
     Sequential,
-    Sigmoid,
-    Softmax,
     Spec,
-    Tanh,
     Use,
-    ZeroPad2d,
     locate,
     prepare,
     problems_from,
     validate_entry,
 )
 
-Dtype = Literal["float32", "float16", "bfloat16", "int8"]
-DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
-assert set(DTYPE_BYTES) == set(get_args(Dtype))
+# the report's types, made here and re-exported: cnncalc.engine.Report is what users have imported
+from .training import kept_for_backward
 
-Shape = tuple[int, ...]
+__all__ = [
+    "DTYPE_BYTES",
+    "BlockInfo",
+    "Dtype",
+    "Join",
+    "ReceptiveField",
+    "Report",
+    "Row",
+    "Shape",
+    "Totals",
+    "analyze",
+    "check_input_shape",
+]
+
 #: No tensor may hold more values than this: 2^48 values is a petabyte at float32, beyond any device.
 MAX_NUMEL = 2**48
 #: A network may expand to at most this many rows (ResNet-152 has 466), and nest block uses at most this deep.
@@ -109,587 +104,10 @@ MAX_NOTE = 2_000
 MAX_STEPS = 500_000
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Input pixels seen by one output value (``size``) and the step between outputs (``stride``)."""
-
-    size: tuple[int, int]
-    stride: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Join:
-    """What an ``add`` or ``concat`` row does with its inputs."""
-
-    kind: Literal["add", "concat"]
-    inplace: bool = False
-    activation: str | None = None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One row of the report: the input (index 0), a layer, or where branches join (add, concat).
-
-    ``block`` names the blocks the row sits in, outermost first; ``name`` is the
-    row's full dotted name (``layer1.0.conv1``). ``inputs`` are the indices of the
-    rows whose outputs it reads.
-    """
-
-    index: int
-    name: str
-    kind: str
-    detail: str
-    input_shape: Shape | None
-    output_shape: Shape
-    weights: int = 0
-    biases: int = 0
-    params_non_trainable: int = 0
-    macs: int = 0
-    activations: int = 0
-    activation_bytes: int = 0
-    receptive_field: ReceptiveField | None = None
-    path: Path = ()
-    block: tuple[str, ...] = ()
-    inputs: tuple[int, ...] = ()
-    layer: AnyLayer | Join | None = field(default=None, compare=False, repr=False)
-    #: bytes this row adds to what a training forward keeps for backward (see cnncalc.training)
-    saved_bytes: int = 0
-    #: how many rows a ``--depth`` fold put into this one (0: a row of its own)
-    folded: int = 0
-
-    @property
-    def params_trainable(self) -> int:
-        return self.weights + self.biases
-
-    @property
-    def params(self) -> int:
-        return self.params_trainable + self.params_non_trainable
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
-
-@dataclass(frozen=True)
-class BlockInfo:
-    """A block of rows: a block use, a stage of repeated uses, a branch or a named structure."""
-
-    path: tuple[str, ...]
-    kind: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Sums over the rows; ``param_bytes`` and memory at the report's dtype."""
-
-    params: int
-    params_trainable: int
-    params_non_trainable: int
-    param_bytes: int
-    macs: int
-    flops: int
-    activations: int
-    activation_bytes: int
-    forward_backward_bytes_estimate: int
-    peak_activation_bytes: int
-    saved_bytes: int
-    output_bytes: int
-    grad_bytes: int
-    training_bytes: int
-
-
-@dataclass(frozen=True)
-class Report:
-    """What :func:`analyze` finds: one row per layer, totals derived from them, and warnings."""
-
-    name: str
-    input_shape: Shape
-    batch: int
-    dtype: str
-    rows: tuple[Row, ...]
-    warnings: tuple[Problem, ...] = ()
-    notes: tuple[str, ...] = ()
-    blocks: tuple[BlockInfo, ...] = ()
-    peak_activation_bytes: int = 0
-    #: the network's output in a training step, when no tensor kept for backward holds it (the loss reads it)
-    output_bytes: int = 0
-
-    @property
-    def dtype_bytes(self) -> int:
-        return DTYPE_BYTES[self.dtype]
-
-    @cached_property  # derived from the rows, which a frozen report never changes
-    def totals(self) -> Totals:
-        rows = self.rows
-        params = sum(r.params for r in rows)
-        activation_bytes = sum(r.activation_bytes for r in rows)
-        saved = sum(r.saved_bytes for r in rows)
-        grads = sum(r.params_trainable for r in rows) * self.dtype_bytes
-        return Totals(
-            params=params,
-            params_trainable=sum(r.params_trainable for r in rows),
-            params_non_trainable=sum(r.params_non_trainable for r in rows),
-            param_bytes=params * self.dtype_bytes,
-            macs=sum(r.macs for r in rows),
-            flops=sum(r.flops for r in rows),
-            activations=sum(r.activations for r in rows),
-            activation_bytes=activation_bytes,
-            forward_backward_bytes_estimate=2 * activation_bytes,
-            peak_activation_bytes=self.peak_activation_bytes,
-            saved_bytes=saved,
-            output_bytes=self.output_bytes,
-            grad_bytes=grads,
-            training_bytes=params * self.dtype_bytes + grads + saved + self.output_bytes,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON contract of ``--format json`` (docs/json.md), as a dict."""
-        from .render import to_dict
-
-        return to_dict(self)
-
-    def _repr_markdown_(self) -> str:
-        from .commands.summary import to_markdown
-
-        return to_markdown(self)
-
-    def _repr_html_(self) -> str:
-        from .notebook import to_html
-
-        return to_html(self)
-
-    def folded(self, depth: int) -> Report:
-        """The rows inside blocks nested ``depth`` or more deep folded into one row per block.
-
-        A folded row sums its rows; its shapes are the first input and the last output.
-        """
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        kinds = {b.path: b for b in self.blocks}
-        rows: list[Row] = []
-        group: list[Row] = []
-
-        def flush() -> None:
-            if not group:
-                return
-            path = group[0].block[:depth]
-            info = kinds.get(path, BlockInfo(path, "block"))
-            rows.append(
-                Row(
-                    index=group[0].index,
-                    name=".".join(path),
-                    kind=info.kind,
-                    detail=info.detail,
-                    input_shape=group[0].input_shape,
-                    output_shape=group[-1].output_shape,
-                    weights=sum(r.weights for r in group),
-                    biases=sum(r.biases for r in group),
-                    params_non_trainable=sum(r.params_non_trainable for r in group),
-                    macs=sum(r.macs for r in group),
-                    activations=sum(r.activations for r in group),
-                    activation_bytes=sum(r.activation_bytes for r in group),
-                    saved_bytes=sum(r.saved_bytes for r in group),
-                    receptive_field=group[-1].receptive_field,
-                    path=group[0].path,
-                    block=path[:-1],
-                    inputs=group[0].inputs,
-                    folded=len(group),
-                )
-            )
-            group.clear()
-
-        for row in self.rows:
-            if len(row.block) >= depth:
-                if group and group[0].block[:depth] != row.block[:depth]:
-                    flush()
-                group.append(row)
-            else:
-                flush()
-                rows.append(row)
-        flush()
-        blocks = tuple(b for b in self.blocks if len(b.path) < depth)
-        return replace(self, rows=tuple(rows), blocks=blocks)
-
-
 # --- the walk ----------------------------------------------------------------
 
 
-class _Stop(Exception):
-    """A problem after which later shapes are unknown."""
-
-
-@dataclass
-class _RF:
-    """Receptive-field state of one tensor: size r and jump j per axis, and its last spatial grid."""
-
-    r: tuple[int, int] = (1, 1)
-    j: tuple[int, int] = (1, 1)
-    grid: tuple[int, int] = (1, 1)
-    whole: bool = False  # an earlier layer already saw the whole plane
-
-    def copy(self) -> _RF:
-        return _RF(self.r, self.j, self.grid, self.whole)
-
-    def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])
-        self.j = (self.j[0] * stride[0], self.j[1] * stride[1])
-
-    def see_all(self) -> None:
-        if not self.whole:
-            self.window(self.grid, (1, 1))
-            self.whole = True
-
-    @staticmethod
-    def widest(states: Sequence[_RF]) -> _RF:
-        """Where branches meet: the largest field and step over the paths."""
-        return _RF(
-            r=(max(s.r[0] for s in states), max(s.r[1] for s in states)),
-            j=(max(s.j[0] for s in states), max(s.j[1] for s in states)),
-            grid=states[0].grid,
-            whole=any(s.whole for s in states),
-        )
-
-
-@dataclass
-class _Out:
-    """What one rule returns about its layer (per image; the walk scales by batch)."""
-
-    shape: Shape
-    detail: str
-    weights: int = 0
-    biases: int = 0
-    non_trainable: int = 0
-    macs: int = 0
-    activations: int = 0
-
-
-@dataclass
-class _Ctx:
-    """One layer under analysis: where it is, what comes in, and what it found wrong."""
-
-    index: int
-    name: str
-    kind: str
-    path: Path
-    shape: Shape
-    strict: bool
-    batch: int
-    rf: _RF
-    errors: list[Problem]
-    warnings: list[Problem]
-
-    def _problem(self, message: str, key: str | None) -> Problem:
-        path = self.path if key is None else (*self.path, key)
-        return Problem(f"layer {self.index} {self.kind} '{self.name}': {message}", path)
-
-    def error(self, message: str, key: str | None = None) -> None:
-        self.errors.append(self._problem(message, key))
-
-    def fail(self, message: str, key: str | None = None) -> NoReturn:
-        self.error(message, key)
-        raise _Stop
-
-    def warn(self, message: str, key: str | None = None) -> None:
-        self.warnings.append(self._problem(message, key))
-
-    def check_fit(self, axes: list[tuple[str, str | None]], key: str | None, accepted: bool = False) -> None:
-        """Warn (or, strict and not accepted in the spec, fail) for each axis where real input is left unread."""
-        texts: dict[str, list[str]] = {}
-        for axis, text in axes:
-            if text is not None:
-                texts.setdefault(text, []).append(axis)
-        for text, names in texts.items():
-            message = f"{' and '.join(names)}: {text}"
-            if accepted:
-                self.warn(f"{message} (accepted: accept_floor)", key)
-            elif self.strict:
-                self.error(message, key)
-            else:
-                self.warn(message, key)
-
-    def spatial(self) -> tuple[int, int, int]:
-        if len(self.shape) != 3:
-            self.fail(
-                f"{self.kind} needs a C x H x W input, got {_fmt(self.shape)} (flat); it cannot follow flatten or linear"
-            )
-        c, h, w = self.shape
-        return c, h, w
-
-
-def _fmt(shape: Sequence[int]) -> str:
-    return "x".join(str(s) for s in shape)
-
-
-def _hw(pair: tuple[int, int]) -> str:
-    return f"{pair[0]}" if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
-
-
-def _window(
-    ctx: _Ctx,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    dilation: tuple[int, int],
-    *,
-    ceil_mode: bool = False,
-    pool: bool = False,
-    accepted: bool = False,
-) -> tuple[int, int]:
-    """Output H, W of a sliding window (conv or pool), with the zero and fit checks."""
-    _, h, w = ctx.spatial()
-    out = tuple(
-        output_size(size, k, s, p, d, ceil_mode)
-        for size, k, s, p, d in zip((h, w), kernel, stride, padding, dilation, strict=True)
-    )
-    for axis, size, o, k, p, d in zip(("height", "width"), (h, w), out, kernel, padding, dilation, strict=True):
-        if o <= 0:
-            k_text = f"{_fmt(kernel)}" + (f" dilated to {effective_kernel(k, d)}" if d > 1 else "")
-            ctx.fail(
-                f"output {axis} would be {o} (input {_fmt(ctx.shape)}, kernel {k_text}, padding {p}): "
-                f"the padded input {size + 2 * p} is smaller than the kernel",
-                "kernel",
-            )
-    if not ceil_mode:
-        ctx.check_fit(
-            [
-                (axis, misfit(size, k, s, p, d, pool=pool))
-                for axis, size, k, s, p, d in zip(
-                    ("height", "width"), (h, w), kernel, stride, padding, dilation, strict=True
-                )
-            ],
-            "stride",
-            accepted,
-        )
-    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride)
-    return out[0], out[1]
-
-
-def _activation_values(numel: int, activation: str | None) -> int:
-    """Values a conv/linear row allocates: its output, plus a fused activation's if not in place."""
-    extra = 0 if activation is None or activation in INPLACE_ACTIVATIONS else numel
-    return numel + extra
-
-
-def _conv(ctx: _Ctx, layer: Conv2d) -> _Out:
-    c, h, w = ctx.spatial()
-    if layer.in_ is not None and layer.in_ != c:
-        ctx.error(f"in: {layer.in_}, but the input has {c} channels ({_fmt(ctx.shape)})", "in")
-    g = layer.groups
-    if c % g:
-        ctx.error(f"groups={g} does not divide the {c} input channels", "groups")
-    if layer.out % g:
-        ctx.error(f"groups={g} does not divide the {layer.out} output channels (out)", "groups")
-    k, d = layer.kernel, layer.dilation
-    if layer.padding == "same":
-        if layer.stride != (1, 1):
-            ctx.error(
-                f"padding 'same' needs stride 1 (PyTorch refuses it for strided convolutions), got stride {_hw(layer.stride)}",
-                "padding",
-            )
-        # PyTorch pads D*(F-1) in total, the odd pixel on the bottom/right: the size is kept
-        ctx.rf.window((effective_kernel(k[0], d[0]), effective_kernel(k[1], d[1])), (1, 1))
-        oh, ow, pad_text = h, w, "same"
-    else:
-        padding = (0, 0) if layer.padding == "valid" else layer.padding
-        oh, ow = _window(ctx, k, layer.stride, padding, d, accepted=layer.accept_floor)
-        pad_text = f"p{_hw(padding)}"
-    cin = c // g
-    out = layer.out * oh * ow
-    detail = f"{k[0]}x{k[1]} s{_hw(layer.stride)} {pad_text}"
-    detail += "".join(
-        [
-            f" d{_hw(d)}" if d != (1, 1) else "",
-            f" g{g}" if g != 1 else "",
-            "" if layer.bias else " nobias",
-            f" +{layer.activation}" if layer.activation else "",
-        ]
-    )
-    return _Out(
-        shape=(layer.out, oh, ow),
-        detail=detail,
-        weights=layer.out * cin * k[0] * k[1],
-        biases=layer.out if layer.bias else 0,
-        macs=out * cin * k[0] * k[1],
-        activations=_activation_values(out, layer.activation),
-    )
-
-
-def _pool(ctx: _Ctx, layer: MaxPool2d | AvgPool2d) -> _Out:
-    c, _, _ = ctx.spatial()
-    stride = layer.stride or layer.kernel
-    dilation = layer.dilation if isinstance(layer, MaxPool2d) else (1, 1)
-    for k, p, d in zip(layer.kernel, layer.padding, dilation, strict=True):
-        if p > k // 2 or p > effective_kernel(k, d) // 2:
-            ctx.error(
-                f"padding {p} is more than half the kernel {k} (PyTorch allows at most {min(k, effective_kernel(k, d)) // 2})",
-                "padding",
-            )
-            break
-    oh, ow = _window(
-        ctx,
-        layer.kernel,
-        stride,
-        layer.padding,
-        dilation,
-        ceil_mode=layer.ceil_mode,
-        pool=True,
-        accepted=layer.accept_floor,
-    )
-    detail = f"{layer.kernel[0]}x{layer.kernel[1]} s{_hw(stride)}"
-    detail += "".join(
-        [
-            f" p{_hw(layer.padding)}" if layer.padding != (0, 0) else "",
-            f" d{_hw(dilation)}" if dilation != (1, 1) else "",
-            " ceil" if layer.ceil_mode else "",
-        ]
-    )
-    return _Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow)
-
-
-def _adaptive_window(size: int, out: int) -> int:
-    """The widest of PyTorch's adaptive windows ``[floor(i*In/Out), ceil((i+1)*In/Out))``.
-
-    >>> _adaptive_window(13, 6), _adaptive_window(12, 6), _adaptive_window(3, 5)
-    (3, 2, 2)
-    """
-    if size % out == 0:
-        return size // out
-    if out > 4096:  # past this, ceil(In/Out) + 1 bounds the windows without visiting them all
-        return -(-size // out) + 1
-    return max(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))
-
-
-def _adaptive(ctx: _Ctx, output: tuple[int, int]) -> _Out:
-    c, h, w = ctx.spatial()
-    if output == (1, 1):
-        ctx.rf.see_all()
-    else:
-        # the widest window and the largest step between windows
-        kernel = tuple(_adaptive_window(n, o) for n, o in zip((h, w), output, strict=True))
-        step = tuple(-(-n // o) for n, o in zip((h, w), output, strict=True))
-        ctx.rf.window((kernel[0], kernel[1]), (step[0], step[1]))
-    return _Out(shape=(c, *output), detail=f"-> {output[0]}x{output[1]}", activations=c * prod(output))
-
-
-def _zeropad(ctx: _Ctx, layer: ZeroPad2d) -> _Out:
-    c, h, w = ctx.spatial()
-    left, right, top, bottom = layer.padding
-    shape = (c, h + top + bottom, w + left + right)
-    detail = f"pad {left}" if len(set(layer.padding)) == 1 else f"pad l{left} r{right} t{top} b{bottom}"
-    return _Out(shape=shape, detail=detail, activations=prod(shape))
-
-
-def _linear(ctx: _Ctx, layer: Linear) -> _Out:
-    if len(ctx.shape) != 1:
-        ctx.fail(
-            f"linear needs a flat input, got {_fmt(ctx.shape)}; add '- flatten' before it "
-            "(PyTorch's nn.Linear would act on the last dimension only)"
-        )
-    (n,) = ctx.shape
-    if layer.in_ is not None and layer.in_ != n:
-        ctx.error(f"in: {layer.in_}, but the input has {n} features", "in")
-    ctx.rf.see_all()
-    detail = (
-        f"{n} -> {layer.out}"
-        + ("" if layer.bias else " nobias")
-        + (f" +{layer.activation}" if layer.activation else "")
-    )
-    return _Out(
-        shape=(layer.out,),
-        detail=detail,
-        weights=n * layer.out,
-        biases=layer.out if layer.bias else 0,
-        macs=n * layer.out,
-        activations=_activation_values(layer.out, layer.activation),
-    )
-
-
-def _batchnorm(ctx: _Ctx, layer: BatchNorm2d | BatchNorm1d) -> _Out:
-    if isinstance(layer, BatchNorm2d):
-        c, _, _ = ctx.spatial()
-    else:
-        if len(ctx.shape) != 1:
-            ctx.fail(f"batchnorm1d needs a flat input, got {_fmt(ctx.shape)}; use batchnorm2d on C x H x W")
-        c = ctx.shape[0]
-    per_channel = ctx.batch * prod(ctx.shape[1:])
-    if not layer.track_running_stats and per_channel < 2:
-        # without running stats PyTorch normalises with batch statistics, even at inference
-        ctx.error(
-            f"without running stats the batch statistics need more than 1 value per channel,"
-            f" got {per_channel} (batch {ctx.batch} x {_fmt(ctx.shape[1:]) or '1'})",
-            "track_running_stats",
-        )
-    affine = c if layer.affine else 0
-    detail = "".join(["" if layer.affine else "no affine ", "" if layer.track_running_stats else "no running stats"])
-    return _Out(
-        shape=ctx.shape,
-        detail=detail.strip(),
-        weights=affine,
-        biases=affine,
-        non_trainable=2 * c if layer.track_running_stats else 0,
-        activations=prod(ctx.shape),
-    )
-
-
-def _elementwise(ctx: _Ctx, detail: str, *, inplace: bool) -> _Out:
-    return _Out(shape=ctx.shape, detail=detail, activations=0 if inplace else prod(ctx.shape))
-
-
-def _rule(ctx: _Ctx, layer: AnyLayer) -> _Out:
-    """The one dispatch over layer kinds; ``assert_never`` proves every kind is handled."""
-    match layer:
-        case Conv2d():
-            return _conv(ctx, layer)
-        case MaxPool2d() | AvgPool2d():
-            return _pool(ctx, layer)
-        case AdaptiveAvgPool2d() | AdaptiveMaxPool2d():
-            return _adaptive(ctx, layer.output)
-        case GlobalAvgPool2d():
-            return _adaptive(ctx, (1, 1))
-        case ZeroPad2d():
-            return _zeropad(ctx, layer)
-        case Linear():
-            return _linear(ctx, layer)
-        case Flatten():
-            return _Out(shape=(prod(ctx.shape),), detail="view" if len(ctx.shape) == 3 else "already flat")
-        case BatchNorm2d() | BatchNorm1d():
-            return _batchnorm(ctx, layer)
-        case LRN():
-            ctx.spatial()
-            return _elementwise(ctx, f"size {layer.size}", inplace=False)
-        case Dropout():
-            # identity at inference: nothing allocated (training adds the output and a mask)
-            return _Out(shape=ctx.shape, detail=f"p={layer.p:g}")
-        case ReLU() | ReLU6():
-            return _elementwise(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
-        case LeakyReLU():
-            detail = f"slope {layer.negative_slope:g}" + (", in place" if layer.inplace else "")
-            return _elementwise(ctx, detail, inplace=layer.inplace)
-        case Tanh() | Sigmoid():
-            return _elementwise(ctx, "", inplace=False)
-        case Softmax():
-            return _elementwise(ctx, "over channels" if len(ctx.shape) == 3 else "over features", inplace=False)
-        case _:
-            assert_never(layer)
-
-
 # --- entries, structures and blocks ------------------------------------------------
-
-_PREFIX = {
-    "conv2d": "conv",
-    "linear": "fc",
-    "maxpool2d": "pool",
-    "avgpool2d": "pool",
-    "adaptive_avgpool2d": "pool",
-    "adaptive_maxpool2d": "pool",
-    "global_avgpool2d": "pool",
-    "batchnorm2d": "bn",
-    "batchnorm1d": "bn",
-    "lrn": "norm",
-    "zeropad2d": "pad",
-    "dropout": "drop",
-}
 
 
 @dataclass(frozen=True)
@@ -698,7 +116,7 @@ class _Tensor:
 
     row: int
     shape: Shape
-    rf: _RF | None
+    rf: RF | None
 
 
 @dataclass
@@ -788,7 +206,7 @@ class _Walker:
 
     def fail(self, message: str, path: Path, *, at_key: bool = False) -> NoReturn:
         self.errors.append(Problem(message, path, at_key=at_key))
-        raise _Stop
+        raise Stop
 
     def step(self, path: Path, n: int = 1) -> None:
         """Count ``n`` steps of work; past :data:`MAX_STEPS`, stop here."""
@@ -807,7 +225,7 @@ class _Walker:
             self.fail(f"the network expands to more than {MAX_ROWS:,} rows", row.path)
         if prod(row.output_shape) * self.batch > MAX_NUMEL:
             self.fail(
-                f"layer {row.index} {row.kind} '{row.name}': the output {_fmt(row.output_shape)} x batch {self.batch}"
+                f"layer {row.index} {row.kind} '{row.name}': the output {fmt(row.output_shape)} x batch {self.batch}"
                 " holds more than 2^48 values: too large for any tensor",
                 row.path,
             )
@@ -866,7 +284,7 @@ class _Walker:
                     inner = self.named(scope, name, entry.kind)
                     x = self.entries([(e, (*path, "layers", i)) for i, e in enumerate(entry.layers)], x, inner)
                 case _:
-                    x = self.leaf(entry, path, x, scope, name or scope.auto(_PREFIX.get(entry.kind, entry.kind)))
+                    x = self.leaf(entry, path, x, scope, name or scope.auto(kind_of(entry).prefix))
         return x
 
     def named(self, scope: _Scope, name: str | None, kind: str) -> _Scope:
@@ -879,11 +297,11 @@ class _Walker:
 
     def leaf(self, layer: AnyLayer, path: Path, x: _Tensor, scope: _Scope, local: str) -> _Tensor:
         index = len(self.rows)
-        rf = x.rf.copy() if x.rf else _RF()
-        ctx = _Ctx(
+        rf = x.rf.copy() if x.rf else RF()
+        ctx = Ctx(
             index, scope.full(local), layer.kind, path, x.shape, self.strict, self.batch, rf, self.errors, self.warnings
         )
-        out = _rule(ctx, layer)
+        out = kind_of(layer).rule(ctx, layer)
         if x.rf is not None and len(out.shape) == 3:
             rf.grid = (out.shape[1], out.shape[2])
         self.add_row(
@@ -918,7 +336,7 @@ class _Walker:
         if join.activation is not None and join.activation not in INPLACE_ACTIVATIONS:
             values += numel
         states = [t.rf for t in inputs if t.rf is not None]
-        rf = _RF.widest(states) if len(states) == len(inputs) else None
+        rf = RF.widest(states) if len(states) == len(inputs) else None
         if join.activation:
             detail += f" +{join.activation}"
         self.add_row(
@@ -962,7 +380,7 @@ class _Walker:
             hint = "; use shortcut: projection (or auto) to match them" if what == "identity" else ""
             name = scope.full("add") if not scope.block else ".".join(scope.block)
             self.fail(
-                f"residual '{name}': the body gives {_fmt(y.shape)} but the shortcut ({what}) gives {_fmt(s.shape)};"
+                f"residual '{name}': the body gives {fmt(y.shape)} but the shortcut ({what}) gives {fmt(s.shape)};"
                 f" an add needs the same shape{hint}",
                 path,
             )
@@ -971,11 +389,11 @@ class _Walker:
     def projection(self, entry: Residual, path: Path, x: _Tensor, y: _Tensor, scope: _Scope) -> _Tensor:
         """torchvision's ``downsample``: a 1x1 conv with the body's stride, then batch norm."""
         if len(x.shape) != 3 or len(y.shape) != 3:
-            self.fail(f"a projection shortcut needs C x H x W tensors, got {_fmt(x.shape)} -> {_fmt(y.shape)}", path)
+            self.fail(f"a projection shortcut needs C x H x W tensors, got {fmt(x.shape)} -> {fmt(y.shape)}", path)
         stride = _one_stride((x.shape[1], x.shape[2]), (y.shape[1], y.shape[2]))
         if stride is None:
             self.fail(
-                f"a projection shortcut cannot take {_fmt(x.shape)} to {_fmt(y.shape)} with one stride;"
+                f"a projection shortcut cannot take {fmt(x.shape)} to {fmt(y.shape)} with one stride;"
                 " give the shortcut as a list of layers",
                 (*path, "shortcut"),
             )
@@ -1005,7 +423,7 @@ class _Walker:
             if len(t.shape) != len(first.shape) or t.shape[1:] != first.shape[1:]:
                 what = "height and width" if len(first.shape) == 3 else "kind of tensor"
                 self.fail(
-                    f"concat: branch '{name}' gives {_fmt(t.shape)} but branch '{first_name}' gives {_fmt(first.shape)};"
+                    f"concat: branch '{name}' gives {fmt(t.shape)} but branch '{first_name}' gives {fmt(first.shape)};"
                     f" a concatenation needs the same {what}",
                     path,
                 )
@@ -1018,7 +436,7 @@ class _Walker:
         block = self.spec.blocks.get(entry.use)
         if block is None:
             self.errors.append(unknown_block(entry, self.spec.blocks, path))
-            raise _Stop
+            raise Stop
         if entry.use in self.uses:
             chain = " -> ".join([*self.uses[self.uses.index(entry.use) :], entry.use])
             self.fail(f"block '{entry.use}' uses itself ({chain})", (*path, "use"))
@@ -1050,7 +468,7 @@ class _Walker:
         problems = use_problems(entry, block, path)
         if problems:
             self.errors.extend(problems)
-            raise _Stop
+            raise Stop
 
     def instance(
         self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
@@ -1074,7 +492,7 @@ class _Walker:
             except ValidationError as exc:
                 problems = problems_from(exc, where, data)
                 self.errors.extend(replace(p, message=f"{p.message} {used}") for p in problems)
-                raise _Stop from None
+                raise Stop from None
         self.uses.append(entry.use)
         try:
             return self.entries(items, x, scope)
@@ -1194,9 +612,9 @@ def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
 def check_input_shape(shape: Sequence[int]) -> None:
     """Raise ValueError unless ``shape`` is C x H x W or N, each size from 1 to 2^31 - 1, at most 2^48 values."""
     if len(shape) not in (1, 3) or min(shape) < 1 or max(shape) > MAX_INT:
-        raise ValueError(f"input shape must be C x H x W or N, each from 1 to {MAX_INT}, got {_fmt(shape)}")
+        raise ValueError(f"input shape must be C x H x W or N, each from 1 to {MAX_INT}, got {fmt(shape)}")
     if prod(shape) > MAX_NUMEL:
-        raise ValueError(f"the input {_fmt(shape)} holds more than 2^48 values: too large for any tensor")
+        raise ValueError(f"the input {fmt(shape)} holds more than 2^48 values: too large for any tensor")
 
 
 def analyze(
@@ -1229,11 +647,11 @@ def analyze(
     if input_shape is not None:  # the spec's own input was checked by its schema
         check_input_shape(shape)
     walker = _Walker(spec, batch=batch, dtype_bytes=size, strict=strict)
-    rf = _RF(grid=(shape[1], shape[2])) if len(shape) == 3 else None
+    rf = RF(grid=(shape[1], shape[2])) if len(shape) == 3 else None
     if prod(shape) * batch > MAX_NUMEL:
         # checked even when no layer runs: every tensor, the input included, is held to the same bound
         problem = Problem(
-            f"the input {_fmt(shape)} x batch {batch} holds more than 2^48 values: too large for any tensor", ("input",)
+            f"the input {fmt(shape)} x batch {batch} holds more than 2^48 values: too large for any tensor", ("input",)
         )
         raise SpecError(locate(spec, [problem]))
     walker.rows.append(
@@ -1252,15 +670,13 @@ def analyze(
     )
     scope = _Scope(())
     scope.taken.add("input")
-    with contextlib.suppress(_Stop):
+    with contextlib.suppress(Stop):
         walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], _Tensor(0, shape, rf), scope)
     if walker.errors:
         # the walk stops at the first mistake in a block use; the others are found without it
         raise SpecError(locate(spec, list(dict.fromkeys([*walker.errors, *block_use_problems(spec)]))))
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
-    from .training import kept_for_backward  # training reads engine's rows
-
     kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
     rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, kept.per_row, strict=True))
     return Report(

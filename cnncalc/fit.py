@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import safe_text
-from .engine import Report, analyze
+from .engine import analyze
 from .errors import Problem
+from .report import Report
 from .spec import Spec
 
 Optimizer = Literal["sgd", "momentum", "adam"]

@@ -6,7 +6,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .engine import Report
+    from .report import Report
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:

@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .engine import Report, Row
 from .errors import Problem
+from .report import ROW_QUANTITIES, Report, Row
 from .text import WORDS, Column, Page, Table
 
 if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs
@@ -131,16 +131,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "detail": row.detail,
         "input_shape": list(row.input_shape) if row.input_shape is not None else None,
         "output_shape": list(row.output_shape),
-        "params": row.params,
-        "params_trainable": row.params_trainable,
-        "params_non_trainable": row.params_non_trainable,
-        "weights": row.weights,
-        "biases": row.biases,
-        "macs": row.macs,
-        "flops": row.flops,
-        "activations": row.activations,
-        "activation_bytes": row.activation_bytes,
-        "saved_bytes": row.saved_bytes,
+        **{q.name: getattr(row, q.name) for q in ROW_QUANTITIES},
         "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
         "block": list(row.block),
         "inputs": list(row.inputs),

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
-from .engine import Report, Row
+from .layers import row_kind
+from .report import Report, Row
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,10 @@ class Roofline:
         return self.peak_flops / self.bandwidth
 
 
-#: Rows that move no data at inference: a view, and an identity.
-_NO_TRAFFIC = frozenset({"input", "flatten", "dropout"})
-
-
 def bytes_moved(row: Row, rows: Sequence[Row], batch: int, dtype_bytes: int) -> int:
     """What one row reads (its inputs, its parameters) and writes (its output), in bytes."""
-    if row.kind in _NO_TRAFFIC or row.folded:
+    # the input row and a folded row (layer None) move nothing of their own; nor a view or an identity
+    if row.layer is None or not row_kind(row.layer).moves_data:
         return 0
     values = sum(prod(rows[i].output_shape) for i in row.inputs) * batch + batch * prod(row.output_shape)
     return (values + row.params) * dtype_bytes

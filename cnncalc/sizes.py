@@ -11,18 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .engine import Join, Report, Row
 from .geometry import effective_kernel, misfit, output_size
-from .spec import (
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
-    AvgPool2d,
-    Conv2d,
-    GlobalAvgPool2d,
-    Linear,
-    MaxPool2d,
-    ZeroPad2d,
-)
+from .layers import kind_of
+from .layers.base import Fixed, Grow, Keep, SizeStep, Slide
+from .layers.dense import Linear
+from .report import Join, Report, Row
 
 AXES = ("height", "width")
 
@@ -38,15 +31,11 @@ class Walk:
     sizes: tuple[int | None, ...]
 
 
-def _window(layer: Conv2d | MaxPool2d | AvgPool2d, axis: int) -> tuple[int, int, int, int, bool]:
-    """(kernel, stride, padding, dilation, ceil_mode) of a conv or pool along one axis."""
-    if isinstance(layer, Conv2d):
-        padding = (0, 0) if layer.padding in ("same", "valid") else layer.padding
-        pad: tuple[int, int] = padding  # type: ignore[assignment]
-        return layer.kernel[axis], layer.stride[axis], pad[axis], layer.dilation[axis], False
-    stride = layer.stride or layer.kernel
-    dilation = layer.dilation[axis] if isinstance(layer, MaxPool2d) else 1
-    return layer.kernel[axis], stride[axis], layer.padding[axis], dilation, layer.ceil_mode
+def _step(row: Row, axis: int) -> SizeStep:
+    """How a row maps an input size along ``axis``: its kind's rule (a join keeps the size)."""
+    if row.layer is None or isinstance(row.layer, Join):
+        return Keep()
+    return kind_of(row.layer).size_step(row.layer, axis)
 
 
 def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
@@ -55,7 +44,6 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
     valid = lossless = True
     flattened: list[int] = []
     for row in rows:
-        layer = row.layer
         ins = [sizes[i] for i in row.inputs]
         size = ins[0] if ins else n
         if size is None or len(row.output_shape) == 1:
@@ -63,26 +51,21 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
                 flattened.append(size)
             sizes.append(None)
             continue
-        if isinstance(layer, Conv2d) and layer.padding == "same":
-            out = size
-        elif isinstance(layer, Conv2d | MaxPool2d | AvgPool2d):
-            k, s, p, d, ceil = _window(layer, axis)
-            out = output_size(size, k, s, p, d, ceil)
-            if out < 1:
-                valid = False
-            elif not ceil and misfit(size, k, s, p, d) is not None:
-                lossless = False
-        elif isinstance(layer, AdaptiveAvgPool2d | AdaptiveMaxPool2d):
-            out = layer.output[axis]
-        elif isinstance(layer, GlobalAvgPool2d):
-            out = 1
-        elif isinstance(layer, ZeroPad2d):
-            left, right, top, bottom = layer.padding
-            out = size + (top + bottom if axis == 0 else left + right)
-        else:
-            if isinstance(layer, Join) and len(set(ins)) > 1:
-                valid = False
-            out = size
+        match _step(row, axis):
+            case Slide(kernel=k, stride=st, padding=p, dilation=d, ceil_mode=ceil):
+                out = output_size(size, k, st, p, d, ceil)
+                if out < 1:
+                    valid = False
+                elif not ceil and misfit(size, k, st, p, d) is not None:
+                    lossless = False
+            case Fixed(size=fixed):
+                out = fixed
+            case Grow(by=by):
+                out = size + by
+            case Keep():
+                if isinstance(row.layer, Join) and len(set(ins)) > 1:
+                    valid = False
+                out = size
         sizes.append(max(out, 0))
     return Walk(valid, valid and lossless, tuple(flattened), tuple(sizes))
 
@@ -133,19 +116,13 @@ def formula(rows: Sequence[Row], axis: int, end: int) -> Formula | None:
         i = rows[i].inputs[0]
     f = Formula()
     for row in reversed(chain):
-        layer = row.layer
-        if isinstance(layer, Conv2d) and layer.padding == "same":
-            continue
-        if isinstance(layer, Conv2d | MaxPool2d | AvgPool2d):
-            k, s, p, d, ceil = _window(layer, axis)
-            f = f.then(2 * p - effective_kernel(k, d) + (s - 1 if ceil else 0), s, 1)
-        elif isinstance(layer, AdaptiveAvgPool2d | AdaptiveMaxPool2d):
-            f = Formula(0, 0, layer.output[axis])
-        elif isinstance(layer, GlobalAvgPool2d):
-            f = Formula(0, 0, 1)
-        elif isinstance(layer, ZeroPad2d):
-            left, right, top, bottom = layer.padding
-            f = f.then(top + bottom if axis == 0 else left + right, 1, 0)
+        match _step(row, axis):
+            case Slide(kernel=k, stride=st, padding=p, dilation=d, ceil_mode=ceil):
+                f = f.then(2 * p - effective_kernel(k, d) + (st - 1 if ceil else 0), st, 1)
+            case Fixed(size=fixed):
+                f = Formula(0, 0, fixed)
+            case Grow(by=by):
+                f = f.then(by, 1, 0)
     return f
 
 
@@ -178,7 +155,7 @@ def analyze_sizes(report: Report, limit: int | None = None) -> list[Axis]:
         raise ValueError("the network's input is flat: it has no height or width to vary")
     spatial = [r for r in rows if len(r.output_shape) == 3]
     # the last plane whose size follows the input (not the 1x1 after global pooling)
-    varying = [r for r in spatial if not isinstance(r.layer, GlobalAvgPool2d | AdaptiveAvgPool2d | AdaptiveMaxPool2d)]
+    varying = [r for r in spatial if not isinstance(_step(r, 0), Fixed)]
     last = (varying or spatial)[-1]
     out = []
     for axis, name in enumerate(AXES):

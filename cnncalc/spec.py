@@ -2,15 +2,15 @@
 
 A spec is a name, an input shape and a list of entries: layers (a mapping with
 a ``kind``), the structures ``residual``, ``concat`` and ``sequential`` that
-hold entries of their own, and uses of the spec's reusable ``blocks``. Sizes
-given as one number or a pair are normalised here, once, to ``(height, width)``
-tuples, so the engine never branches on int versus pair.
+hold entries of their own, and uses of the spec's reusable ``blocks``. Each layer
+kind's model lives with the rest of the kind in :mod:`cnncalc.layers`; their field
+types (sizes normalised, once, to ``(height, width)``) in :mod:`cnncalc.fields`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path as FsPath
@@ -40,102 +40,13 @@ from pydantic_core import CoreSchema, ErrorDetails, PydanticKnownError, core_sch
 
 from . import safe_text
 from .errors import MAX_PROBLEMS, Path, Problem, SpecError, did_you_mean
+from .fields import CONFIG, MAX_REPEAT, Activation, Before, Layer, LayerName, Pos, describe
+from .layers import KINDS
 from .shapes import parse_shape
 from .source import SourceMap, decode, load_yaml, read_file
 
-#: The largest size, channel count or repeat a spec may hold; no real tensor is larger.
-MAX_INT = 2**31 - 1
-#: How often one entry may be repeated.
-MAX_REPEAT = 10_000
-
-Pos = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
-NonNeg = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "a boolean"
-    return safe_text.value(value)
-
-
-def _pair(value: Any) -> Any:
-    """``3`` -> ``(3, 3)``; ``[3, 5]`` -> ``(3, 5)`` (height, width)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return tuple(value)
-    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else _describe(value)
-    raise ValueError(f"expected a number or a pair [height, width], got {got}")
-
-
-def _padding(value: Any) -> Any:
-    """Conv padding: a number, a pair, or the words 'same' / 'valid'."""
-    if value in ("same", "valid"):
-        return value
-    try:
-        pair = _pair(value)
-    except ValueError:
-        raise ValueError(
-            f"expected a number, a pair [height, width], 'same' or 'valid', got {_describe(value)}"
-        ) from None
-    for n in pair:
-        if isinstance(n, int) and not isinstance(n, bool) and not 0 <= n <= MAX_INT:
-            raise ValueError(f"must be between 0 and {MAX_INT}, got {n}")
-    return pair
-
-
-def _pad4(value: Any) -> Any:
-    """Zero padding: ``n`` on every side, ``[h, w]`` (Keras) or ``[left, right, top, bottom]`` (PyTorch)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * 4
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return (value[1], value[1], value[0], value[0])
-    if isinstance(value, list | tuple) and len(value) == 4:
-        return tuple(value)
-    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else _describe(value)
-    raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {got}")
-
-
-@dataclass(frozen=True)
-class _Before:
-    """pydantic's ``BeforeValidator(func, json_schema_input_type=accepts)``, building the JSON schema of
-    ``accepts`` only when a JSON schema is asked for (pydantic builds its validator with every model's)."""
-
-    func: Callable[[Any], Any]
-    accepts: Any
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_before_validator_function(self.func, handler(source))
-
-    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return TypeAdapter(self.accepts).json_schema()
-
-
-Pair = Annotated[tuple[Pos, Pos], _Before(_pair, Pos | tuple[Pos, Pos])]
-Pair0 = Annotated[tuple[NonNeg, NonNeg], _Before(_pair, NonNeg | tuple[NonNeg, NonNeg])]
-ConvPadding = Annotated[
-    tuple[NonNeg, NonNeg] | Literal["same", "valid"],
-    _Before(_padding, NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
-]
-Pad4 = Annotated[
-    tuple[NonNeg, NonNeg, NonNeg, NonNeg],
-    _Before(_pad4, NonNeg | tuple[NonNeg, NonNeg] | tuple[NonNeg, NonNeg, NonNeg, NonNeg]),
-]
-
-#: Activations that may be fused onto a conv2d, a linear layer or a residual's add (``activation: relu``).
-Activation: TypeAlias = Literal["relu", "relu6", "leaky_relu", "tanh", "sigmoid", "softmax"]
-#: Fused activations PyTorch can apply in place; the others allocate a new tensor.
-INPLACE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
-
-LayerName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-#: Every model builds its validator on first use, not at import: a spec pays only for the kinds it uses.
-_CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+#: Every layer model is a Layer (its kind's model in cnncalc.layers); so are the structures (name, repeat, when).
+AnyLayer: TypeAlias = Layer
 
 
 def _entry_tag(value: Any) -> str | None:
@@ -209,186 +120,8 @@ def _non_empty(entries: tuple[Any, ...]) -> tuple[Any, ...]:
 Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
 
 
-class _Layer(BaseModel):
-    model_config = _CONFIG
-
-    name: LayerName | None = Field(None, description="Row name; auto-numbered per kind when absent.")
-    repeat: Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)] = Field(
-        1, description="Stack this layer N times (names get _1, _2, ...)."
-    )
-    when: StrictBool = Field(True, description="Leave the entry out when false; in a block, e.g. ${t != 1}.")
-
-
-class Conv2d(_Layer):
-    """nn.Conv2d, optionally followed by a fused activation."""
-
-    kind: Literal["conv2d"]
-    out: Pos = Field(description="Output channels (filters).")
-    kernel: Pair
-    stride: Pair = (1, 1)
-    padding: ConvPadding = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: Pos = 1
-    bias: StrictBool = True
-    in_: Pos | None = Field(None, alias="in", description="Input channels, checked against the input.")
-    activation: Activation | None = None
-    accept_floor: StrictBool = Field(
-        False,
-        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
-        " marked accepted, and --strict does not make it an error.",
-    )
-
-
-class MaxPool2d(_Layer):
-    kind: Literal["maxpool2d"]
-    kernel: Pair
-    stride: Pair | None = Field(None, description="Defaults to the kernel size, as in PyTorch.")
-    padding: Pair0 = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: StrictBool = False
-    accept_floor: StrictBool = Field(
-        False,
-        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
-        " marked accepted, and --strict does not make it an error.",
-    )
-
-
-class AvgPool2d(_Layer):
-    kind: Literal["avgpool2d"]
-    kernel: Pair
-    stride: Pair | None = Field(None, description="Defaults to the kernel size, as in PyTorch.")
-    padding: Pair0 = (0, 0)
-    ceil_mode: StrictBool = False
-    count_include_pad: StrictBool = True
-    accept_floor: StrictBool = Field(
-        False,
-        description="Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
-        " marked accepted, and --strict does not make it an error.",
-    )
-
-
-class AdaptiveAvgPool2d(_Layer):
-    kind: Literal["adaptive_avgpool2d"]
-    output: Pair
-
-
-class AdaptiveMaxPool2d(_Layer):
-    kind: Literal["adaptive_maxpool2d"]
-    output: Pair
-
-
-class GlobalAvgPool2d(_Layer):
-    """Average over the whole plane: nn.AdaptiveAvgPool2d(1), output C x 1 x 1."""
-
-    kind: Literal["global_avgpool2d"]
-
-
-class ZeroPad2d(_Layer):
-    kind: Literal["zeropad2d"]
-    padding: Pad4
-
-
-class Linear(_Layer):
-    """nn.Linear on a flat input, optionally followed by a fused activation."""
-
-    kind: Literal["linear"]
-    out: Pos = Field(description="Output features.")
-    bias: StrictBool = True
-    in_: Pos | None = Field(None, alias="in", description="Input features, checked against the input.")
-    activation: Activation | None = None
-
-
-class Flatten(_Layer):
-    kind: Literal["flatten"]
-
-
-class _BatchNorm(_Layer):
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Fraction = 0.1
-    affine: StrictBool = True
-    track_running_stats: StrictBool = True
-
-
-class BatchNorm2d(_BatchNorm):
-    kind: Literal["batchnorm2d"]
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm on a flat input."""
-
-    kind: Literal["batchnorm1d"]
-
-
-class LRN(_Layer):
-    """nn.LocalResponseNorm across channels (AlexNet's and VGG A-LRN's "norm")."""
-
-    kind: Literal["lrn"]
-    size: Pos
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 1.0
-
-
-class Dropout(_Layer):
-    kind: Literal["dropout"]
-    p: Fraction = 0.5
-    inplace: StrictBool = False
-
-
-class ReLU(_Layer):
-    kind: Literal["relu"]
-    inplace: StrictBool = False
-
-
-class ReLU6(_Layer):
-    kind: Literal["relu6"]
-    inplace: StrictBool = False
-
-
-class LeakyReLU(_Layer):
-    kind: Literal["leaky_relu"]
-    negative_slope: float = 0.01
-    inplace: StrictBool = False
-
-
-class Tanh(_Layer):
-    kind: Literal["tanh"]
-
-
-class Sigmoid(_Layer):
-    kind: Literal["sigmoid"]
-
-
-class Softmax(_Layer):
-    """Softmax over the channels (CxHxW input) or the features (flat input)."""
-
-    kind: Literal["softmax"]
-
-
-AnyLayer: TypeAlias = (
-    Conv2d
-    | MaxPool2d
-    | AvgPool2d
-    | AdaptiveAvgPool2d
-    | AdaptiveMaxPool2d
-    | GlobalAvgPool2d
-    | ZeroPad2d
-    | Linear
-    | Flatten
-    | BatchNorm2d
-    | BatchNorm1d
-    | LRN
-    | Dropout
-    | ReLU
-    | ReLU6
-    | LeakyReLU
-    | Tanh
-    | Sigmoid
-    | Softmax
-)
-
-#: Every layer kind's model, by its ``kind`` name.
-LAYER_MODELS: dict[str, type[_Layer]] = {m.model_fields["kind"].annotation.__args__[0]: m for m in AnyLayer.__args__}
+#: Every layer kind's model, by its ``kind`` name, in the registry's order (cnncalc.layers).
+LAYER_MODELS: dict[str, type[Layer]] = {name: kind.model for name, kind in KINDS.items()}
 LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
 
 # --- structures and blocks --------------------------------------------------------
@@ -412,7 +145,7 @@ def _shape_tag(value: Any) -> str:
 ShortcutWord = Literal["identity", "projection", "auto", "optional"]
 
 
-class Residual(_Layer):
+class Residual(Layer):
     """``body(x) + shortcut(x)``, then an optional activation (ResNet's and MobileNetV2's blocks).
 
     shortcut: ``identity`` (the shapes must match), ``projection`` (1x1 conv with the
@@ -431,7 +164,7 @@ class Residual(_Layer):
     inplace: StrictBool = Field(False, description="Add into the body's output (torchvision's `out += identity`).")
 
 
-class Concat(_Layer):
+class Concat(Layer):
     """Parallel branches on the same input, joined along the channels (Inception)."""
 
     kind: Literal["concat"]
@@ -442,7 +175,7 @@ class Concat(_Layer):
     ] = Field(description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries.")
 
 
-class Sequential(_Layer):
+class Sequential(Layer):
     """Entries in order; with a ``name``, a block of its own in the summary."""
 
     kind: Literal["sequential"]
@@ -467,7 +200,7 @@ class Use(BaseModel):
         return dict(self.model_extra or {})
 
 
-STRUCTURE_MODELS: dict[str, type[_Layer]] = {"residual": Residual, "concat": Concat, "sequential": Sequential}
+STRUCTURE_MODELS: dict[str, type[Layer]] = {"residual": Residual, "concat": Concat, "sequential": Sequential}
 #: What may stand in a list of layers, by the tag that picks it.
 ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, "use": Use}
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
@@ -488,7 +221,7 @@ def validate_entry(data: Any) -> AnyEntry:
 class Block(BaseModel):
     """A reusable piece of network: arguments with their defaults, and entries that use them."""
 
-    model_config = _CONFIG
+    model_config = CONFIG
 
     args: dict[Name, Any] = Field(
         default_factory=dict, description="Argument -> default value; null makes the argument required."
@@ -519,7 +252,7 @@ def defaults_model(kind: str) -> type[BaseModel]:
             continue
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = (annotation | None, Field(None, alias=info.alias))
-    return create_model(f"{model.__name__}Defaults", __config__=_CONFIG, **fields)
+    return create_model(f"{model.__name__}Defaults", __config__=CONFIG, **fields)
 
 
 @dataclass(frozen=True)
@@ -540,7 +273,7 @@ class _DefaultsOf:
 
 Defaults = create_model(  # type: ignore[call-overload]
     "Defaults",
-    __config__=_CONFIG,
+    __config__=CONFIG,
     **{kind: (Annotated[BaseModel | None, _DefaultsOf(kind)], None) for kind in LAYER_KINDS},
 )
 
@@ -580,13 +313,13 @@ def _shape(value: Any) -> Any:
     return value
 
 
-Shape = Annotated[tuple[Pos, ...], _Before(_shape, tuple[Pos, Pos, Pos] | tuple[Pos] | str)]
+Shape = Annotated[tuple[Pos, ...], Before(_shape, tuple[Pos, Pos, Pos] | tuple[Pos] | str)]
 
 
 class Spec(BaseModel):
     """A network: its name, its input shape, its reusable blocks and its layers, in order."""
 
-    model_config = _CONFIG
+    model_config = CONFIG
 
     name: StrictStr = Field(min_length=1)
     input: Shape = Field(description="[C, H, W] for images, or [N] for a flat input.")
@@ -729,10 +462,10 @@ def _message(err: ErrorDetails, prefix: Path = (), path: Path = (), *, hints: bo
             k = safe_text.text(next(iter(got)))
             return f"a layer needs a 'kind': write {{kind: {k}, ...}} rather than '{k}: ...'", False
         if isinstance(got, dict) and "kind" in got:
-            return f"kind: expected a layer kind name, got {_describe(got['kind'])}", False
+            return f"kind: expected a layer kind name, got {describe(got['kind'])}", False
         if isinstance(got, dict):
             return f"a layer needs a 'kind' (one of: {', '.join(ENTRY_KINDS)}) or 'use: <block>'", False
-        return f"expected a layer (a mapping with a 'kind', or a kind's name), got {_describe(got)}", False
+        return f"expected a layer (a mapping with a 'kind', or a kind's name), got {describe(got)}", False
     if typ == "missing":
         return f"{owner} needs '{field}'", False
     if typ == "value_error":
@@ -750,7 +483,7 @@ def _message(err: ErrorDetails, prefix: Path = (), path: Path = (), *, hints: bo
         )
         return f"{field}: '{safe_text.text(str(got))}' may use only {what} (at most 64)", False
     expected = err["msg"].replace("Input should be ", "expected ")
-    return f"{field or owner}: {expected}, got {_describe(got)}", False
+    return f"{field or owner}: {expected}, got {describe(got)}", False
 
 
 def problems_from(exc: ValidationError, prefix: Path = (), data: Any = _NOWHERE) -> list[Problem]:
@@ -820,7 +553,7 @@ def locate(
 def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
     """Validate plain data (as YAML or JSON gives it) into a :class:`Spec`."""
     if not isinstance(data, dict):
-        problem = Problem(f"a spec must be a mapping with 'name', 'input' and 'layers', got {_describe(data)}")
+        problem = Problem(f"a spec must be a mapping with 'name', 'input' and 'layers', got {describe(data)}")
         raise SpecError(source.locate(problem) if source else problem)
     try:
         spec = Spec.model_validate(data)

@@ -1,9 +1,9 @@
 """PyTorch as the oracle: build a spec as an ``nn.Module``, measure it, time it.
 
-The only module of cnncalc that imports torch. ``build`` maps every layer kind
-to its exact PyTorch module; ``measure`` runs one inference forward pass and
-reads, per row, what torch itself says (output shape, parameters, FLOPs from
-``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
+The only module of cnncalc that imports torch as it loads. ``build`` asks every
+layer kind (:mod:`cnncalc.layers`) for its exact PyTorch module; ``measure`` runs
+one inference forward pass and reads, per row, what torch itself says (output
+shape, parameters, FLOPs from ``FlopCounterMode``, bytes of newly allocated outputs); ``measure_saved`` runs
 one training forward and reads the bytes autograd keeps for backward per row;
 ``compare`` sets all that against the engine's :class:`~cnncalc.engine.Report`;
 ``time_model`` times inference or training steps and, on CUDA, peak memory.
@@ -14,11 +14,10 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, assert_never
+from typing import Any
 
 with warnings.catch_warnings():
     # a torch without NumPy beside it warns once at import; nothing here needs NumPy
@@ -27,30 +26,12 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-from .engine import Join, Report, Row, analyze
-from .spec import (
-    LRN,
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
-    AnyLayer,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2d,
-    LeakyReLU,
-    Linear,
-    MaxPool2d,
-    ReLU,
-    ReLU6,
-    Sigmoid,
-    Softmax,
-    Spec,
-    Tanh,
-    ZeroPad2d,
-)
+from .engine import analyze
+from .fields import Layer
+from .layers import row_kind
+from .layers.activation import activation_module
+from .report import ROW_QUANTITIES, Join, Report, Row
+from .spec import Spec
 from .training import Device, saved_for_backward
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -60,92 +41,9 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def _activation(name: str) -> nn.Module:
-    """A fused activation: in place where PyTorch allows it (relu, leaky_relu)."""
-    match name:
-        case "relu":
-            return nn.ReLU(inplace=True)
-        case "relu6":
-            return nn.ReLU6(inplace=True)
-        case "leaky_relu":
-            return nn.LeakyReLU(inplace=True)
-        case "tanh":
-            return nn.Tanh()
-        case "sigmoid":
-            return nn.Sigmoid()
-        case "softmax":
-            return nn.Softmax(dim=1)
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def _with_activation(module: nn.Module, activation: str | None, key: str) -> nn.Module:
-    if activation is None:
-        return module
-    return nn.Sequential(OrderedDict([(key, module), (activation, _activation(activation))]))
-
-
-def module_for(layer: AnyLayer, shape: tuple[int, ...]) -> nn.Module:
-    """The exact PyTorch module for one layer, given its input shape (per image)."""
-    match layer:
-        case Conv2d():
-            conv = nn.Conv2d(
-                layer.in_ or shape[0],
-                layer.out,
-                layer.kernel,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                groups=layer.groups,
-                bias=layer.bias,
-            )
-            return _with_activation(conv, layer.activation, "conv")
-        case MaxPool2d():
-            return nn.MaxPool2d(
-                layer.kernel, layer.stride, layer.padding, dilation=layer.dilation, ceil_mode=layer.ceil_mode
-            )
-        case AvgPool2d():
-            return nn.AvgPool2d(
-                layer.kernel,
-                layer.stride,
-                layer.padding,
-                ceil_mode=layer.ceil_mode,
-                count_include_pad=layer.count_include_pad,
-            )
-        case AdaptiveAvgPool2d():
-            return nn.AdaptiveAvgPool2d(layer.output)
-        case AdaptiveMaxPool2d():
-            return nn.AdaptiveMaxPool2d(layer.output)
-        case GlobalAvgPool2d():
-            return nn.AdaptiveAvgPool2d(1)
-        case ZeroPad2d():
-            return nn.ZeroPad2d(layer.padding)  # (left, right, top, bottom), PyTorch's order
-        case Linear():
-            linear = nn.Linear(layer.in_ or shape[-1], layer.out, bias=layer.bias)
-            return _with_activation(linear, layer.activation, "linear")
-        case Flatten():
-            return nn.Flatten()
-        case BatchNorm2d():
-            return nn.BatchNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-        case BatchNorm1d():
-            return nn.BatchNorm1d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-        case LRN():
-            return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
-        case Dropout():
-            return nn.Dropout(layer.p, layer.inplace)
-        case ReLU():
-            return nn.ReLU(layer.inplace)
-        case ReLU6():
-            return nn.ReLU6(layer.inplace)
-        case LeakyReLU():
-            return nn.LeakyReLU(layer.negative_slope, layer.inplace)
-        case Tanh():
-            return nn.Tanh()
-        case Sigmoid():
-            return nn.Sigmoid()
-        case Softmax():
-            return nn.Softmax(dim=1)
-        case _:
-            assert_never(layer)
+def module_for(layer: Layer | Join, shape: tuple[int, ...]) -> nn.Module:
+    """The exact PyTorch module for one layer (or join), given its input shape (per image): its kind's."""
+    return row_kind(layer).torch_module(layer, shape)
 
 
 class _AddOp(nn.Module):
@@ -165,7 +63,7 @@ class Add(nn.Module):
     def __init__(self, inplace: bool, activation: str | None) -> None:
         super().__init__()
         self.add = _AddOp(inplace)
-        self.act = _activation(activation) if activation else None
+        self.act = activation_module(activation) if activation else None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.add(a, b)
@@ -221,11 +119,8 @@ class SpecModule(nn.Module):
 
 
 def _row_module(row: Row) -> nn.Module:
-    layer = row.layer
-    if isinstance(layer, Join):
-        return Add(layer.inplace, layer.activation) if layer.kind == "add" else Concat()
-    assert layer is not None and row.input_shape is not None
-    return module_for(layer, row.input_shape)
+    assert row.layer is not None and row.input_shape is not None
+    return module_for(row.layer, row.input_shape)
 
 
 def build(net: Spec | Report, *, device: str | torch.device = "cpu", dtype: str = "float32") -> SpecModule:
@@ -387,15 +282,7 @@ def measure_saved(model: SpecModule, input_shape: tuple[int, ...], batch: int = 
 # --- comparison -------------------------------------------------------------------
 
 #: The exact quantities that the engine and torch must agree on, per row.
-QUANTITIES = (
-    "output_shape",
-    "params_trainable",
-    "params_non_trainable",
-    "weights",
-    "biases",
-    "flops",
-    "activation_bytes",
-)
+QUANTITIES = ("output_shape", *(q.name for q in ROW_QUANTITIES if q.checked))
 
 
 @dataclass(frozen=True)

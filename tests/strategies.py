@@ -1,94 +1,98 @@
 """Hypothesis strategies for random networks, shared by the torch differential test and the peers test.
 
+Every registered layer kind is drawn (cnncalc.layers.KINDS), each field from its type.
+
 Torch-free, so that importing them never loads torch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from hypothesis import strategies as st
+from pydantic.fields import FieldInfo
+
+from cnncalc.fields import Before, Layer
+from cnncalc.layers import KINDS
+from cnncalc.layers.base import Kind
 
 ACTIVATIONS = st.sampled_from([None, "relu", "leaky_relu", "tanh", "sigmoid", "softmax"])
 small = st.integers(1, 4)
 size_or_pair = st.one_of(small, st.tuples(small, small).map(list))
 
 
-def _planar(c: int) -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        st.fixed_dictionaries(
-            {
-                "kind": st.just("conv2d"),
-                "out": st.sampled_from([1, 2, 3, 4, 6, 8]),
-                "kernel": size_or_pair,
-                "stride": st.integers(1, 3),
-                "padding": st.one_of(
+def _field(name: str, info: FieldInfo, c: int) -> st.SearchStrategy[Any] | None:
+    """Values for one field of a kind's model, from its type (cnncalc.fields); None leaves its default."""
+    if name == "out":  # channels: small, and often what groups divide
+        return st.sampled_from([1, 2, 3, 4, 6, 8])
+    if name == "groups":
+        return st.sampled_from(sorted({1, 2, 3, c}))
+    if name == "in_":  # checked against the input: left to the engine to infer
+        return None
+    return _typed(info.annotation, info.metadata)
+
+
+def _typed(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any] | None:
+    before = next((m for m in metadata if isinstance(m, Before)), None)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if get_origin(annotation) is Annotated:  # an Optional's inner type keeps its metadata
+        return _typed(args[0], list(annotation.__metadata__))
+    if before is not None:
+        match before.func.__name__:
+            case "_pad4":
+                return st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=4, max_size=4))
+            case "_padding":
+                return st.one_of(
                     st.integers(0, 3),
                     st.sampled_from(["same", "valid"]),
                     st.tuples(st.integers(0, 2), st.integers(0, 2)).map(list),
-                ),
-                "dilation": st.integers(1, 3),
-                "groups": st.sampled_from(sorted({1, 2, 3, c})),
-                "bias": st.booleans(),
-                "activation": ACTIVATIONS,
-            }
-        ),
-        st.fixed_dictionaries(
-            {
-                "kind": st.just("maxpool2d"),
-                "kernel": size_or_pair,
-                "stride": st.one_of(st.none(), st.integers(1, 3)),
-                "padding": st.integers(0, 2),
-                "dilation": st.integers(1, 2),
-                "ceil_mode": st.booleans(),
-            }
-        ),
-        st.fixed_dictionaries(
-            {
-                "kind": st.just("avgpool2d"),
-                "kernel": size_or_pair,
-                "stride": st.one_of(st.none(), st.integers(1, 3)),
-                "padding": st.integers(0, 2),
-                "ceil_mode": st.booleans(),
-                "count_include_pad": st.booleans(),
-            }
-        ),
-        st.fixed_dictionaries(
-            {"kind": st.sampled_from(["adaptive_avgpool2d", "adaptive_maxpool2d"]), "output": size_or_pair}
-        ),
-        st.fixed_dictionaries(
-            {
-                "kind": st.just("zeropad2d"),
-                "padding": st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=4, max_size=4)),
-            }
-        ),
-        st.fixed_dictionaries(
-            {"kind": st.just("batchnorm2d"), "affine": st.booleans(), "track_running_stats": st.booleans()}
-        ),
-        st.fixed_dictionaries({"kind": st.just("lrn"), "size": st.integers(1, 5)}),
-        st.just({"kind": "global_avgpool2d"}),
-    )
+                )
+            case "_pair" if "ge=0" in repr(annotation):
+                return st.integers(0, 2)
+            case "_pair":
+                return size_or_pair
+    if origin in (Union, UnionType) and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        if get_origin(inner) is Literal:
+            return st.sampled_from([None, *get_args(inner)])
+        values = _typed(inner, [])
+        return None if values is None else st.one_of(st.none(), values)
+    if annotation is bool:
+        return st.booleans()
+    if annotation is int:
+        return st.integers(1, 5)
+    if annotation is float and any(getattr(m, "le", None) == 1.0 for m in metadata):
+        return st.sampled_from([0.0, 0.5, 1.0])  # a fraction: both ends and between
+    return None  # any other float keeps its default
+
+
+def layer_strategy(kind: Kind[Any], c: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Entries of one registered kind, every field drawn from its type: a new kind is drawn without a line here."""
+    fields = {}
+    for name, info in kind.model.model_fields.items():
+        if name in Layer.model_fields or name == "kind":
+            continue
+        values = _field(name, info, c)
+        if values is not None:
+            fields[info.alias or name] = values
+    return st.fixed_dictionaries({"kind": st.just(kind.name), **fields})
+
+
+def _taking(input: str, c: int) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(*(layer_strategy(k, c) for k in KINDS.values() if k.input == input))
+
+
+def _planar(c: int) -> st.SearchStrategy[dict[str, Any]]:
+    return _taking("planar", c)
 
 
 def _anywhere() -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        st.fixed_dictionaries({"kind": st.sampled_from(["relu", "relu6", "leaky_relu"]), "inplace": st.booleans()}),
-        st.fixed_dictionaries(
-            {"kind": st.just("dropout"), "p": st.sampled_from([0.0, 0.5, 1.0]), "inplace": st.booleans()}
-        ),
-        st.sampled_from([{"kind": "tanh"}, {"kind": "sigmoid"}, {"kind": "softmax"}, {"kind": "flatten"}]),
-    )
+    return _taking("any", 1)
 
 
 def _flat() -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        st.fixed_dictionaries(
-            {"kind": st.just("linear"), "out": st.integers(1, 12), "bias": st.booleans(), "activation": ACTIVATIONS}
-        ),
-        st.fixed_dictionaries(
-            {"kind": st.just("batchnorm1d"), "affine": st.booleans(), "track_running_stats": st.booleans()}
-        ),
-    )
+    return _taking("flat", 1)
 
 
 def _fitting(c: int) -> st.SearchStrategy[dict[str, Any]]:
@@ -151,7 +155,8 @@ def random_specs(draw: st.DrawFn) -> dict[str, Any]:
             layer = draw(st.one_of(_flat(), _anywhere()))
         else:
             layer = draw(st.one_of(_planar(channels), _structure(channels), _anywhere()))
-        flat = flat or layer["kind"] in ("flatten", "linear", "batchnorm1d")
+        kind = KINDS.get(layer["kind"])  # None: a structure
+        flat = flat or layer["kind"] == "flatten" or (kind is not None and kind.input == "flat")
         channels = layer.get("out", channels)
         layers.append(layer)
     return {"name": "random", "input": [c, h, w], "layers": layers}

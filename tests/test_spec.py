@@ -8,7 +8,8 @@ import pytest
 from helpers import spec_of
 
 from cnncalc import SpecError, analyze, load_spec
-from cnncalc.spec import ENTRY_KINDS, LAYER_KINDS, Conv2d
+from cnncalc.layers.conv import Conv2d
+from cnncalc.spec import ENTRY_KINDS, LAYER_KINDS
 
 GOOD = """\
 name: tiny

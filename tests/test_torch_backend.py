@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,15 +14,17 @@ import pytest
 from conftest import ROOT, SPECS
 from helpers import spec_of
 from hypothesis import HealthCheck, event, given, settings
-from strategies import random_specs
+from hypothesis import strategies as st
+from strategies import layer_strategy, random_specs
 from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")  # CI installs torch; a dev machine without it skips this file
 
 from cnncalc import Spec, SpecError, analyze, load_spec  # noqa: E402
-from cnncalc import engine as engine_module  # noqa: E402
 from cnncalc import torch_backend as tb  # noqa: E402
 from cnncalc.cli import app  # noqa: E402
+from cnncalc.layers import KINDS  # noqa: E402
+from cnncalc.layers.activation import activation_module  # noqa: E402
 from cnncalc.spec import Concat, Residual, Sequential  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -174,14 +177,15 @@ def test_measure_removes_hooks_and_restores_mode_even_on_failure() -> None:
 
 def test_a_wrong_engine_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison can fail: an engine that miscounts conv MACs by one is reported."""
-    original = engine_module._conv
+    conv = KINDS["conv2d"]
+    original = conv.rule
 
     def off_by_one(ctx: Any, layer: Any) -> Any:
         out = original(ctx, layer)
         out.macs += 1
         return out
 
-    monkeypatch.setattr(engine_module, "_conv", off_by_one)
+    monkeypatch.setattr(conv, "rule", off_by_one)
     comparisons = agree(load_spec(SPECS / "lenet5.yaml"))
     bad = [(c.row.name, ch.quantity) for c in comparisons for ch in c.checks if not ch.ok]
     assert bad == [("c1", "flops"), ("c3", "flops"), ("c5", "flops")]
@@ -224,7 +228,7 @@ def _torch_entry(entry: Any, x: Any) -> Any:
             else:
                 s = _torch_entries(entry.shortcut, x)
             out = y.add_(s) if entry.inplace else y + s
-            return tb._activation(entry.activation)(out) if entry.activation else out
+            return activation_module(entry.activation)(out) if entry.activation else out
         case Concat():
             branches = entry.branches.values() if isinstance(entry.branches, dict) else entry.branches
             return torch.cat([_torch_entries(b, x) for b in branches], dim=1)
@@ -304,14 +308,15 @@ def test_profile_json_train() -> None:
 
 
 def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = engine_module._pool
+    pool = KINDS["avgpool2d"]
+    original = pool.rule
 
     def wrong(ctx: Any, layer: Any) -> Any:
         out = original(ctx, layer)
         out.activations *= 2
         return out
 
-    monkeypatch.setattr(engine_module, "_pool", wrong)
+    monkeypatch.setattr(pool, "rule", wrong)
     code, out, _ = run("profile", "specs/lenet5.yaml", "--device", "cpu", "--iters", "1", "--warmup", "0")
     assert code == 1
     assert "✗ 2 of 57 checks disagree with PyTorch" in out
@@ -391,3 +396,22 @@ def test_profile_roofline_times_each_layer_against_its_roof() -> None:
         assert r["ideal_s"] == by_index[r["index"]]["time_s"] and r["bound"] == by_index[r["index"]]["bound"]
         assert r["measured_s"] > 0 and r["fraction"] == pytest.approx(r["ideal_s"] / r["measured_s"])
     assert roof["totals"]["measured_s"] == pytest.approx(sum(r["measured_s"] for r in roof["rows"]))
+
+
+@pytest.mark.parametrize("name", KINDS)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_every_kind_builds_its_own_module(name: str, data: st.DataObject) -> None:
+    """The torch facet of the registry: each kind's module, where the rule takes the layer."""
+    entry = data.draw(layer_strategy(KINDS[name], 4))
+    try:
+        report = analyze(spec_of([entry], [6] if KINDS[name].input == "flat" else [4, 9, 9]))
+    except SpecError:
+        return
+    row = report.rows[1]
+    assert isinstance(KINDS[name].torch_module(row.layer, row.input_shape), torch.nn.Module)
+
+
+def test_torch_measures_every_checked_quantity() -> None:
+    measured = {f.name for f in dataclasses.fields(tb.MeasuredRow)}
+    assert set(tb.QUANTITIES) <= measured

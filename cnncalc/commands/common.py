@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import zoo
-from ..engine import Report, analyze, check_input_shape
+from ..engine import analyze, check_input_shape
 from ..errors import Problem, SpecError, capped
+from ..report import Report
 from ..shapes import parse_shape
 
 if TYPE_CHECKING:

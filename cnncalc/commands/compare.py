@@ -8,7 +8,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..compare import FIGURES, delta, pair_stages
-from ..engine import Report
 from ..render import (
     SHORTENED,
     human,
@@ -18,6 +17,7 @@ from ..render import (
     short,
     to_dict,
 )
+from ..report import Report
 from ..text import WORDS, Column, Page, Table
 from . import common
 from .common import Format

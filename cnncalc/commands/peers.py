@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Report
 from ..render import (
     shape_text,
 )
+from ..report import Report
 from ..text import WORDS, Column, Page, Table
 from . import common
 from .common import Format

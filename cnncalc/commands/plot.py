@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import pair_stages
-from ..engine import Report
 from ..render import human
+from ..report import Report
 from ..roofline import Roofline
 from . import common
 

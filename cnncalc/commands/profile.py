@@ -6,7 +6,6 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Report
 from ..errors import Problem
 from ..render import (
     grid,
@@ -14,6 +13,7 @@ from ..render import (
     print_fitted,
     shape_text,
 )
+from ..report import Report
 from ..text import DOTTED, Cell, Column, Page, Table
 from . import common
 from .common import Format

@@ -12,8 +12,8 @@ import json
 import re
 from html import escape
 
-from ..engine import Report, Row
 from ..render import CONVENTIONS, human, rf_text, to_dict
+from ..report import Report, Row
 from ..roofline import Roofline
 from . import common
 

@@ -7,7 +7,7 @@ import dataclasses
 import io
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Report
+from ..report import Report
 from ..roofline import DEVICES, Roofline
 from ..text import DOTTED, Column, Page, Table
 from . import common

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Report
+from ..report import Report
 from ..sizes import Axis
 from ..text import WORDS, Column, Page, Table
 from . import common

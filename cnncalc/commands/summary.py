@@ -8,7 +8,6 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from ..engine import Report, Row
 from ..errors import capped
 from ..render import (
     CONVENTIONS,
@@ -25,6 +24,7 @@ from ..render import (
     to_dict,
     training_text,
 )
+from ..report import ROW_QUANTITIES, Report, Row
 from ..text import WORDS, Column, Page, Table
 from . import common
 from .common import Format
@@ -155,16 +155,7 @@ _CSV_COLUMNS = (
     "detail",
     "input_shape",
     "output_shape",
-    "params",
-    "params_trainable",
-    "params_non_trainable",
-    "weights",
-    "biases",
-    "macs",
-    "flops",
-    "activations",
-    "activation_bytes",
-    "saved_bytes",
+    *(q.name for q in ROW_QUANTITIES),
     "rf_size",
     "rf_stride",
     "block",

@@ -1,0 +1,144 @@
+"""The field types of the DSL's models, and the base of every layer kind's model.
+
+Sizes given as one number or a pair are normalised here, once, to ``(height, width)``
+tuples (Keras' ``standardize_tuple``), so no rule branches on int versus pair. Torch-free;
+:mod:`cnncalc.spec` and every family module of :mod:`cnncalc.layers` build on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from . import safe_text
+
+#: The largest size, channel count or repeat a spec may hold; no real tensor is larger.
+MAX_INT = 2**31 - 1
+#: How often one entry may be repeated.
+MAX_REPEAT = 10_000
+
+Pos = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+NonNeg = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    return safe_text.value(value)
+
+
+def _pair(value: Any) -> Any:
+    """``3`` -> ``(3, 3)``; ``[3, 5]`` -> ``(3, 5)`` (height, width)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return tuple(value)
+    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else describe(value)
+    raise ValueError(f"expected a number or a pair [height, width], got {got}")
+
+
+def _padding(value: Any) -> Any:
+    """Conv padding: a number, a pair, or the words 'same' / 'valid'."""
+    if value in ("same", "valid"):
+        return value
+    try:
+        pair = _pair(value)
+    except ValueError:
+        raise ValueError(
+            f"expected a number, a pair [height, width], 'same' or 'valid', got {describe(value)}"
+        ) from None
+    for n in pair:
+        if isinstance(n, int) and not isinstance(n, bool) and not 0 <= n <= MAX_INT:
+            raise ValueError(f"must be between 0 and {MAX_INT}, got {n}")
+    return pair
+
+
+def _pad4(value: Any) -> Any:
+    """Zero padding: ``n`` on every side, ``[h, w]`` (Keras) or ``[left, right, top, bottom]`` (PyTorch)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * 4
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return (value[1], value[1], value[0], value[0])
+    if isinstance(value, list | tuple) and len(value) == 4:
+        return tuple(value)
+    got = f"{len(value)} numbers" if isinstance(value, list | tuple) else describe(value)
+    raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {got}")
+
+
+@dataclass(frozen=True)
+class Before:
+    """pydantic's ``BeforeValidator(func, json_schema_input_type=accepts)``, building the JSON schema of
+    ``accepts`` only when a JSON schema is asked for (pydantic builds its validator with every model's)."""
+
+    func: Callable[[Any], Any]
+    accepts: Any
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self.func, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return TypeAdapter(self.accepts).json_schema()
+
+
+Pair = Annotated[tuple[Pos, Pos], Before(_pair, Pos | tuple[Pos, Pos])]
+Pair0 = Annotated[tuple[NonNeg, NonNeg], Before(_pair, NonNeg | tuple[NonNeg, NonNeg])]
+ConvPadding = Annotated[
+    tuple[NonNeg, NonNeg] | Literal["same", "valid"],
+    Before(_padding, NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
+]
+Pad4 = Annotated[
+    tuple[NonNeg, NonNeg, NonNeg, NonNeg],
+    Before(_pad4, NonNeg | tuple[NonNeg, NonNeg] | tuple[NonNeg, NonNeg, NonNeg, NonNeg]),
+]
+
+#: Activations that may be fused onto a conv2d, a linear layer or a residual's add (``activation: relu``).
+Activation: TypeAlias = Literal["relu", "relu6", "leaky_relu", "tanh", "sigmoid", "softmax"]
+#: Fused activations PyTorch can apply in place; the others allocate a new tensor.
+INPLACE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
+
+LayerName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+#: Every model builds its validator on first use, not at import: a spec pays only for the kinds it uses.
+CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class Layer(BaseModel):
+    """The fields every layer kind takes; each kind's model adds ``kind: Literal[...]`` and its own."""
+
+    model_config = CONFIG
+
+    if TYPE_CHECKING:  # each kind's model declares it as a Literal field: its name
+        kind: str
+
+    name: LayerName | None = Field(None, description="Row name; auto-numbered per kind when absent.")
+    repeat: Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)] = Field(
+        1, description="Stack this layer N times (names get _1, _2, ...)."
+    )
+    when: StrictBool = Field(True, description="Leave the entry out when false; in a block, e.g. ${t != 1}.")
+
+
+#: ``accept_floor``, as conv and pooling take it.
+ACCEPT_FLOOR_DESCRIPTION = (
+    "Knowingly let PyTorch floor a (W - F + 2P)/S that is not whole: the warning is kept,"
+    " marked accepted, and --strict does not make it an error."
+)

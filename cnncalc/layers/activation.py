@@ -1,0 +1,260 @@
+"""Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``; and what one fused
+onto a conv, a linear layer or a residual's add (``activation: relu``) does to its row."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import StrictBool
+
+from ..fields import Layer
+from ..report import Row, Shape
+from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, L, Out, PeerTerms, SizeStep, in_numel, out_numel, terms
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class ReLU(Layer):
+    kind: Literal["relu"]
+    inplace: StrictBool = False
+
+
+class ReLU6(Layer):
+    kind: Literal["relu6"]
+    inplace: StrictBool = False
+
+
+class LeakyReLU(Layer):
+    kind: Literal["leaky_relu"]
+    negative_slope: float = 0.01
+    inplace: StrictBool = False
+
+
+class Tanh(Layer):
+    kind: Literal["tanh"]
+
+
+class Sigmoid(Layer):
+    kind: Literal["sigmoid"]
+
+
+class Softmax(Layer):
+    """Softmax over the channels (CxHxW input) or the features (flat input)."""
+
+    kind: Literal["softmax"]
+
+
+# --- fused activations -------------------------------------------------------------
+
+
+def fused_module(module: nn.Module, activation: str | None, key: str) -> nn.Module:
+    """``module`` followed by the fused activation, in place where PyTorch allows it (relu, relu6, leaky_relu)."""
+    if activation is None:
+        return module
+    from collections import OrderedDict
+
+    from torch import nn
+
+    return nn.Sequential(OrderedDict([(key, module), (activation, activation_module(activation))]))
+
+
+def activation_module(name: str) -> nn.Module:
+    """A fused activation's module: in place where PyTorch allows it."""
+    from torch import nn
+
+    match name:
+        case "relu":
+            return nn.ReLU(inplace=True)
+        case "relu6":
+            return nn.ReLU6(inplace=True)
+        case "leaky_relu":
+            return nn.LeakyReLU(inplace=True)
+        case "tanh":
+            return nn.Tanh()
+        case "sigmoid":
+            return nn.Sigmoid()
+        case "softmax":
+            return nn.Softmax(dim=1)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def fused_keeps(activation: str | None, output_bytes: int) -> tuple[bool, int]:
+    """What an activation fused into a row keeps: (the row's output, extra bytes).
+
+    Each keeps its result, the row's output, except relu6: in place it keeps a copy of its input.
+    """
+    if activation is None:
+        return False, 0
+    return (False, output_bytes) if activation == "relu6" else (True, 0)
+
+
+#: ptflops' count per output value of a fused activation: nn.ReLU also calls the patched F.relu (twice).
+_PTFLOPS_FUSED = {"relu": 2, "relu6": 1, "leaky_relu": 1, "softmax": 1}
+
+
+def fused_terms(activation: str | None, row: Row, batch: int) -> PeerTerms:
+    """What the peers count for an activation fused into a row."""
+    if activation is None:
+        return NO_TERMS
+    out = out_numel(row, batch)
+    softmax = _thop_softmax(row, batch) if activation == "softmax" else 0
+    return terms(ptflops={"act": _PTFLOPS_FUSED.get(activation, 0) * out}, thop={"softmax": softmax})
+
+
+def _thop_softmax(row: Row, batch: int) -> int:
+    """thop: exp, add and divide per value, over the features (channels)."""
+    features = row.output_shape[0]
+    return out_numel(row, batch) // features * (3 * features - 1)
+
+
+# --- the kinds -----------------------------------------------------------------------
+
+
+class _Elementwise(Kind[L]):
+    """Shape kept, one value out per value in; allocates its output unless in place."""
+
+    moves_data = True
+    input = "any"
+
+    def out(self, ctx: Ctx, detail: str, *, inplace: bool) -> Out:
+        return Out(shape=ctx.shape, detail=detail, activations=0 if inplace else prod(ctx.shape))
+
+    def size_step(self, layer: L, axis: int) -> SizeStep:
+        return Keep()
+
+
+class ReLUKind(_Elementwise[ReLU]):
+    model = ReLU
+    prefix = "relu"
+    fields_doc = "`inplace` (false)"
+    pytorch_doc = "`nn.ReLU`"
+
+    def rule(self, ctx: Ctx, layer: ReLU) -> Out:
+        return self.out(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
+
+    def keeps(self, layer: ReLU, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # relu keeps its result: its input's storage when in place
+        inplace = layer.inplace
+        return Keeps(input=grad_in and inplace, output=grad_in and not inplace, new_output=not inplace)
+
+    def torch_module(self, layer: ReLU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.ReLU(layer.inplace)
+
+    def peer_terms(self, layer: ReLU, row: Row, batch: int) -> PeerTerms:
+        # ptflops hooks nn.ReLU and counts the F.relu it calls again
+        return terms(ptflops={"act": 2 * out_numel(row, batch)})
+
+
+class ReLU6Kind(_Elementwise[ReLU6]):
+    model = ReLU6
+    prefix = "relu6"
+    fields_doc = "`inplace` (false)"
+    pytorch_doc = "`nn.ReLU6`"
+
+    def rule(self, ctx: Ctx, layer: ReLU6) -> Out:
+        return self.out(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
+
+    def keeps(self, layer: ReLU6, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # hardtanh keeps its input; in place, autograd keeps a copy of it (the input is overwritten)
+        if layer.inplace:
+            return Keeps(extra=out_numel(row, batch) * dtype_bytes if grad_in else 0, new_output=False)
+        return Keeps(input=grad_in)
+
+    def torch_module(self, layer: ReLU6, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.ReLU6(layer.inplace)
+
+    def peer_terms(self, layer: ReLU6, row: Row, batch: int) -> PeerTerms:
+        return terms(ptflops={"act": out_numel(row, batch)})  # F.hardtanh is not patched: hooked once
+
+
+class LeakyReLUKind(_Elementwise[LeakyReLU]):
+    model = LeakyReLU
+    prefix = "leaky_relu"
+    fields_doc = "`negative_slope` (0.01), `inplace` (false)"
+    pytorch_doc = "`nn.LeakyReLU`"
+
+    def rule(self, ctx: Ctx, layer: LeakyReLU) -> Out:
+        detail = f"slope {layer.negative_slope:g}" + (", in place" if layer.inplace else "")
+        return self.out(ctx, detail, inplace=layer.inplace)
+
+    def keeps(self, layer: LeakyReLU, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # leaky_relu keeps its input; in place its result, the same storage
+        return Keeps(input=grad_in, new_output=not layer.inplace)
+
+    def torch_module(self, layer: LeakyReLU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.LeakyReLU(layer.negative_slope, layer.inplace)
+
+    def peer_terms(self, layer: LeakyReLU, row: Row, batch: int) -> PeerTerms:
+        return terms(ptflops={"act": out_numel(row, batch)})
+
+
+class _KeepsResult(_Elementwise[L]):
+    """tanh, sigmoid and softmax: out of place, keeping their result for backward."""
+
+    def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(output=grad_in)
+
+
+class TanhKind(_KeepsResult[Tanh]):
+    model = Tanh
+    prefix = "tanh"
+    fields_doc = "none"
+    pytorch_doc = "`nn.Tanh`"
+
+    def rule(self, ctx: Ctx, layer: Tanh) -> Out:
+        return self.out(ctx, "", inplace=False)
+
+    def torch_module(self, layer: Tanh, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Tanh()
+
+    def peer_terms(self, layer: Tanh, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS  # ptflops hooks no nn.Tanh; thop counts it 0
+
+
+class SigmoidKind(_KeepsResult[Sigmoid]):
+    model = Sigmoid
+    prefix = "sigmoid"
+    fields_doc = "none"
+    pytorch_doc = "`nn.Sigmoid`"
+
+    def rule(self, ctx: Ctx, layer: Sigmoid) -> Out:
+        return self.out(ctx, "", inplace=False)
+
+    def torch_module(self, layer: Sigmoid, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Sigmoid()
+
+    def peer_terms(self, layer: Sigmoid, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS
+
+
+class SoftmaxKind(_KeepsResult[Softmax]):
+    model = Softmax
+    prefix = "softmax"
+    fields_doc = "none; over the channels (C x H x W) or the features (flat)"
+    pytorch_doc = "`nn.Softmax(dim=1)`"
+
+    def rule(self, ctx: Ctx, layer: Softmax) -> Out:
+        return self.out(ctx, "over channels" if len(ctx.shape) == 3 else "over features", inplace=False)
+
+    def torch_module(self, layer: Softmax, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Softmax(dim=1)
+
+    def peer_terms(self, layer: Softmax, row: Row, batch: int) -> PeerTerms:
+        return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": _thop_softmax(row, batch)})
+
+
+KINDS = (ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind())

@@ -1,0 +1,321 @@
+"""What every layer kind is: the facets a kind implements, and what its rules read and return.
+
+A kind (``conv2d``, ``relu`` ...) is one subclass of :class:`Kind` in one family module of
+:mod:`cnncalc.layers`, declaring everything cnncalc knows about it (PyTorch's
+``register_flop_formula`` and pre-commit's ``Language`` protocol are the models): its pydantic
+model, its analytic rule, what autograd keeps of it for backward, its PyTorch module, how each
+peer tool counts it, how it maps an input size, its rows' name prefix and its documentation.
+Torch is imported only inside :meth:`RowKind.torch_module`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import prod
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NoReturn, TypeVar
+
+from ..errors import Path, Problem
+from ..fields import INPLACE_ACTIVATIONS, Layer
+from ..geometry import effective_kernel, misfit, output_size
+from ..report import Row, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: Where the training rules apply: the two differ for dropout's mask and batch norm's statistics.
+Device = Literal["cpu", "cuda"]
+#: The tools of :mod:`cnncalc.peers` whose counts depend on the kinds; each kind says what it adds to each.
+PEER_TOOLS = ("torchinfo", "ptflops", "thop")
+#: Per peer tool, the terms a row adds beyond cnncalc's MACs, by the term's key in that tool's list.
+PeerTerms = Mapping[str, Mapping[str, int]]
+
+
+# --- the rule: what a layer does to its input ------------------------------------------
+
+
+class Stop(Exception):
+    """A problem after which later shapes are unknown."""
+
+
+@dataclass
+class RF:
+    """Receptive-field state of one tensor: size r and jump j per axis, and its last spatial grid."""
+
+    r: tuple[int, int] = (1, 1)
+    j: tuple[int, int] = (1, 1)
+    grid: tuple[int, int] = (1, 1)
+    whole: bool = False  # an earlier layer already saw the whole plane
+
+    def copy(self) -> RF:
+        return RF(self.r, self.j, self.grid, self.whole)
+
+    def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+        self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])
+        self.j = (self.j[0] * stride[0], self.j[1] * stride[1])
+
+    def see_all(self) -> None:
+        if not self.whole:
+            self.window(self.grid, (1, 1))
+            self.whole = True
+
+    @staticmethod
+    def widest(states: Sequence[RF]) -> RF:
+        """Where branches meet: the largest field and step over the paths."""
+        return RF(
+            r=(max(s.r[0] for s in states), max(s.r[1] for s in states)),
+            j=(max(s.j[0] for s in states), max(s.j[1] for s in states)),
+            grid=states[0].grid,
+            whole=any(s.whole for s in states),
+        )
+
+
+@dataclass
+class Out:
+    """What one rule returns about its layer (per image; the walk scales by batch)."""
+
+    shape: Shape
+    detail: str
+    weights: int = 0
+    biases: int = 0
+    non_trainable: int = 0
+    macs: int = 0
+    activations: int = 0
+
+
+@dataclass
+class Ctx:
+    """One layer under analysis: where it is, what comes in, and what it found wrong."""
+
+    index: int
+    name: str
+    kind: str
+    path: Path
+    shape: Shape
+    strict: bool
+    batch: int
+    rf: RF
+    errors: list[Problem]
+    warnings: list[Problem]
+
+    def _problem(self, message: str, key: str | None) -> Problem:
+        path = self.path if key is None else (*self.path, key)
+        return Problem(f"layer {self.index} {self.kind} '{self.name}': {message}", path)
+
+    def error(self, message: str, key: str | None = None) -> None:
+        self.errors.append(self._problem(message, key))
+
+    def fail(self, message: str, key: str | None = None) -> NoReturn:
+        self.error(message, key)
+        raise Stop
+
+    def warn(self, message: str, key: str | None = None) -> None:
+        self.warnings.append(self._problem(message, key))
+
+    def check_fit(self, axes: list[tuple[str, str | None]], key: str | None, accepted: bool = False) -> None:
+        """Warn (or, strict and not accepted in the spec, fail) for each axis where real input is left unread."""
+        texts: dict[str, list[str]] = {}
+        for axis, text in axes:
+            if text is not None:
+                texts.setdefault(text, []).append(axis)
+        for text, names in texts.items():
+            message = f"{' and '.join(names)}: {text}"
+            if accepted:
+                self.warn(f"{message} (accepted: accept_floor)", key)
+            elif self.strict:
+                self.error(message, key)
+            else:
+                self.warn(message, key)
+
+    def spatial(self) -> tuple[int, int, int]:
+        if len(self.shape) != 3:
+            self.fail(
+                f"{self.kind} needs a C x H x W input, got {fmt(self.shape)} (flat); it cannot follow flatten or linear"
+            )
+        c, h, w = self.shape
+        return c, h, w
+
+
+def fmt(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def hw(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}" if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def window(
+    ctx: Ctx,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    *,
+    ceil_mode: bool = False,
+    pool: bool = False,
+    accepted: bool = False,
+) -> tuple[int, int]:
+    """Output H, W of a sliding window (conv or pool), with the zero and fit checks."""
+    _, h, w = ctx.spatial()
+    out = tuple(
+        output_size(size, k, s, p, d, ceil_mode)
+        for size, k, s, p, d in zip((h, w), kernel, stride, padding, dilation, strict=True)
+    )
+    for axis, size, o, k, p, d in zip(("height", "width"), (h, w), out, kernel, padding, dilation, strict=True):
+        if o <= 0:
+            k_text = f"{fmt(kernel)}" + (f" dilated to {effective_kernel(k, d)}" if d > 1 else "")
+            ctx.fail(
+                f"output {axis} would be {o} (input {fmt(ctx.shape)}, kernel {k_text}, padding {p}): "
+                f"the padded input {size + 2 * p} is smaller than the kernel",
+                "kernel",
+            )
+    if not ceil_mode:
+        ctx.check_fit(
+            [
+                (axis, misfit(size, k, s, p, d, pool=pool))
+                for axis, size, k, s, p, d in zip(
+                    ("height", "width"), (h, w), kernel, stride, padding, dilation, strict=True
+                )
+            ],
+            "stride",
+            accepted,
+        )
+    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride)
+    return out[0], out[1]
+
+
+# --- what autograd keeps: the training facet ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keeps:
+    """What one row keeps for backward: storages by role, extra new bytes, and whether its output is new."""
+
+    input: bool = False  # the storage of its (first) input
+    output: bool = False  # the storage of its output
+    extra: int = 0  # bytes of tensors made only to be saved (indices, masks, statistics)
+    new_output: bool = True  # False: the output shares the input's storage (in place, a view)
+
+
+# --- how a kind maps an input size: the sizes facet ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Keep:
+    """The size passes through (elementwise, norms, 'same' padding)."""
+
+
+@dataclass(frozen=True)
+class Slide:
+    """A sliding window: ``floor((n + 2P - D(F - 1) - 1) / S) + 1``, or ceil with ``ceil_mode``."""
+
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int = 1
+    ceil_mode: bool = False
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """The size is the layer's own, whatever comes in (adaptive and global pooling)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class Grow:
+    """The size grows by a constant (zero padding)."""
+
+    by: int
+
+
+SizeStep = Keep | Slide | Fixed | Grow
+
+
+# --- the facets -----------------------------------------------------------------------
+
+L = TypeVar("L", bound=Any)
+
+
+class RowKind(ABC, Generic[L]):
+    """The facets of anything that makes a row: a layer kind, or a join (add, concat)."""
+
+    #: the row's ``kind`` (``conv2d``, ``add``)
+    name: ClassVar[str]
+    #: whether the row reads and writes memory at inference (a view and an identity do not; cnncalc.roofline)
+    moves_data: ClassVar[bool]
+
+    @abstractmethod
+    def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        """What autograd keeps of this row for backward (PyTorch's ``derivatives.yaml``); ``grad_in``: whether its
+        input requires grad."""
+
+    @abstractmethod
+    def torch_module(self, layer: L, shape: Shape) -> nn.Module:
+        """The exact PyTorch module, given the input shape per image; imports torch itself."""
+
+    @abstractmethod
+    def peer_terms(self, layer: L, row: Row, batch: int) -> PeerTerms:
+        """Per tool of :data:`PEER_TOOLS` (read in its source), what it counts for this row beyond cnncalc's MACs."""
+
+
+class Kind(RowKind[L]):
+    """A layer kind: its model and its rule besides the facets of every row."""
+
+    #: the pydantic model of its entries (keys, defaults, ranges); its ``kind`` literal is the kind's name
+    model: ClassVar[type[Layer]]
+    #: the input it takes: C x H x W (``planar``), ``flat``, or ``any``; its rule refuses the others
+    input: ClassVar[Literal["planar", "flat", "any"]]
+    #: what its rows are auto-named after (``conv`` -> conv1, conv2 ...)
+    prefix: ClassVar[str]
+    #: its row of the kinds table in docs/dsl.md: the fields with their defaults, and the PyTorch module
+    fields_doc: ClassVar[str]
+    pytorch_doc: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model" in cls.__dict__:
+            cls.name = cls.model.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+
+    @abstractmethod
+    def rule(self, ctx: Ctx, layer: L) -> Out:
+        """Output shape, params (trainable and not), MACs and values allocated at inference, per image; the
+        receptive-field step on ``ctx.rf``; problems through ``ctx``."""
+
+    @abstractmethod
+    def size_step(self, layer: L, axis: int) -> SizeStep:
+        """How the layer maps an input size along ``axis`` (0: height, 1: width) (cnncalc.sizes)."""
+
+
+def fused_values(numel: int, activation: str | None) -> int:
+    """Values a conv, linear or add row allocates: its output, plus a fused activation's if not in place."""
+    extra = 0 if activation is None or activation in INPLACE_ACTIVATIONS else numel
+    return numel + extra
+
+
+def out_numel(row: Row, batch: int) -> int:
+    return batch * prod(row.output_shape)
+
+
+def in_numel(row: Row, batch: int) -> int:
+    return batch * prod(row.input_shape) if row.input_shape else 0
+
+
+def terms(**tools: Mapping[str, int]) -> PeerTerms:
+    """Peer terms, only those not 0 kept (a tool not named counts nothing for the row)."""
+    return {tool: {k: n for k, n in counts.items() if n} for tool, counts in tools.items()}
+
+
+def merge(*parts: PeerTerms) -> PeerTerms:
+    out: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for tool, counts in part.items():
+            mine = out.setdefault(tool, {})
+            for key, n in counts.items():
+                mine[key] = mine.get(key, 0) + n
+    return out
+
+
+NO_TERMS: PeerTerms = {}

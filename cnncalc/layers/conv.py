@@ -1,0 +1,155 @@
+"""Convolution: ``conv2d``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, StrictBool
+
+from ..fields import ACCEPT_FLOOR_DESCRIPTION, Activation, ConvPadding, Layer, Pair, Pos
+from ..geometry import effective_kernel
+from ..report import Row, Shape
+from .activation import fused_keeps, fused_module, fused_terms
+from .base import (
+    Ctx,
+    Device,
+    Keep,
+    Keeps,
+    Kind,
+    Out,
+    PeerTerms,
+    SizeStep,
+    Slide,
+    fmt,
+    fused_values,
+    hw,
+    merge,
+    out_numel,
+    terms,
+    window,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class Conv2d(Layer):
+    """nn.Conv2d, optionally followed by a fused activation."""
+
+    kind: Literal["conv2d"]
+    out: Pos = Field(description="Output channels (filters).")
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: ConvPadding = (0, 0)
+    dilation: Pair = (1, 1)
+    groups: Pos = 1
+    bias: StrictBool = True
+    in_: Pos | None = Field(None, alias="in", description="Input channels, checked against the input.")
+    activation: Activation | None = None
+    accept_floor: StrictBool = Field(False, description=ACCEPT_FLOOR_DESCRIPTION)
+
+
+def _odd_same_padding(layer: Conv2d) -> tuple[int, int]:
+    """Per axis, 1 where ``padding: same`` needs an odd total (dilation x (kernel - 1)), else 0."""
+    if layer.padding != "same":
+        return (0, 0)
+    return (layer.dilation[0] * (layer.kernel[0] - 1) % 2, layer.dilation[1] * (layer.kernel[1] - 1) % 2)
+
+
+class Conv2dKind(Kind[Conv2d]):
+    model = Conv2d
+    prefix = "conv"
+    moves_data = True
+    input = "planar"
+    fields_doc = (
+        "`out`, `kernel`, `stride` (1), `padding` (0, a pair, `same` or `valid`), `dilation` (1), `groups` (1),"
+        " `bias` (true), `in` (checked against the input if given), `activation` (none), `accept_floor` (false)"
+    )
+    pytorch_doc = "`nn.Conv2d`"
+
+    def rule(self, ctx: Ctx, layer: Conv2d) -> Out:
+        c, h, w = ctx.spatial()
+        if layer.in_ is not None and layer.in_ != c:
+            ctx.error(f"in: {layer.in_}, but the input has {c} channels ({fmt(ctx.shape)})", "in")
+        g = layer.groups
+        if c % g:
+            ctx.error(f"groups={g} does not divide the {c} input channels", "groups")
+        if layer.out % g:
+            ctx.error(f"groups={g} does not divide the {layer.out} output channels (out)", "groups")
+        k, d = layer.kernel, layer.dilation
+        if layer.padding == "same":
+            if layer.stride != (1, 1):
+                ctx.error(
+                    "padding 'same' needs stride 1 (PyTorch refuses it for strided convolutions),"
+                    f" got stride {hw(layer.stride)}",
+                    "padding",
+                )
+            # PyTorch pads D*(F-1) in total, the odd pixel on the bottom/right: the size is kept
+            ctx.rf.window((effective_kernel(k[0], d[0]), effective_kernel(k[1], d[1])), (1, 1))
+            oh, ow, pad_text = h, w, "same"
+        else:
+            padding = (0, 0) if layer.padding == "valid" else layer.padding
+            oh, ow = window(ctx, k, layer.stride, padding, d, accepted=layer.accept_floor)
+            pad_text = f"p{hw(padding)}"
+        cin = c // g
+        out = layer.out * oh * ow
+        detail = f"{k[0]}x{k[1]} s{hw(layer.stride)} {pad_text}"
+        detail += "".join(
+            [
+                f" d{hw(d)}" if d != (1, 1) else "",
+                f" g{g}" if g != 1 else "",
+                "" if layer.bias else " nobias",
+                f" +{layer.activation}" if layer.activation else "",
+            ]
+        )
+        return Out(
+            shape=(layer.out, oh, ow),
+            detail=detail,
+            weights=layer.out * cin * k[0] * k[1],
+            biases=layer.out if layer.bias else 0,
+            macs=out * cin * k[0] * k[1],
+            activations=fused_values(out, layer.activation),
+        )
+
+    def keeps(self, layer: Conv2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # the weight always requires grad, so the input is kept even when it does not
+        output, extra = fused_keeps(layer.activation, out_numel(row, batch) * dtype_bytes)
+        odd = _odd_same_padding(layer)
+        if any(odd):
+            # 'same' with an odd total padding: PyTorch pads a copy by one on the right/bottom and keeps that
+            c, h, w = row.input_shape or ()
+            extra += batch * c * (h + odd[0]) * (w + odd[1]) * dtype_bytes
+        return Keeps(input=not any(odd), output=output, extra=extra)
+
+    def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        conv = nn.Conv2d(
+            layer.in_ or shape[0],
+            layer.out,
+            layer.kernel,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            bias=layer.bias,
+        )
+        return fused_module(conv, layer.activation, "conv")
+
+    def peer_terms(self, layer: Conv2d, row: Row, batch: int) -> PeerTerms:
+        return merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
+
+    def size_step(self, layer: Conv2d, axis: int) -> SizeStep:
+        if layer.padding == "same":
+            return Keep()
+        padding = (0, 0) if layer.padding == "valid" else layer.padding
+        return Slide(layer.kernel[axis], layer.stride[axis], padding[axis], layer.dilation[axis])
+
+
+def bias_terms(row: Row, batch: int) -> PeerTerms:
+    """A conv's or linear layer's bias, added to every output value: torchinfo and ptflops count it."""
+    positions = out_numel(row, batch) if row.biases else 0
+    return terms(torchinfo={"bias": positions}, ptflops={"bias": positions})
+
+
+KINDS = (Conv2dKind(),)

@@ -1,0 +1,57 @@
+"""Where branches meet: the rows ``add`` (a residual's body and shortcut) and ``concat`` (a concat's branches).
+
+Their entries (``residual``, ``concat``) are structures that the walk of :mod:`cnncalc.engine` expands;
+their rows are :class:`~cnncalc.report.Join` and have the facets of every row.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..fields import INPLACE_ACTIVATIONS
+from ..report import Join, Row, Shape
+from .activation import fused_keeps, fused_terms
+from .base import NO_TERMS, Device, Keeps, PeerTerms, RowKind, out_numel
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class AddKind(RowKind[Join]):
+    name = "add"
+    moves_data = True
+
+    def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # an add keeps nothing, an activation after it what a fused one keeps; after an in-place add
+        # the output is the body's storage, unless an activation makes a new one
+        activation = layer.activation
+        output, extra = fused_keeps(activation if grad_in else None, out_numel(row, batch) * dtype_bytes)
+        fresh = not layer.inplace or (activation is not None and activation not in INPLACE_ACTIVATIONS)
+        return Keeps(output=output, extra=extra, new_output=fresh)
+
+    def torch_module(self, layer: Join, shape: Shape) -> nn.Module:
+        from ..torch_backend import Add
+
+        return Add(layer.inplace, layer.activation)
+
+    def peer_terms(self, layer: Join, row: Row, batch: int) -> PeerTerms:
+        return fused_terms(layer.activation, row, batch)
+
+
+class ConcatKind(RowKind[Join]):
+    name = "concat"
+    moves_data = True
+
+    def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps()  # torch.cat keeps only the sizes
+
+    def torch_module(self, layer: Join, shape: Shape) -> nn.Module:
+        from ..torch_backend import Concat
+
+        return Concat()
+
+    def peer_terms(self, layer: Join, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS
+
+
+JOINS = (AddKind(), ConcatKind())

@@ -1,0 +1,289 @@
+"""Pooling: ``maxpool2d``, ``avgpool2d``, ``adaptive_avgpool2d``, ``adaptive_maxpool2d``, ``global_avgpool2d``."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, StrictBool
+
+from ..fields import ACCEPT_FLOOR_DESCRIPTION, Layer, Pair, Pair0
+from ..geometry import effective_kernel
+from ..report import Row, Shape
+from .base import (
+    Ctx,
+    Device,
+    Fixed,
+    Keeps,
+    Kind,
+    L,
+    Out,
+    PeerTerms,
+    SizeStep,
+    Slide,
+    hw,
+    in_numel,
+    merge,
+    out_numel,
+    terms,
+    window,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: Bytes of one int64 index, whatever the dtype (max pooling's argmax).
+INDEX_BYTES = 8
+
+
+class MaxPool2d(Layer):
+    kind: Literal["maxpool2d"]
+    kernel: Pair
+    stride: Pair | None = Field(None, description="Defaults to the kernel size, as in PyTorch.")
+    padding: Pair0 = (0, 0)
+    dilation: Pair = (1, 1)
+    ceil_mode: StrictBool = False
+    accept_floor: StrictBool = Field(False, description=ACCEPT_FLOOR_DESCRIPTION)
+
+
+class AvgPool2d(Layer):
+    kind: Literal["avgpool2d"]
+    kernel: Pair
+    stride: Pair | None = Field(None, description="Defaults to the kernel size, as in PyTorch.")
+    padding: Pair0 = (0, 0)
+    ceil_mode: StrictBool = False
+    count_include_pad: StrictBool = True
+    accept_floor: StrictBool = Field(False, description=ACCEPT_FLOOR_DESCRIPTION)
+
+
+class AdaptiveAvgPool2d(Layer):
+    kind: Literal["adaptive_avgpool2d"]
+    output: Pair
+
+
+class AdaptiveMaxPool2d(Layer):
+    kind: Literal["adaptive_maxpool2d"]
+    output: Pair
+
+
+class GlobalAvgPool2d(Layer):
+    """Average over the whole plane: nn.AdaptiveAvgPool2d(1), output C x 1 x 1."""
+
+    kind: Literal["global_avgpool2d"]
+
+
+def _ptflops(row: Row, batch: int) -> PeerTerms:
+    # the pooling modules call F.*_pool*, which ptflops patches and counts again: 2 per input value
+    return terms(ptflops={"pool": 2 * in_numel(row, batch)})
+
+
+class _Pool(Kind[L]):
+    prefix = "pool"
+    moves_data = True
+    input = "planar"
+
+    def rule(self, ctx: Ctx, layer: MaxPool2d | AvgPool2d) -> Out:
+        c, _, _ = ctx.spatial()
+        stride = layer.stride or layer.kernel
+        dilation = layer.dilation if isinstance(layer, MaxPool2d) else (1, 1)
+        for k, p, d in zip(layer.kernel, layer.padding, dilation, strict=True):
+            if p > k // 2 or p > effective_kernel(k, d) // 2:
+                ctx.error(
+                    f"padding {p} is more than half the kernel {k}"
+                    f" (PyTorch allows at most {min(k, effective_kernel(k, d)) // 2})",
+                    "padding",
+                )
+                break
+        oh, ow = window(
+            ctx,
+            layer.kernel,
+            stride,
+            layer.padding,
+            dilation,
+            ceil_mode=layer.ceil_mode,
+            pool=True,
+            accepted=layer.accept_floor,
+        )
+        detail = f"{layer.kernel[0]}x{layer.kernel[1]} s{hw(stride)}"
+        detail += "".join(
+            [
+                f" p{hw(layer.padding)}" if layer.padding != (0, 0) else "",
+                f" d{hw(dilation)}" if dilation != (1, 1) else "",
+                " ceil" if layer.ceil_mode else "",
+            ]
+        )
+        return Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow)
+
+    def size_step(self, layer: MaxPool2d | AvgPool2d, axis: int) -> SizeStep:
+        stride = layer.stride or layer.kernel
+        dilation = layer.dilation[axis] if isinstance(layer, MaxPool2d) else 1
+        return Slide(layer.kernel[axis], stride[axis], layer.padding[axis], dilation, layer.ceil_mode)
+
+
+class MaxPool2dKind(_Pool[MaxPool2d]):
+    model = MaxPool2d
+    fields_doc = (
+        "`kernel`, `stride` (= kernel), `padding` (0), `dilation` (1), `ceil_mode` (false), `accept_floor` (false)"
+    )
+    pytorch_doc = "`nn.MaxPool2d`"
+
+    def keeps(self, layer: MaxPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(input=grad_in, extra=INDEX_BYTES * out_numel(row, batch) if grad_in else 0)
+
+    def torch_module(self, layer: MaxPool2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.MaxPool2d(
+            layer.kernel, layer.stride, layer.padding, dilation=layer.dilation, ceil_mode=layer.ceil_mode
+        )
+
+    def peer_terms(self, layer: MaxPool2d, row: Row, batch: int) -> PeerTerms:
+        return _ptflops(row, batch)
+
+
+class AvgPool2dKind(_Pool[AvgPool2d]):
+    model = AvgPool2d
+    fields_doc = (
+        "`kernel`, `stride` (= kernel), `padding` (0), `ceil_mode` (false), `count_include_pad` (true),"
+        " `accept_floor` (false)"
+    )
+    pytorch_doc = "`nn.AvgPool2d`"
+
+    def keeps(self, layer: AvgPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(input=grad_in)
+
+    def torch_module(self, layer: AvgPool2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.AvgPool2d(
+            layer.kernel,
+            layer.stride,
+            layer.padding,
+            ceil_mode=layer.ceil_mode,
+            count_include_pad=layer.count_include_pad,
+        )
+
+    def peer_terms(self, layer: AvgPool2d, row: Row, batch: int) -> PeerTerms:
+        # thop: one add per output value
+        return merge(_ptflops(row, batch), terms(thop={"pool": out_numel(row, batch)}))
+
+
+def _adaptive_window(size: int, out: int) -> int:
+    """The widest of PyTorch's adaptive windows ``[floor(i*In/Out), ceil((i+1)*In/Out))``.
+
+    >>> _adaptive_window(13, 6), _adaptive_window(12, 6), _adaptive_window(3, 5)
+    (3, 2, 2)
+    """
+    if size % out == 0:
+        return size // out
+    if out > 4096:  # past this, ceil(In/Out) + 1 bounds the windows without visiting them all
+        return -(-size // out) + 1
+    return max(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))
+
+
+def _adaptive(ctx: Ctx, output: tuple[int, int]) -> Out:
+    c, h, w = ctx.spatial()
+    if output == (1, 1):
+        ctx.rf.see_all()
+    else:
+        # the widest window and the largest step between windows
+        kernel = tuple(_adaptive_window(n, o) for n, o in zip((h, w), output, strict=True))
+        step = tuple(-(-n // o) for n, o in zip((h, w), output, strict=True))
+        ctx.rf.window((kernel[0], kernel[1]), (step[0], step[1]))
+    return Out(shape=(c, *output), detail=f"-> {output[0]}x{output[1]}", activations=c * prod(output))
+
+
+def _adaptive_thop(row: Row, batch: int) -> PeerTerms:
+    """thop's adaptive average: (input / output size per axis, multiplied, + 1) per output value, in floats."""
+    _, h, w = row.input_shape or (0, 0, 0)
+    _, oh, ow = row.output_shape
+    kernel = (h / oh) * (w / ow)
+    return terms(thop={"pool": int((kernel + 1) * out_numel(row, batch))})
+
+
+class AdaptiveAvgPool2dKind(Kind[AdaptiveAvgPool2d]):
+    model = AdaptiveAvgPool2d
+    prefix = "pool"
+    moves_data = True
+    input = "planar"
+    fields_doc = "`output` (size or pair)"
+    pytorch_doc = "`nn.AdaptiveAvgPool2d`"
+
+    def rule(self, ctx: Ctx, layer: AdaptiveAvgPool2d) -> Out:
+        return _adaptive(ctx, layer.output)
+
+    def keeps(
+        self, layer: AdaptiveAvgPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        # an output of 1x1 is a mean, which keeps only the input's size
+        return Keeps(input=grad_in and tuple(layer.output) != (1, 1))
+
+    def torch_module(self, layer: AdaptiveAvgPool2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.AdaptiveAvgPool2d(layer.output)
+
+    def peer_terms(self, layer: AdaptiveAvgPool2d, row: Row, batch: int) -> PeerTerms:
+        return merge(_ptflops(row, batch), _adaptive_thop(row, batch))
+
+    def size_step(self, layer: AdaptiveAvgPool2d, axis: int) -> SizeStep:
+        return Fixed(layer.output[axis])
+
+
+class AdaptiveMaxPool2dKind(Kind[AdaptiveMaxPool2d]):
+    model = AdaptiveMaxPool2d
+    prefix = "pool"
+    moves_data = True
+    input = "planar"
+    fields_doc = "`output` (size or pair)"
+    pytorch_doc = "`nn.AdaptiveMaxPool2d`"
+
+    def rule(self, ctx: Ctx, layer: AdaptiveMaxPool2d) -> Out:
+        return _adaptive(ctx, layer.output)
+
+    def keeps(
+        self, layer: AdaptiveMaxPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        return Keeps(input=grad_in, extra=INDEX_BYTES * out_numel(row, batch) if grad_in else 0)
+
+    def torch_module(self, layer: AdaptiveMaxPool2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.AdaptiveMaxPool2d(layer.output)
+
+    def peer_terms(self, layer: AdaptiveMaxPool2d, row: Row, batch: int) -> PeerTerms:
+        return _ptflops(row, batch)
+
+    def size_step(self, layer: AdaptiveMaxPool2d, axis: int) -> SizeStep:
+        return Fixed(layer.output[axis])
+
+
+class GlobalAvgPool2dKind(Kind[GlobalAvgPool2d]):
+    model = GlobalAvgPool2d
+    prefix = "pool"
+    moves_data = True
+    input = "planar"
+    fields_doc = "none; output C x 1 x 1"
+    pytorch_doc = "`nn.AdaptiveAvgPool2d(1)`"
+
+    def rule(self, ctx: Ctx, layer: GlobalAvgPool2d) -> Out:
+        return _adaptive(ctx, (1, 1))
+
+    def keeps(
+        self, layer: GlobalAvgPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        return Keeps()  # a mean keeps only the input's size
+
+    def torch_module(self, layer: GlobalAvgPool2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.AdaptiveAvgPool2d(1)
+
+    def peer_terms(self, layer: GlobalAvgPool2d, row: Row, batch: int) -> PeerTerms:
+        return merge(_ptflops(row, batch), _adaptive_thop(row, batch))
+
+    def size_step(self, layer: GlobalAvgPool2d, axis: int) -> SizeStep:
+        return Fixed(1)
+
+
+KINDS = (MaxPool2dKind(), AvgPool2dKind(), AdaptiveAvgPool2dKind(), AdaptiveMaxPool2dKind(), GlobalAvgPool2dKind())
