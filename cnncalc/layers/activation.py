@@ -199,8 +199,14 @@ class LeakyReLUKind(_Elementwise[LeakyReLU]):
 class _KeepsResult(_Elementwise[L]):
     """tanh, sigmoid and softmax: out of place, keeping their result for backward."""
 
+    def rule(self, ctx: Ctx, layer: L) -> Out:
+        return self.out(ctx, "", inplace=False)
+
     def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         return Keeps(output=grad_in)
+
+    def peer_terms(self, layer: L, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS  # ptflops hooks no nn.Tanh or nn.Sigmoid; thop counts them 0
 
 
 class TanhKind(_KeepsResult[Tanh]):
@@ -209,16 +215,10 @@ class TanhKind(_KeepsResult[Tanh]):
     fields_doc = "none"
     pytorch_doc = "`nn.Tanh`"
 
-    def rule(self, ctx: Ctx, layer: Tanh) -> Out:
-        return self.out(ctx, "", inplace=False)
-
     def torch_module(self, layer: Tanh, shape: Shape) -> nn.Module:
         from torch import nn
 
         return nn.Tanh()
-
-    def peer_terms(self, layer: Tanh, row: Row, batch: int) -> PeerTerms:
-        return NO_TERMS  # ptflops hooks no nn.Tanh; thop counts it 0
 
 
 class SigmoidKind(_KeepsResult[Sigmoid]):
@@ -227,16 +227,10 @@ class SigmoidKind(_KeepsResult[Sigmoid]):
     fields_doc = "none"
     pytorch_doc = "`nn.Sigmoid`"
 
-    def rule(self, ctx: Ctx, layer: Sigmoid) -> Out:
-        return self.out(ctx, "", inplace=False)
-
     def torch_module(self, layer: Sigmoid, shape: Shape) -> nn.Module:
         from torch import nn
 
         return nn.Sigmoid()
-
-    def peer_terms(self, layer: Sigmoid, row: Row, batch: int) -> PeerTerms:
-        return NO_TERMS
 
 
 class SoftmaxKind(_KeepsResult[Softmax]):
