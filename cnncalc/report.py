@@ -189,9 +189,9 @@ class Report:
         return to_markdown(self)
 
     def _repr_html_(self) -> str:
-        from .notebook import to_html
+        from .commands.report import fragment
 
-        return to_html(self)
+        return fragment(self)
 
     def folded(self, depth: int) -> Report:
         """The rows inside blocks nested ``depth`` or more deep folded into one row per block.

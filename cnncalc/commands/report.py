@@ -122,6 +122,21 @@ def _roofline(roof: Roofline) -> str:
     )
 
 
+def fragment(report: Report) -> str:
+    """A notebook's view of a report (``Report._repr_html_``): the title, the totals, the warnings and the
+    layer table, the page's own pieces without its script (a notebook shows every row)."""
+    warnings = "".join(f"<li class=warning>{escape(w.warning_line())}</li>" for w in report.warnings)
+    return "\n".join(
+        [
+            f"<p><b>{escape(report.name)}</b>: input {_shape(report.input_shape)}, batch {report.batch},"
+            f" {escape(report.dtype)}</p>",
+            _totals(report),
+            f"<ul>{warnings}</ul>" if warnings else "",
+            _table(report),
+        ]
+    )
+
+
 def page(report: Report, roof: Roofline, charts: list[tuple[str, str]]) -> str:
     """The whole page; ``charts`` are (caption, inline SVG) pairs, empty without matplotlib."""
     shape = _shape(report.input_shape)
