@@ -45,6 +45,7 @@ MODELS: dict[str, Callable[[], Any]] = {
     "vgg16_bn": tvm.vgg16_bn,
     "squeezenet1_0": tvm.squeezenet1_0,
     "mnasnet1_0": tvm.mnasnet1_0,
+    "densenet121": tvm.densenet121,
     "resnext50_32x4d": tvm.resnext50_32x4d,
     "wide_resnet50_2": tvm.wide_resnet50_2,
 }

@@ -54,7 +54,7 @@ def _cells(row: Row, name: str, layer: str, compact: bool = False) -> list[str]:
     ]
 
 
-def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
+def _rows_with_headers(report: Report, indent: str = "  ") -> list[tuple[Row | None, str, str]]:
     """(row or None for a block header, the name cell indented by nesting, the layer cell)."""
     infos = {b.path: b for b in report.blocks}
     out: list[tuple[Row | None, str, str]] = []
@@ -67,9 +67,9 @@ def _rows_with_headers(report: Report) -> list[tuple[Row | None, str, str]]:
         for depth in range(common, len(block)):
             info = infos.get(block[: depth + 1])
             label = f"{info.kind} {info.detail}".strip() if info else ""
-            out.append((None, "  " * depth + block[depth], label))
+            out.append((None, indent * depth + block[depth], label))
         previous = block
-        out.append((row, "  " * len(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
+        out.append((row, indent * len(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
     return out
 
 
@@ -89,7 +89,8 @@ def _summary_table(report: Report, compact: bool) -> Table:
     ]
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
     table = Table(columns, title=title, footer=True, sep=2 if compact else 3)
-    for row, name, layer in _rows_with_headers(report):
+    # a narrow terminal gets one space per level of nesting: deep networks (DenseNet) fit 80 columns
+    for row, name, layer in _rows_with_headers(report, " " if compact else "  "):
         if row is None:  # a block's header: its kind and arguments span the columns of numbers, which it has none of
             table.add_row("", name, layer, style="bold")
         else:

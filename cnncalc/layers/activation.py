@@ -1,5 +1,5 @@
-"""Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``; and what one fused
-onto a conv, a linear layer or a residual's add (``activation: relu``) does to its row."""
+"""Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``, and ``identity``; and
+what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to its row."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ class Softmax(Layer):
     """Softmax over the channels (CxHxW input) or the features (flat input)."""
 
     kind: Literal["softmax"]
+
+
+class Identity(Layer):
+    """Its input, unchanged and not copied: an identity branch (DenseNet concatenates a layer's input)."""
+
+    kind: Literal["identity"]
 
 
 # --- fused activations -------------------------------------------------------------
@@ -251,4 +257,26 @@ class SoftmaxKind(_KeepsResult[Softmax]):
         return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": _thop_softmax(row, batch)})
 
 
-KINDS = (ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind())
+class IdentityKind(_Elementwise[Identity]):
+    model = Identity
+    prefix = "identity"
+    moves_data = False  # the same tensor
+    fields_doc = "none; its input, not copied (an identity branch of a concat)"
+    pytorch_doc = "`nn.Identity`"
+
+    def rule(self, ctx: Ctx, layer: Identity) -> Out:
+        return self.out(ctx, "", inplace=True)
+
+    def keeps(self, layer: Identity, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(new_output=False)
+
+    def torch_module(self, layer: Identity, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()
+
+    def peer_terms(self, layer: Identity, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS
+
+
+KINDS = (ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind(), IdentityKind())
