@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .geometry import effective_kernel, misfit, output_size
 from .layers import kind_of
-from .layers.base import Fixed, Grow, Keep, SizeStep, Slide
+from .layers.base import Divide, Fixed, Grow, Keep, SizeStep, Slide
 from .layers.dense import Linear
 from .report import Join, Report, Row
 
@@ -62,6 +62,9 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
                 out = fixed
             case Grow(by=by):
                 out = size + by
+            case Divide(by=by):
+                valid = valid and size % by == 0
+                out = size // by
             case Keep():
                 if isinstance(row.layer, Join) and len(set(ins)) > 1:
                     valid = False
@@ -123,6 +126,8 @@ def formula(rows: Sequence[Row], axis: int, end: int) -> Formula | None:
                 f = Formula(0, 0, fixed)
             case Grow(by=by):
                 f = f.then(by, 1, 0)
+            case Divide(by=by):
+                f = f.then(0, by, 0)
     return f
 
 

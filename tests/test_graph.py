@@ -408,3 +408,20 @@ def test_every_block_mistake_is_reported(tmp_path: Path) -> None:
         f"{path}:10:25: block 'unit' has no argument 'width'; its arguments: out",
         f"{path}:11:39: no block named 'nosuch'; blocks: unit",
     ]
+
+
+def test_yolov2_is_darknets() -> None:
+    """YOLOv2 on COCO at 608 (Darknet's yolov2.cfg): 425 x 19 x 19 out, 62.94 BFLOPs (2 x MACs); 13 x 13 at 416."""
+    report = analyze(load_spec(SPECS / "yolov2.yaml"))
+    t = report.totals
+    assert (t.params_trainable, t.macs) == (50_962_889, 31_469_126_656)
+    assert round(2 * t.macs / 1e9, 2) == 62.94
+    assert report.rows[-1].output_shape == (425, 19, 19)
+    reorg = next(r for r in report.rows if r.kind == "pixel_unshuffle")
+    assert (reorg.input_shape, reorg.output_shape) == ((64, 38, 38), (256, 19, 19))
+    assert analyze(load_spec(SPECS / "yolov2.yaml"), input_shape=(3, 416, 416)).rows[-1].output_shape == (425, 13, 13)
+
+
+def test_pixel_unshuffle_needs_a_dividing_factor() -> None:
+    with pytest.raises(SpecError, match=r"factor 2 does not divide the input 4x5x6 \(PyTorch refuses it\)"):
+        analyze(parse_spec({"name": "t", "input": [4, 5, 6], "layers": [{"kind": "pixel_unshuffle"}]}))

@@ -62,6 +62,13 @@ def test_every_shipped_spec_keeps_what_cnncalc_says_for_backward(path: Path) -> 
     assert all(any(ch.quantity == "saved_bytes" for ch in c.checks) for c in comparisons[1:])
 
 
+def test_pixel_unshuffle_agrees_with_torch() -> None:
+    spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"kind": "pixel_unshuffle", "factor": 2}],
+                   (3, 8, 8))  # fmt: skip
+    assert_agree(agree(spec))
+    assert_agree(agree(spec, batch=2, train=True))
+
+
 OUTPUT_CASES = {
     "a conv's output, kept by nothing": [{"kind": "conv2d", "out": 4, "kernel": 3}],
     "a relu keeps its result": [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "relu", "inplace": False}],

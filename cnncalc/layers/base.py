@@ -231,7 +231,14 @@ class Grow:
     by: int
 
 
-SizeStep = Keep | Slide | Fixed | Grow
+@dataclass(frozen=True)
+class Divide:
+    """The size is divided exactly, or the layer refuses it (space-to-depth)."""
+
+    by: int
+
+
+SizeStep = Keep | Slide | Fixed | Grow | Divide
 
 
 # --- the facets -----------------------------------------------------------------------
