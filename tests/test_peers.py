@@ -91,6 +91,8 @@ def test_batch_counts_for_torchinfo_and_thop() -> None:
         [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "batchnorm2d", "affine": False}, {"kind": "avgpool2d", "kernel": 2}],
         [{"kind": "conv2d", "out": 6, "kernel": 3}, {"kind": "lrn", "size": 3}, "flatten", "batchnorm1d", {"kind": "linear", "out": 5, "activation": "softmax"}],
         [{"kind": "residual", "body": [{"kind": "conv2d", "out": 3, "kernel": 3, "padding": 1}], "activation": "relu"}],
+        [{"kind": "conv2d", "out": 4, "kernel": 3}, "silu", "gelu", {"kind": "gelu", "approximate": "tanh"}, "hardswish",
+         "hardsigmoid", "elu", "selu", "mish", "softplus", "identity", {"kind": "pixel_unshuffle", "factor": 1}],
     ],
 )  # fmt: skip
 def test_the_tools_agree_on_other_layers(layers: list[Any]) -> None:

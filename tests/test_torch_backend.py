@@ -62,6 +62,17 @@ def test_every_shipped_spec_keeps_what_cnncalc_says_for_backward(path: Path) -> 
     assert all(any(ch.quantity == "saved_bytes" for ch in c.checks) for c in comparisons[1:])
 
 
+@pytest.mark.parametrize(
+    "kind", ["silu", "gelu", "hardswish", "hardsigmoid", "elu", "selu", "mish", "softplus", "identity"]
+)
+def test_each_smooth_activation_agrees_with_torch_and_keeps_its_input(kind: str) -> None:
+    spec = spec_of(
+        [{"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1}, kind, {"kind": "conv2d", "out": 2, "kernel": 1}]
+    )
+    assert_agree(agree(spec))
+    assert_agree(agree(spec, batch=2, train=True))
+
+
 def test_pixel_unshuffle_agrees_with_torch() -> None:
     spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"kind": "pixel_unshuffle", "factor": 2}],
                    (3, 8, 8))  # fmt: skip

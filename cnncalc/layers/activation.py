@@ -1,10 +1,12 @@
-"""Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``, and ``identity``; and
-what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to its row."""
+"""Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``, the smooth ones of
+modern CNNs (``silu``, ``gelu``, ``hardswish``, ``hardsigmoid``, ``elu``, ``selu``, ``mish``, ``softplus``), and
+``identity``; and what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to
+its row."""
 
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import StrictBool
 
@@ -44,6 +46,42 @@ class Softmax(Layer):
     """Softmax over the channels (CxHxW input) or the features (flat input)."""
 
     kind: Literal["softmax"]
+
+
+class SiLU(Layer):
+    kind: Literal["silu"]
+
+
+class GELU(Layer):
+    kind: Literal["gelu"]
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class Hardswish(Layer):
+    kind: Literal["hardswish"]
+
+
+class Hardsigmoid(Layer):
+    kind: Literal["hardsigmoid"]
+
+
+class ELU(Layer):
+    kind: Literal["elu"]
+    alpha: float = 1.0
+
+
+class SELU(Layer):
+    kind: Literal["selu"]
+
+
+class Mish(Layer):
+    kind: Literal["mish"]
+
+
+class Softplus(Layer):
+    kind: Literal["softplus"]
+    beta: float = 1.0
+    threshold: float = 20.0
 
 
 class Identity(Layer):
@@ -257,6 +295,128 @@ class SoftmaxKind(_KeepsResult[Softmax]):
         return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": _thop_softmax(row, batch)})
 
 
+class _KeepsInput(_Elementwise[L]):
+    """The smooth activations: out of place, keeping their input for backward (autograd's derivative formulas
+    for silu, gelu, hardswish, hardsigmoid, elu, selu, mish and softplus all read ``self``)."""
+
+    #: ptflops' count per value: a hook on the module (GELU, ELU) and a patch of the functional (gelu, elu, silu)
+    ptflops_per_value: ClassVar[int] = 0
+
+    def rule(self, ctx: Ctx, layer: L) -> Out:
+        return self.out(ctx, "", inplace=False)
+
+    def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(input=grad_in)
+
+    def peer_terms(self, layer: L, row: Row, batch: int) -> PeerTerms:
+        # thop has no rule for any of them (0); torchinfo and FlopCounterMode count no activation
+        if not self.ptflops_per_value:
+            return NO_TERMS
+        return terms(ptflops={"act": self.ptflops_per_value * out_numel(row, batch)})
+
+
+class SiLUKind(_KeepsInput[SiLU]):
+    model = SiLU
+    prefix = "silu"
+    ptflops_per_value = 1  # F.silu is patched; nn.SiLU has no hook
+    fields_doc = "none (swish)"
+    pytorch_doc = "`nn.SiLU`"
+
+    def torch_module(self, layer: SiLU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.SiLU()
+
+
+class GELUKind(_KeepsInput[GELU]):
+    model = GELU
+    prefix = "gelu"
+    ptflops_per_value = 2  # nn.GELU's hook and the patched F.gelu
+    fields_doc = "`approximate` (none, or tanh)"
+    pytorch_doc = "`nn.GELU`"
+
+    def rule(self, ctx: Ctx, layer: GELU) -> Out:
+        return self.out(ctx, "tanh" if layer.approximate == "tanh" else "", inplace=False)
+
+    def torch_module(self, layer: GELU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.GELU(approximate=layer.approximate)
+
+
+class HardswishKind(_KeepsInput[Hardswish]):
+    model = Hardswish
+    prefix = "hardswish"
+    fields_doc = "none"
+    pytorch_doc = "`nn.Hardswish`"
+
+    def torch_module(self, layer: Hardswish, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Hardswish()
+
+
+class HardsigmoidKind(_KeepsInput[Hardsigmoid]):
+    model = Hardsigmoid
+    prefix = "hardsigmoid"
+    fields_doc = "none"
+    pytorch_doc = "`nn.Hardsigmoid`"
+
+    def torch_module(self, layer: Hardsigmoid, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Hardsigmoid()
+
+
+class ELUKind(_KeepsInput[ELU]):
+    model = ELU
+    prefix = "elu"
+    ptflops_per_value = 2  # nn.ELU's hook and the patched F.elu
+    fields_doc = "`alpha` (1.0)"
+    pytorch_doc = "`nn.ELU`"
+
+    def torch_module(self, layer: ELU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.ELU(alpha=layer.alpha)
+
+
+class SELUKind(_KeepsInput[SELU]):
+    model = SELU
+    prefix = "selu"
+    fields_doc = "none"
+    pytorch_doc = "`nn.SELU`"
+
+    def torch_module(self, layer: SELU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.SELU()
+
+
+class MishKind(_KeepsInput[Mish]):
+    model = Mish
+    prefix = "mish"
+    fields_doc = "none"
+    pytorch_doc = "`nn.Mish`"
+
+    def torch_module(self, layer: Mish, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Mish()
+
+
+class SoftplusKind(_KeepsInput[Softplus]):
+    model = Softplus
+    prefix = "softplus"
+    fields_doc = "`beta` (1.0), `threshold` (20.0)"
+    pytorch_doc = "`nn.Softplus`"
+
+    def torch_module(self, layer: Softplus, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Softplus(beta=layer.beta, threshold=layer.threshold)
+
+
 class IdentityKind(_Elementwise[Identity]):
     model = Identity
     prefix = "identity"
@@ -279,4 +439,8 @@ class IdentityKind(_Elementwise[Identity]):
         return NO_TERMS
 
 
-KINDS = (ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind(), IdentityKind())
+KINDS = (
+    ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind(),
+    SiLUKind(), GELUKind(), HardswishKind(), HardsigmoidKind(), ELUKind(), SELUKind(), MishKind(), SoftplusKind(),
+    IdentityKind(),
+)  # fmt: skip
