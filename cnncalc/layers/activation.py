@@ -6,7 +6,7 @@ its row."""
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import StrictBool
 
@@ -105,23 +105,12 @@ def fused_module(module: nn.Module, activation: str | None, key: str) -> nn.Modu
 
 
 def activation_module(name: str) -> nn.Module:
-    """A fused activation's module: in place where PyTorch allows it."""
-    from torch import nn
-
-    match name:
-        case "relu":
-            return nn.ReLU(inplace=True)
-        case "relu6":
-            return nn.ReLU6(inplace=True)
-        case "leaky_relu":
-            return nn.LeakyReLU(inplace=True)
-        case "tanh":
-            return nn.Tanh()
-        case "sigmoid":
-            return nn.Sigmoid()
-        case "softmax":
-            return nn.Softmax(dim=1)
-    raise ValueError(f"unknown activation {name!r}")
+    """A fused activation's module: its kind's, in place where PyTorch allows it."""
+    kind: Kind[Any] | None = next((k for k in KINDS if k.name == name), None)
+    if kind is None:
+        raise ValueError(f"unknown activation {name!r}")
+    inplace = {"inplace": True} if "inplace" in kind.model.model_fields else {}
+    return kind.torch_module(kind.model.model_validate({"kind": name, **inplace}), ())
 
 
 def fused_keeps(activation: str | None, output_bytes: int) -> tuple[bool, int]:
@@ -157,10 +146,25 @@ def _thop_softmax(row: Row, batch: int) -> int:
 
 
 class _Elementwise(Kind[L]):
-    """Shape kept, one value out per value in; allocates its output unless in place."""
+    """Shape kept, one value out per value in; allocates its output unless in place.
+
+    Its PyTorch module is ``nn.<torch_name>``, built from the layer's own fields, which are named as
+    that module's arguments (``inplace``, ``negative_slope``, ``approximate``, ``alpha``, ``beta``...).
+    """
 
     moves_data = True
     input = "any"
+    torch_name: ClassVar[str]
+
+    @property
+    def pytorch_doc(self) -> str:  # type: ignore[override]
+        return f"`nn.{self.torch_name}`"
+
+    def torch_module(self, layer: L, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        arguments = layer.model_dump(exclude=set(Layer.model_fields) | {"kind"})
+        return getattr(nn, self.torch_name)(**arguments)  # type: ignore[no-any-return]
 
     def out(self, ctx: Ctx, detail: str, *, inplace: bool) -> Out:
         return Out(shape=ctx.shape, detail=detail, activations=0 if inplace else prod(ctx.shape))
@@ -173,7 +177,7 @@ class ReLUKind(_Elementwise[ReLU]):
     model = ReLU
     prefix = "relu"
     fields_doc = "`inplace` (false)"
-    pytorch_doc = "`nn.ReLU`"
+    torch_name = "ReLU"
 
     def rule(self, ctx: Ctx, layer: ReLU) -> Out:
         return self.out(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
@@ -182,11 +186,6 @@ class ReLUKind(_Elementwise[ReLU]):
         # relu keeps its result: its input's storage when in place
         inplace = layer.inplace
         return Keeps(input=grad_in and inplace, output=grad_in and not inplace, new_output=not inplace)
-
-    def torch_module(self, layer: ReLU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.ReLU(layer.inplace)
 
     def peer_terms(self, layer: ReLU, row: Row, batch: int) -> PeerTerms:
         # ptflops hooks nn.ReLU and counts the F.relu it calls again
@@ -197,7 +196,7 @@ class ReLU6Kind(_Elementwise[ReLU6]):
     model = ReLU6
     prefix = "relu6"
     fields_doc = "`inplace` (false)"
-    pytorch_doc = "`nn.ReLU6`"
+    torch_name = "ReLU6"
 
     def rule(self, ctx: Ctx, layer: ReLU6) -> Out:
         return self.out(ctx, "in place" if layer.inplace else "", inplace=layer.inplace)
@@ -208,11 +207,6 @@ class ReLU6Kind(_Elementwise[ReLU6]):
             return Keeps(extra=out_numel(row, batch) * dtype_bytes if grad_in else 0, new_output=False)
         return Keeps(input=grad_in)
 
-    def torch_module(self, layer: ReLU6, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.ReLU6(layer.inplace)
-
     def peer_terms(self, layer: ReLU6, row: Row, batch: int) -> PeerTerms:
         return terms(ptflops={"act": out_numel(row, batch)})  # F.hardtanh is not patched: hooked once
 
@@ -221,7 +215,7 @@ class LeakyReLUKind(_Elementwise[LeakyReLU]):
     model = LeakyReLU
     prefix = "leaky_relu"
     fields_doc = "`negative_slope` (0.01), `inplace` (false)"
-    pytorch_doc = "`nn.LeakyReLU`"
+    torch_name = "LeakyReLU"
 
     def rule(self, ctx: Ctx, layer: LeakyReLU) -> Out:
         detail = f"slope {layer.negative_slope:g}" + (", in place" if layer.inplace else "")
@@ -230,11 +224,6 @@ class LeakyReLUKind(_Elementwise[LeakyReLU]):
     def keeps(self, layer: LeakyReLU, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         # leaky_relu keeps its input; in place its result, the same storage
         return Keeps(input=grad_in, new_output=not layer.inplace)
-
-    def torch_module(self, layer: LeakyReLU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.LeakyReLU(layer.negative_slope, layer.inplace)
 
     def peer_terms(self, layer: LeakyReLU, row: Row, batch: int) -> PeerTerms:
         return terms(ptflops={"act": out_numel(row, batch)})
@@ -257,24 +246,14 @@ class TanhKind(_KeepsResult[Tanh]):
     model = Tanh
     prefix = "tanh"
     fields_doc = "none"
-    pytorch_doc = "`nn.Tanh`"
-
-    def torch_module(self, layer: Tanh, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Tanh()
+    torch_name = "Tanh"
 
 
 class SigmoidKind(_KeepsResult[Sigmoid]):
     model = Sigmoid
     prefix = "sigmoid"
     fields_doc = "none"
-    pytorch_doc = "`nn.Sigmoid`"
-
-    def torch_module(self, layer: Sigmoid, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Sigmoid()
+    torch_name = "Sigmoid"
 
 
 class SoftmaxKind(_KeepsResult[Softmax]):
@@ -320,12 +299,7 @@ class SiLUKind(_KeepsInput[SiLU]):
     prefix = "silu"
     ptflops_per_value = 1  # F.silu is patched; nn.SiLU has no hook
     fields_doc = "none (swish)"
-    pytorch_doc = "`nn.SiLU`"
-
-    def torch_module(self, layer: SiLU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.SiLU()
+    torch_name = "SiLU"
 
 
 class GELUKind(_KeepsInput[GELU]):
@@ -333,39 +307,24 @@ class GELUKind(_KeepsInput[GELU]):
     prefix = "gelu"
     ptflops_per_value = 2  # nn.GELU's hook and the patched F.gelu
     fields_doc = "`approximate` (none, or tanh)"
-    pytorch_doc = "`nn.GELU`"
+    torch_name = "GELU"
 
     def rule(self, ctx: Ctx, layer: GELU) -> Out:
         return self.out(ctx, "tanh" if layer.approximate == "tanh" else "", inplace=False)
-
-    def torch_module(self, layer: GELU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.GELU(approximate=layer.approximate)
 
 
 class HardswishKind(_KeepsInput[Hardswish]):
     model = Hardswish
     prefix = "hardswish"
     fields_doc = "none"
-    pytorch_doc = "`nn.Hardswish`"
-
-    def torch_module(self, layer: Hardswish, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Hardswish()
+    torch_name = "Hardswish"
 
 
 class HardsigmoidKind(_KeepsInput[Hardsigmoid]):
     model = Hardsigmoid
     prefix = "hardsigmoid"
     fields_doc = "none"
-    pytorch_doc = "`nn.Hardsigmoid`"
-
-    def torch_module(self, layer: Hardsigmoid, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Hardsigmoid()
+    torch_name = "Hardsigmoid"
 
 
 class ELUKind(_KeepsInput[ELU]):
@@ -373,48 +332,28 @@ class ELUKind(_KeepsInput[ELU]):
     prefix = "elu"
     ptflops_per_value = 2  # nn.ELU's hook and the patched F.elu
     fields_doc = "`alpha` (1.0)"
-    pytorch_doc = "`nn.ELU`"
-
-    def torch_module(self, layer: ELU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.ELU(alpha=layer.alpha)
+    torch_name = "ELU"
 
 
 class SELUKind(_KeepsInput[SELU]):
     model = SELU
     prefix = "selu"
     fields_doc = "none"
-    pytorch_doc = "`nn.SELU`"
-
-    def torch_module(self, layer: SELU, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.SELU()
+    torch_name = "SELU"
 
 
 class MishKind(_KeepsInput[Mish]):
     model = Mish
     prefix = "mish"
     fields_doc = "none"
-    pytorch_doc = "`nn.Mish`"
-
-    def torch_module(self, layer: Mish, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Mish()
+    torch_name = "Mish"
 
 
 class SoftplusKind(_KeepsInput[Softplus]):
     model = Softplus
     prefix = "softplus"
     fields_doc = "`beta` (1.0), `threshold` (20.0)"
-    pytorch_doc = "`nn.Softplus`"
-
-    def torch_module(self, layer: Softplus, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Softplus(beta=layer.beta, threshold=layer.threshold)
+    torch_name = "Softplus"
 
 
 class IdentityKind(_Elementwise[Identity]):
@@ -422,18 +361,13 @@ class IdentityKind(_Elementwise[Identity]):
     prefix = "identity"
     moves_data = False  # the same tensor
     fields_doc = "none; its input, not copied (an identity branch of a concat)"
-    pytorch_doc = "`nn.Identity`"
+    torch_name = "Identity"
 
     def rule(self, ctx: Ctx, layer: Identity) -> Out:
         return self.out(ctx, "", inplace=True)
 
     def keeps(self, layer: Identity, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         return Keeps(new_output=False)
-
-    def torch_module(self, layer: Identity, shape: Shape) -> nn.Module:
-        from torch import nn
-
-        return nn.Identity()
 
     def peer_terms(self, layer: Identity, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS
