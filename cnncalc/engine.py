@@ -1,6 +1,6 @@
 """The analytic engine: walks a spec through each layer kind's rule (:mod:`cnncalc.layers`) into a :class:`Report`.
 
-Conventions (quoted in the README; every figure in a report follows them):
+Conventions (quoted in docs/conventions.md; every figure in a report follows them):
 
 - **Shapes** are PyTorch's: ``[C, H, W]`` per image, or ``[N]`` once flattened.
   Output sizes follow PyTorch exactly (floor, or ceil mode for pooling).

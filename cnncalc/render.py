@@ -16,7 +16,7 @@ from .text import WORDS, Column, Page, Table
 if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs
     pass
 
-#: One line each, quoted from the engine's conventions; the README has them in full.
+#: One line each, quoted from the engine's conventions; docs/conventions.md has them in full.
 CONVENTIONS = (
     "MACs: multiply-accumulates of conv2d and linear, bias excluded (torchvision's 'GFLOPS'); FLOPs = 2 x MACs.",
     "Bias, pooling, norm, activations, adds and concatenations count 0 FLOPs, as in torch.utils.flop_counter.",
@@ -144,7 +144,7 @@ def problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    """The JSON contract (documented in the README): stable keys, integers exact."""
+    """The JSON contract (documented in docs/json.md): stable keys, integers exact."""
     return {
         "name": report.name,
         "input": {"shape": list(report.input_shape), "batch": report.batch, "dtype": report.dtype},
