@@ -43,6 +43,11 @@ def _scale(largest: float, unit: str) -> tuple[float, str]:
     return 1.0, unit or "count"
 
 
+def too_long(report: Report) -> bool:
+    """More bars than a reader can tell apart, in a network that has blocks to draw instead."""
+    return len(report.rows) > MAX_BARS and bool(report.blocks)
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -173,7 +178,7 @@ def run(
         fig = compare_bars(reports[0], reports[1], what)
     else:
         report = reports[0]
-        if depth is None and len(report.rows) > MAX_BARS and report.blocks:
+        if depth is None and too_long(report):
             depth = 1
             common.console(stderr=True).print(
                 f"{len(report.rows):,} rows are too many bars to read: drawn by blocks (--depth 1)", soft_wrap=True

@@ -180,7 +180,7 @@ def chart_svgs(report: Report, roof: Roofline) -> list[tuple[str, str]]:
     """The memory and MACs bars (by block when long) and the roofline chart, as inline SVG."""
     from . import plot as charts
 
-    shown = report.folded(1) if len(report.rows) > charts.MAX_BARS and report.blocks else report
+    shown = report.folded(1) if charts.too_long(report) else report
     out: list[tuple[str, str]] = []
     for what, caption in (("memory", "activation memory per layer"), ("macs", "MACs per layer")):
         out.append((caption, _svg(charts.render(charts.bars(shown, what), "svg"))))
