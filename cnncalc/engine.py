@@ -12,8 +12,8 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
   value. This is what torchvision's tables call "GFLOPS" and papers call
   "multiply-adds".
 - **FLOPs** = 2 x MACs, what ``torch.utils.flop_counter.FlopCounterMode`` counts.
-  Bias adds, pooling, normalisation, activations, softmax, residual adds and
-  concatenation count 0: they are memory-bound and under 1% of a CNN's arithmetic.
+  Bias adds, pooling, normalisation, activations, softmax, residual adds,
+  products and concatenation count 0: they are memory-bound and under 1% of a CNN's arithmetic.
 - MACs, FLOPs and activations are for the whole batch (``batch`` images).
 - **Activations** of a row = values of the new tensors the row allocates in an
   inference forward pass: the input row holds the input; conv, pool, linear,
@@ -54,6 +54,7 @@ from .expr import ExpressionError, substitute
 from .fields import INPLACE_ACTIVATIONS, MAX_INT
 from .layers import kind_of
 from .layers.base import RF, Ctx, Stop, fmt
+from .layers.channel import Slice
 from .layers.conv import Conv2d
 from .layers.norm import BatchNorm2d
 from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
@@ -62,9 +63,11 @@ from .spec import (
     AnyLayer,
     Block,
     Concat,
+    Multiply,
     Residual,
     Sequential,
     Spec,
+    Split,
     Use,
     locate,
     prepare,
@@ -280,6 +283,10 @@ class _Walker:
                     x = self.residual(entry, path, x, self.named(scope, name, entry.kind))
                 case Concat():
                     x = self.concat(entry, path, x, self.named(scope, name, entry.kind))
+                case Split():
+                    x = self.split(entry, path, x, self.named(scope, name, entry.kind))
+                case Multiply():
+                    x = self.multiply(entry, path, x, self.named(scope, name, entry.kind))
                 case Sequential():
                     inner = self.named(scope, name, entry.kind)
                     x = self.entries([(e, (*path, "layers", i)) for i, e in enumerate(entry.layers)], x, inner)
@@ -403,32 +410,82 @@ class _Walker:
         z = self.leaf(conv, (*path, "shortcut"), x, inner, "0")
         return self.leaf(BatchNorm2d(kind="batchnorm2d"), (*path, "shortcut"), z, inner, "1")
 
-    def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
-        if not entry.branches:  # the schema refuses it; a Concat built in Python may still hold none
-            self.fail("a concat needs at least one branch", (*path, "branches"))
+    def branches(self, entry: Concat | Split, path: Path, scope: _Scope) -> list[tuple[str, Sequence[AnyEntry], Path]]:
+        """A concat's or a split's branches: their names (claimed in ``scope``), entries and paths."""
+        if not entry.branches:  # the schema refuses it; one built in Python may still hold none
+            self.fail(f"a {entry.kind} needs at least one branch", (*path, "branches"))
         if isinstance(entry.branches, dict):
-            branches = [(name, items, (*path, "branches", name)) for name, items in entry.branches.items()]
-        else:
-            # numbered on from any earlier branches in this block, so that two concats never clash
-            branches = [(scope.auto("branch"), items, (*path, "branches", i)) for i, items in enumerate(entry.branches)]
-        outs = []
-        for name, items, bpath in branches:
-            if isinstance(entry.branches, dict):
-                self.claim(scope, name, bpath)
-            inner = scope.child(name)
-            self.blocks.append(BlockInfo(inner.block, "branch"))
-            outs.append((name, self.entries([(e, (*bpath, i)) for i, e in enumerate(items)], x, inner)))
+            for name in entry.branches:
+                self.claim(scope, name, (*path, "branches", name))
+            return [(name, items, (*path, "branches", name)) for name, items in entry.branches.items()]
+        # numbered on from any earlier branches in this block, so that two concats never clash
+        return [(scope.auto("branch"), items, (*path, "branches", i)) for i, items in enumerate(entry.branches)]
+
+    def branch(self, scope: _Scope, name: str, items: Sequence[AnyEntry], bpath: Path, x: _Tensor) -> _Tensor:
+        inner = scope.child(name)
+        self.blocks.append(BlockInfo(inner.block, "branch"))
+        return self.entries([(e, (*bpath, i)) for i, e in enumerate(items)], x, inner)
+
+    def concatenate(self, outs: Sequence[tuple[str, _Tensor]], path: Path, scope: _Scope, kind: str) -> _Tensor:
         first_name, first = outs[0]
         for name, t in outs[1:]:
             if len(t.shape) != len(first.shape) or t.shape[1:] != first.shape[1:]:
                 what = "height and width" if len(first.shape) == 3 else "kind of tensor"
                 self.fail(
-                    f"concat: branch '{name}' gives {fmt(t.shape)} but branch '{first_name}' gives {fmt(first.shape)};"
+                    f"{kind}: branch '{name}' gives {fmt(t.shape)} but branch '{first_name}' gives {fmt(first.shape)};"
                     f" a concatenation needs the same {what}",
                     path,
                 )
         shape = (sum(t.shape[0] for _, t in outs), *first.shape[1:])
         return self.join(Join("concat"), [t for _, t in outs], shape, path, scope, f"{len(outs)} branches")
+
+    def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        branches = self.branches(entry, path, scope)
+        outs = [(name, self.branch(scope, name, items, bpath, x)) for name, items, bpath in branches]
+        return self.concatenate(outs, path, scope, "concat")
+
+    def split(self, entry: Split, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        branches = self.branches(entry, path, scope)
+        if len(x.shape) != 3:
+            self.fail(f"a split needs a C x H x W input, got {fmt(x.shape)} (flat)", path)
+        c, n = x.shape[0], len(branches)
+        if entry.sections is None:
+            if c % n:
+                self.fail(
+                    f"split: {n} branches cannot share the input's {c} channels equally;"
+                    " give their channels as sections: [...]",
+                    path,
+                )
+            sections: Sequence[int] = [c // n] * n
+        else:
+            sections = entry.sections
+            if len(sections) != n or sum(sections) != c:
+                self.fail(
+                    f"split: sections {list(sections)} must give each of the {n} branches its channels,"
+                    f" {c} in all (the input's), in branch order",
+                    (*path, "sections"),
+                    at_key=True,
+                )
+        outs, start = [], 0
+        for (name, items, bpath), size in zip(branches, sections, strict=True):
+            chunk = Slice(kind="slice", start=start, stop=start + size)
+            part = self.leaf(chunk, bpath, x, scope, scope.auto("chunk"))
+            outs.append((name, self.branch(scope, name, items, bpath, part)))
+            start += size
+        return self.concatenate(outs, path, scope, "split")
+
+    def multiply(self, entry: Multiply, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        y = self.entries([(e, (*path, "body", i)) for i, e in enumerate(entry.body)], x, scope)
+        gate = len(y.shape) == 3 and len(x.shape) == 3 and y.shape == (x.shape[0], 1, 1)
+        if y.shape != x.shape and not gate:
+            name = scope.full("multiply") if not scope.block else ".".join(scope.block)
+            self.fail(
+                f"multiply '{name}': the body gives {fmt(y.shape)} but the input is {fmt(x.shape)}; a product needs"
+                f" the input's shape, or C x 1 x 1 with its channels ({x.shape[0]}x1x1) to scale each channel",
+                path,
+            )
+        detail = "input x body" + (" per channel" if y.shape != x.shape else "")
+        return self.join(Join("multiply"), [x, y], x.shape, path, scope, detail)
 
     # -- blocks
 
@@ -540,7 +597,9 @@ def _uses(items: Sequence[tuple[Any, Path]]) -> Iterator[tuple[Use, Path]]:
                 yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
                 if not isinstance(shortcut, str):
                     yield from _uses([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)])
-            case Concat(branches=branches):
+            case Multiply(body=body):
+                yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
+            case Concat(branches=branches) | Split(branches=branches):
                 named = branches.items() if isinstance(branches, dict) else enumerate(branches)
                 for key, branch in named:
                     yield from _uses([(e, (*path, "branches", key, i)) for i, e in enumerate(branch)])

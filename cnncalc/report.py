@@ -62,9 +62,9 @@ class ReceptiveField:
 
 @dataclass(frozen=True)
 class Join:
-    """What an ``add`` or ``concat`` row does with its inputs."""
+    """What an ``add``, ``concat`` or ``multiply`` row does with its inputs."""
 
-    kind: Literal["add", "concat"]
+    kind: Literal["add", "concat", "multiply"]
     inplace: bool = False
     activation: str | None = None
 

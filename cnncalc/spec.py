@@ -1,7 +1,7 @@
 """The spec DSL: pydantic models of a network, and loading them from YAML.
 
 A spec is a name, an input shape and a list of entries: layers (a mapping with
-a ``kind``), the structures ``residual``, ``concat`` and ``sequential`` that
+a ``kind``), the structures ``residual``, ``concat``, ``split``, ``multiply`` and ``sequential`` that
 hold entries of their own, and uses of the spec's reusable ``blocks``. Each layer
 kind's model lives with the rest of the kind in :mod:`cnncalc.layers`; their field
 types (sizes normalised, once, to ``(height, width)``) in :mod:`cnncalc.fields`.
@@ -137,6 +137,12 @@ def _some_branch(branches: Any) -> Any:
     return branches
 
 
+def _some_part(branches: Any) -> Any:
+    if not branches:
+        raise ValueError("a split needs at least one branch")
+    return branches
+
+
 def _shape_tag(value: Any) -> str:
     # the labels are not keys (not identifiers), so that error paths skip them
     return "<word>" if isinstance(value, str) else "<mapping>" if isinstance(value, dict) else "<list>"
@@ -165,14 +171,42 @@ class Residual(Layer):
 
 
 class Concat(Layer):
-    """Parallel branches on the same input, joined along the channels (Inception)."""
+    """Parallel branches on the same input, joined along the channels (Inception); an empty branch passes it on."""
 
     kind: Literal["concat"]
     branches: Annotated[
-        Annotated[tuple[Entries, ...], Tag("<list>")] | Annotated[dict[Name, Entries], Tag("<mapping>")],
+        Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
+        | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
         Discriminator(_shape_tag),
         AfterValidator(_some_branch),
-    ] = Field(description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries.")
+    ] = Field(
+        description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries; [] passes on."
+    )
+
+
+class Split(Layer):
+    """The input's channels cut into consecutive parts, one per branch, each through its branch, joined along the
+    channels (ShuffleNetV2's ``x.chunk(2, dim=1)``; an empty branch passes its part on unchanged)."""
+
+    kind: Literal["split"]
+    branches: Annotated[
+        Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
+        | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
+        Discriminator(_shape_tag),
+        AfterValidator(_some_part),
+    ] = Field(
+        description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries; [] passes on."
+    )
+    sections: tuple[Pos, ...] | None = Field(
+        None, description="Channels of each part, in branch order; none: equal parts (the branches divide C)."
+    )
+
+
+class Multiply(Layer):
+    """``x * body(x)``: the body's output, C x 1 x 1 or x's own shape, scales the input (squeeze-and-excitation)."""
+
+    kind: Literal["multiply"]
+    body: Entries
 
 
 class Sequential(Layer):
@@ -200,12 +234,18 @@ class Use(BaseModel):
         return dict(self.model_extra or {})
 
 
-STRUCTURE_MODELS: dict[str, type[Layer]] = {"residual": Residual, "concat": Concat, "sequential": Sequential}
+STRUCTURE_MODELS: dict[str, type[Layer]] = {
+    "residual": Residual,
+    "concat": Concat,
+    "split": Split,
+    "multiply": Multiply,
+    "sequential": Sequential,
+}
 #: What may stand in a list of layers, by the tag that picks it.
 ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, "use": Use}
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
-AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Sequential | Use
+AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Split | Multiply | Sequential | Use
 
 
 @cache

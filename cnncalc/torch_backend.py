@@ -77,6 +77,24 @@ class Concat(nn.Module):
         return torch.cat(branches, dim=1)
 
 
+class Multiply(nn.Module):
+    """Where a product's factors meet: ``a * b``, a C x 1 x 1 factor broadcast over C x H x W (squeeze-and-excitation)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+
+class ChannelSlice(nn.Module):
+    """Channels ``start`` to ``stop`` of the input: a view (a split's part, as ``Tensor.chunk`` gives)."""
+
+    def __init__(self, start: int, stop: int | None) -> None:
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start : self.stop]
+
+
 class SpecModule(nn.Module):
     """The network of a report: one module per row, registered under the row's dotted name.
 

@@ -64,7 +64,9 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
         storage.append(row.index if keeps.new_output or first is None else storage[first])
         grad.append(grad_in or row.weights + row.biases > 0)
         added = keeps.extra
-        for role, wanted in ((first, keeps.input), (row.index, keeps.output)):
+        second = row.inputs[1] if len(row.inputs) > 1 else None
+        wants_second = keeps.second and first is not None and grad[first]
+        for role, wanted in ((first, keeps.input), (second, wants_second), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])
                 added += nbytes(storage[role])

@@ -123,6 +123,12 @@ def _fitting(c: int) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _gate(c: int) -> dict[str, Any]:
+    """Squeeze-and-excitation's gate: a per-channel factor in (0, 1), C x 1 x 1."""
+    squeeze = [{"kind": "global_avgpool2d"}, {"kind": "conv2d", "out": c, "kernel": 1, "activation": "sigmoid"}]
+    return {"kind": "sequential", "layers": squeeze}
+
+
 def _structure(c: int) -> st.SearchStrategy[dict[str, Any]]:
     leaves = st.lists(st.one_of(_fitting(c), _fitting(c), _planar(c)), min_size=1, max_size=3)
     shortcut = st.one_of(st.sampled_from(["identity", "projection", "auto", "optional"]), leaves)
@@ -136,7 +142,13 @@ def _structure(c: int) -> st.SearchStrategy[dict[str, Any]]:
                 "inplace": st.booleans(),
             }
         ),
-        st.fixed_dictionaries({"kind": st.just("concat"), "branches": st.lists(leaves, min_size=1, max_size=3)}),
+        st.fixed_dictionaries(
+            {"kind": st.just("concat"), "branches": st.lists(st.one_of(leaves, st.just([])), min_size=1, max_size=3)}
+        ),
+        st.fixed_dictionaries(
+            {"kind": st.just("split"), "branches": st.lists(st.one_of(leaves, st.just([])), min_size=1, max_size=3)}
+        ),
+        st.fixed_dictionaries({"kind": st.just("multiply"), "body": st.one_of(leaves, st.just([_gate(c)]))}),
         st.fixed_dictionaries({"kind": st.just("sequential"), "layers": leaves}),
     )
 

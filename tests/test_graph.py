@@ -164,6 +164,27 @@ def test_receptive_field_is_the_largest_over_paths() -> None:
     assert res.rows[-1].receptive_field.size == (5, 5)  # type: ignore[union-attr]
 
 
+def test_split_multiply_and_identity_branches() -> None:
+    se = {"kind": "multiply", "name": "se", "body": ["global_avgpool2d", conv(2, 1), "sigmoid"]}
+    split = {"kind": "split", "branches": {"a": [], "b": [conv(2, 3, padding=1), se]}, "sections": [2, 2]}
+    report = analyze(spec_of([split, {"kind": "concat", "branches": [[], [conv(1, 1)]]}], [4, 8, 8]))
+    rows = {r.name: r for r in report.rows}
+    # the parts are views of the input: no values, nothing kept, the same storage
+    assert [(rows[n].detail, rows[n].activations) for n in ("chunk1", "chunk2")] == [
+        ("channels 0:2", 0),
+        ("channels 2:4", 0),
+    ]
+    assert rows["b.conv1"].inputs == (rows["chunk2"].index,)
+    gate = rows["b.se.multiply1"]
+    assert gate.inputs == (rows["b.conv1"].index, rows["b.se.sigmoid1"].index)
+    assert gate.output_shape == (2, 8, 8) and gate.activations == 128 and gate.macs == 0
+    assert gate.receptive_field is not None and gate.receptive_field.size == (10, 10)  # the pool saw all
+    assert rows["concat1"].inputs == (rows["chunk1"].index, gate.index) and rows["concat1"].output_shape == (4, 8, 8)
+    # an empty concat branch is the concat's input itself
+    assert rows["concat2"].inputs == (rows["concat1"].index, rows["branch2.conv1"].index)
+    assert report.rows[-1].output_shape == (5, 8, 8)
+
+
 # (id, layers, input, text of the one error line)
 GRAPH_ERRORS = [
     (
@@ -185,6 +206,33 @@ GRAPH_ERRORS = [
         [4, 8, 8],
         "a projection shortcut cannot take 4x8x8 to 4x10x10 with one stride",
     ),
+    (
+        "split unequal",
+        [{"kind": "split", "branches": [[], [], []]}],
+        [4, 8, 8],
+        "split: 3 branches cannot share the input's 4 channels equally; give their channels as sections: [...]",
+    ),
+    (
+        "split sections",
+        [{"kind": "split", "branches": [[], []], "sections": [1, 2]}],
+        [4, 8, 8],
+        "split: sections [1, 2] must give each of the 2 branches its channels, 4 in all (the input's), in branch order",
+    ),
+    ("split flat", ["flatten", {"kind": "split", "branches": [[], []]}], [4, 8, 8], "a split needs a C x H x W input"),
+    (
+        "multiply shapes",
+        [{"kind": "multiply", "body": ["global_avgpool2d", conv(2, 1)]}],
+        [4, 8, 8],
+        "multiply 'multiply': the body gives 2x1x1 but the input is 4x8x8; a product needs the input's shape, or"
+        " C x 1 x 1 with its channels (4x1x1) to scale each channel",
+    ),
+    (
+        "slice range",
+        [{"kind": "slice", "start": 2, "stop": 6}],
+        [4, 8, 8],
+        "channels 2 to 6 are not a range of the input's 4 channels (0 <= start < stop <= channels)",
+    ),
+    ("shuffle groups", [{"kind": "channel_shuffle", "groups": 3}], [4, 8, 8], "groups 3 does not divide"),
     ("unknown block", [{"use": "bottlneck"}], [4, 8, 8], "no block named 'bottlneck' (did you mean 'bottleneck'?)"),
     (
         "unknown argument",

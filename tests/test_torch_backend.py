@@ -25,7 +25,7 @@ from cnncalc import torch_backend as tb  # noqa: E402
 from cnncalc.cli import app  # noqa: E402
 from cnncalc.layers import KINDS  # noqa: E402
 from cnncalc.layers.activation import activation_module  # noqa: E402
-from cnncalc.spec import Concat, Residual, Sequential  # noqa: E402
+from cnncalc.spec import Concat, Multiply, Residual, Sequential, Split  # noqa: E402
 
 pytestmark = pytest.mark.torch
 ENV = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
@@ -212,13 +212,22 @@ def test_a_wrong_engine_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- the differential test ---------------------------------------------------------------
 
 #: Specs the engine refuses on purpose although torch would run them (README, "Conventions").
-STRICTER = ("add '- flatten' before it", "needs a C x H x W input, got", "an add needs the same shape")
+STRICTER = (
+    "add '- flatten' before it",
+    "needs a C x H x W input, got",
+    "an add needs the same shape",
+    "are not a range of the input's",  # x[:, 2:9] of 4 channels gives 2
+    "a product needs the input's shape",  # x * y broadcasts any compatible shapes
+    "cannot share the input's",  # torch.chunk makes unequal parts
+)
 
 
 def _torch_entries(entries: tuple[Any, ...], x: Any) -> Any:
     for entry in entries:
         for _ in range(entry.repeat):
             x = _torch_entry(entry, x)
+            if x.numel() == 0:  # x[:, 3:9] of 2 channels: torch makes an empty tensor, the engine refuses
+                raise RuntimeError("an empty tensor")
     return x
 
 
@@ -250,6 +259,15 @@ def _torch_entry(entry: Any, x: Any) -> Any:
         case Concat():
             branches = entry.branches.values() if isinstance(entry.branches, dict) else entry.branches
             return torch.cat([_torch_entries(b, x) for b in branches], dim=1)
+        case Split():
+            branches = list(entry.branches.values() if isinstance(entry.branches, dict) else entry.branches)
+            sizes = entry.sections or [x.shape[1] // len(branches)] * len(branches)
+            if len(sizes) != len(branches) or sum(sizes) != x.shape[1]:
+                raise RuntimeError("the sections do not cover the channels")
+            parts = torch.split(x, list(sizes), dim=1)
+            return torch.cat([_torch_entries(b, part) for b, part in zip(branches, parts, strict=True)], dim=1)
+        case Multiply():
+            return x * _torch_entries(entry.body, x)
         case Sequential():
             return _torch_entries(entry.layers, x)
     return tb.module_for(entry, tuple(x.shape[1:])).eval()(x)

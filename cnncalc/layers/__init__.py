@@ -12,11 +12,11 @@ from typing import Any
 
 from ..fields import Layer
 from ..report import Join
-from . import activation, conv, dense, dropout, joins, norm, pad, pool, resample
+from . import activation, channel, conv, dense, dropout, joins, norm, pad, pool, resample
 from .base import Kind, RowKind
 
 #: The family modules, in the order their kinds are listed.
-FAMILIES = (conv, pool, pad, resample, dense, norm, dropout, activation)
+FAMILIES = (conv, pool, pad, resample, channel, dense, norm, dropout, activation)
 
 #: Every layer kind by its ``kind`` name.
 KINDS: dict[str, Kind[Any]] = {kind.name: kind for family in FAMILIES for kind in family.KINDS}

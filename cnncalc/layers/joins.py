@@ -1,6 +1,7 @@
-"""Where branches meet: the rows ``add`` (a residual's body and shortcut) and ``concat`` (a concat's branches).
+"""Where branches meet: the rows ``add`` (a residual's body and shortcut), ``concat`` (a concat's or a split's
+branches) and ``multiply`` (a multiply's body and its input).
 
-Their entries (``residual``, ``concat``) are structures that the walk of :mod:`cnncalc.engine` expands;
+Their entries (``residual``, ``concat``, ``split``, ``multiply``) are structures that the walk of :mod:`cnncalc.engine` expands;
 their rows are :class:`~cnncalc.report.Join` and have the facets of every row.
 """
 
@@ -54,4 +55,21 @@ class ConcatKind(RowKind[Join]):
         return NO_TERMS
 
 
-JOINS = (AddKind(), ConcatKind())
+class MultiplyKind(RowKind[Join]):
+    name = "multiply"
+    moves_data = True
+
+    def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # a * b keeps b for a's gradient and a for b's: each factor when the other requires grad
+        return Keeps(input=grad_in, second=grad_in)
+
+    def torch_module(self, layer: Join, shape: Shape) -> nn.Module:
+        from ..torch_backend import Multiply
+
+        return Multiply()
+
+    def peer_terms(self, layer: Join, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS
+
+
+JOINS = (AddKind(), ConcatKind(), MultiplyKind())
