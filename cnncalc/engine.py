@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any, NoReturn
@@ -379,9 +379,15 @@ class _Walker:
             s, what = self.projection(entry, path, x, y, scope), "projection"
         else:
             assert not isinstance(shortcut, str)
-            inner = scope.child(scope.fresh("shortcut"))
+            if isinstance(shortcut, dict):
+                ((name, items),) = shortcut.items()
+                self.claim(scope, name, (*path, "shortcut", name))
+                spath: Path = (*path, "shortcut", name)
+            else:
+                name, items, spath = scope.fresh("shortcut"), shortcut, (*path, "shortcut")
+            inner = scope.child(name)
             self.blocks.append(BlockInfo(inner.block, "shortcut"))
-            s = self.entries([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)], x, inner)
+            s = self.entries([(e, (*spath, i)) for i, e in enumerate(items)], x, inner)
             what = "shortcut"
         if s.shape != y.shape:
             hint = "; use shortcut: projection (or auto) to match them" if what == "identity" else ""
@@ -595,12 +601,17 @@ def _uses(items: Sequence[tuple[Any, Path]]) -> Iterator[tuple[Use, Path]]:
                 yield entry, path
             case Residual(body=body, shortcut=shortcut):
                 yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
-                if not isinstance(shortcut, str):
+                if isinstance(shortcut, dict):
+                    for name, entries in shortcut.items():
+                        yield from _uses([(e, (*path, "shortcut", name, i)) for i, e in enumerate(entries)])
+                elif not isinstance(shortcut, str):
                     yield from _uses([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)])
             case Multiply(body=body):
                 yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
             case Concat(branches=branches) | Split(branches=branches):
-                named = branches.items() if isinstance(branches, dict) else enumerate(branches)
+                named: Iterable[tuple[str | int, Sequence[Any]]] = (
+                    branches.items() if isinstance(branches, dict) else enumerate(branches)
+                )
                 for key, branch in named:
                     yield from _uses([(e, (*path, "branches", key, i)) for i, e in enumerate(branch)])
             case Sequential(layers=layers):

@@ -116,7 +116,19 @@ Activation: TypeAlias = Literal["relu", "relu6", "leaky_relu", "tanh", "sigmoid"
 #: Fused activations PyTorch can apply in place; the others allocate a new tensor.
 INPLACE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
 
-LayerName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+def _name(value: Any) -> Any:
+    """A name; a whole number (an expression's, ``name: "${i + 1}"``) is its digits, as nn.Sequential names its parts."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return value
+
+
+LayerName = Annotated[
+    StrictStr,
+    Field(pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+    Before(_name, Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | NonNeg),
+]
 
 #: Every model builds its validator on first use, not at import: a spec pays only for the kinds it uses.
 CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True)

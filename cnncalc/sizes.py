@@ -3,7 +3,7 @@
 Each axis (height, width) is followed on its own through the rows of the report at the spec's own
 input: a window (conv, pool) maps ``n`` to ``floor((n + 2P - D(F - 1) - 1) / S) + 1`` (the pooling
 ``ceil_mode`` rounds up), padding adds, adaptive and global pooling fix the size, joins need equal
-sizes. The structure of the network (which rows, which shortcut) is the one at the spec's input.
+sizes (a product: or a gate of size 1). The structure of the network (which rows, which shortcut) is the one at the spec's input.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
                 valid = valid and size % by == 0
                 out = size // by
             case Keep():
-                if isinstance(row.layer, Join) and len(set(ins)) > 1:
+                if row.kind == "multiply":  # a gate of size 1 scales every position, else the sizes match
+                    valid = valid and ins[1] in (ins[0], 1)
+                elif isinstance(row.layer, Join) and len(set(ins)) > 1:
                     valid = False
                 out = size
         sizes.append(max(out, 0))

@@ -151,6 +151,12 @@ def _shape_tag(value: Any) -> str:
 ShortcutWord = Literal["identity", "projection", "auto", "optional"]
 
 
+def _one_name(shortcut: dict[str, Any]) -> dict[str, Any]:
+    if len(shortcut) != 1:
+        raise ValueError(f"a named shortcut is one name -> its entries, got {len(shortcut)} names")
+    return shortcut
+
+
 class Residual(Layer):
     """``body(x) + shortcut(x)``, then an optional activation (ResNet's and MobileNetV2's blocks).
 
@@ -163,7 +169,9 @@ class Residual(Layer):
     kind: Literal["residual"]
     body: Entries
     shortcut: Annotated[
-        Annotated[ShortcutWord, Tag("<word>")] | Annotated[Entries, Tag("<list>")],
+        Annotated[ShortcutWord, Tag("<word>")]
+        | Annotated[Entries, Tag("<list>")]
+        | Annotated[Annotated[dict[Name, Entries], AfterValidator(_one_name)], Tag("<mapping>")],
         Discriminator(_shape_tag),
     ] = "identity"
     activation: Activation | None = Field(None, description="Applied after the add (ResNet: relu).")
@@ -332,6 +340,11 @@ def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
     for key in ("body", "layers", "shortcut"):
         if isinstance(out.get(key), list):
             out[key] = [prepare(e, defaults) for e in out[key]]
+    shortcut = out.get("shortcut")
+    if isinstance(shortcut, dict):
+        out["shortcut"] = {
+            k: [prepare(e, defaults) for e in b] if isinstance(b, list) else b for k, b in shortcut.items()
+        }
     branches = out.get("branches")
     if isinstance(branches, list):
         out["branches"] = [[prepare(e, defaults) for e in b] if isinstance(b, list) else b for b in branches]

@@ -22,6 +22,8 @@ from rich.style import Style
 #: Where a text may wrap: after spaces, and after a hyphen or underscore between two words of two or more
 #: letters ("multiply-" / "accumulates", "global_" / "avgpool2d"; not "A-" / "LRN").
 WORDS = re.compile(r"\s*(?:\S*?[A-Za-z0-9]{2}[-_](?=[A-Za-z]{2})|\S+)\s*")
+#: A row's name, as a last resort: after a hyphen or underscore between two words ("scale_" / "activation").
+NAMES = re.compile(r"\s*(?:\S*?[A-Za-z0-9][-_](?=[A-Za-z]{2})|\S+)\s*")
 #: Dotted names may also wrap after each dot ("layer4.2." / "downsample.0").
 DOTTED = re.compile(r"\s*(?:\S*?[-_.](?=[A-Za-z0-9])|\S+)\s*")
 
@@ -74,6 +76,24 @@ class Column:
     breaks: re.Pattern[str] | None = None
     footer: str = ""
     max_width: int | None = None
+    #: wrapped only when no other column can narrow any more, each line under the first's indentation
+    last: bool = False
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip(" "))
+
+
+def hang(text: str, width: int, breaks: re.Pattern[str] | None) -> list[str]:
+    """:func:`wrap`, continuation lines indented as the first (a nested row's name).
+
+    >>> hang("    scale_activation", 14, NAMES)
+    ['    scale_', '    activation']
+    """
+    if breaks is None or width_of(text) <= width:
+        return [text]
+    n = _indent(text)
+    return [" " * n + line for line in wrap(text[n:], width - n, breaks)]
 
 
 def _paragraphs(cell: Cell, style: str | None = None) -> list[Styled]:
@@ -136,7 +156,12 @@ class Table:
                 natural.append(widest)
                 floor.append(widest)
                 continue
-            least = max(width_of(p.rstrip()) for t in texts for p in chunks(t, c.breaks))
+            if c.last:
+                least = max(
+                    _indent(t) + max(width_of(p.rstrip()) for p in chunks(t.lstrip(" "), c.breaks)) for t in texts
+                )
+            else:
+                least = max(width_of(p.rstrip()) for t in texts for p in chunks(t, c.breaks))
             natural.append(max(least, widest if c.max_width is None else min(widest, c.max_width)))
             floor.append(least)
         return natural, floor
@@ -154,8 +179,10 @@ class Table:
         widths, floor = self._bounds()
         for _ in range(self._total(widths) - width):
             shrinkable = [i for i, w in enumerate(widths) if w > floor[i]]
+            first = [i for i in shrinkable if not self.columns[i].last]
             if not shrinkable:
                 return widths, False
+            shrinkable = first or shrinkable
             widths[max(shrinkable, key=lambda i: widths[i])] -= 1
         return widths, True
 
@@ -183,7 +210,8 @@ class Table:
                 w, right, breaks = sum(widths[i:]) + self.sep * (n - 1 - i), False, WORDS
             else:
                 w, right = widths[i], column.right
-            cell_lines = [(line, st) for text, st in _paragraphs(cell, style) for line in wrap(text, w, breaks)]
+            fold = hang if column.last and not (i == len(cells) - 1 and len(cells) < n) else wrap
+            cell_lines = [(line, st) for text, st in _paragraphs(cell, style) for line in fold(text, w, breaks)]
             blocks.append((cell_lines, w, right))
         height = max(len(b[0]) for b in blocks)
         if heads:  # a header that wraps grows upwards, as rich's do

@@ -116,6 +116,16 @@ def test_very_narrow_terminals_still_print_a_table(columns: int) -> None:
     assert "25,557,032" in out.replace("\n", "")  # the trainable params line, folded but whole
 
 
+def _name_at(lines: list[str], k: int) -> str:
+    """The name of the row on line ``k``: a deep one may wrap after an underscore, its lines under its start."""
+    name = lines[k].split()[1]
+    at = lines[k].index(f" {name}", len(lines[k].split()[0]) + lines[k].index(lines[k].split()[0])) + 1
+    while name.endswith(("_", "-")):
+        k += 1
+        name += lines[k][at:].split()[0]
+    return name
+
+
 def _words(text: str) -> list[str]:
     return " ".join(text.split()).split(" ")
 
@@ -127,8 +137,9 @@ def test_summary_cuts_no_name_and_no_block_header(spec: Path, columns: int) -> N
     code, out = run(columns, "summary", str(spec.relative_to(ROOT)))
     assert code == 0 and "…" not in out
     report = json.loads(run(200, "summary", str(spec.relative_to(ROOT)), "-f", "json")[1])
+    lines = out.splitlines()
     for line, layer in zip(_table_rows(out, len(report["layers"])), report["layers"], strict=True):
-        assert line.split()[1] == layer["name"].rsplit(".", 1)[-1], line
+        assert _name_at(lines, lines.index(line)) == layer["name"].rsplit(".", 1)[-1], line
     flat = " ".join(_words(out))
     for block in report["blocks"]:
         # a header's text spans the columns of numbers (it has none): wrapped, its lines hold nothing else

@@ -252,6 +252,8 @@ def _torch_entry(entry: Any, x: Any) -> Any:
                 s = torch.nn.BatchNorm2d(y.shape[1]).eval()(
                     torch.nn.Conv2d(x.shape[1], y.shape[1], 1, strides[0], bias=False)(x)
                 )
+            elif isinstance(entry.shortcut, dict):
+                s = _torch_entries(next(iter(entry.shortcut.values())), x)
             else:
                 s = _torch_entries(entry.shortcut, x)
             out = y.add_(s) if entry.inplace else y + s

@@ -25,7 +25,7 @@ from ..render import (
     training_text,
 )
 from ..report import ROW_QUANTITIES, Report, Row
-from ..text import WORDS, Column, Page, Table
+from ..text import NAMES, WORDS, Column, Page, Table
 from . import common
 from .common import Format
 
@@ -78,7 +78,8 @@ def _summary_table(report: Report, compact: bool) -> Table:
     number = short if compact else "{:,}".format
     columns = [
         Column("#", right=True),
-        Column("name", footer="total"),  # names are never wrapped: they are what a reader searches for
+        # names are what a reader searches for: wrapped (at an underscore) only when nothing else can narrow
+        Column("name", footer="total", breaks=NAMES, last=True),
         Column("layer", breaks=WORDS, max_width=34),
         Column("output", right=True),
         *([] if compact else [Column("activations", right=True, footer=f"{t.activations:,}")]),

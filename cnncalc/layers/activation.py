@@ -50,6 +50,7 @@ class Softmax(Layer):
 
 class SiLU(Layer):
     kind: Literal["silu"]
+    inplace: StrictBool = False
 
 
 class GELU(Layer):
@@ -59,23 +60,28 @@ class GELU(Layer):
 
 class Hardswish(Layer):
     kind: Literal["hardswish"]
+    inplace: StrictBool = False
 
 
 class Hardsigmoid(Layer):
     kind: Literal["hardsigmoid"]
+    inplace: StrictBool = False
 
 
 class ELU(Layer):
     kind: Literal["elu"]
     alpha: float = 1.0
+    inplace: StrictBool = False
 
 
 class SELU(Layer):
     kind: Literal["selu"]
+    inplace: StrictBool = False
 
 
 class Mish(Layer):
     kind: Literal["mish"]
+    inplace: StrictBool = False
 
 
 class Softplus(Layer):
@@ -280,12 +286,20 @@ class _KeepsInput(_Elementwise[L]):
 
     #: ptflops' count per value: a hook on the module (GELU, ELU) and a patch of the functional (gelu, elu, silu)
     ptflops_per_value: ClassVar[int] = 0
+    #: in place (``inplace: true``), autograd keeps a copy of the input it overwrites, or (elu, selu) the
+    #: result, which backward can invert
+    inplace_keeps: ClassVar[Literal["copy", "result"]] = "copy"
 
     def rule(self, ctx: Ctx, layer: L) -> Out:
-        return self.out(ctx, "", inplace=False)
+        inplace = getattr(layer, "inplace", False)
+        return self.out(ctx, "in place" if inplace else "", inplace=inplace)
 
     def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
-        return Keeps(input=grad_in)
+        if not getattr(layer, "inplace", False):
+            return Keeps(input=grad_in)
+        if self.inplace_keeps == "result":
+            return Keeps(input=grad_in, new_output=False)  # the result is the input's storage
+        return Keeps(extra=out_numel(row, batch) * dtype_bytes if grad_in else 0, new_output=False)
 
     def peer_terms(self, layer: L, row: Row, batch: int) -> PeerTerms:
         # thop has no rule for any of them (0); torchinfo and FlopCounterMode count no activation
@@ -298,7 +312,7 @@ class SiLUKind(_KeepsInput[SiLU]):
     model = SiLU
     prefix = "silu"
     ptflops_per_value = 1  # F.silu is patched; nn.SiLU has no hook
-    fields_doc = "none (swish)"
+    fields_doc = "`inplace` (false); swish"
     torch_name = "SiLU"
 
 
@@ -316,14 +330,14 @@ class GELUKind(_KeepsInput[GELU]):
 class HardswishKind(_KeepsInput[Hardswish]):
     model = Hardswish
     prefix = "hardswish"
-    fields_doc = "none"
+    fields_doc = "`inplace` (false)"
     torch_name = "Hardswish"
 
 
 class HardsigmoidKind(_KeepsInput[Hardsigmoid]):
     model = Hardsigmoid
     prefix = "hardsigmoid"
-    fields_doc = "none"
+    fields_doc = "`inplace` (false)"
     torch_name = "Hardsigmoid"
 
 
@@ -331,21 +345,23 @@ class ELUKind(_KeepsInput[ELU]):
     model = ELU
     prefix = "elu"
     ptflops_per_value = 2  # nn.ELU's hook and the patched F.elu
-    fields_doc = "`alpha` (1.0)"
+    fields_doc = "`alpha` (1.0), `inplace` (false)"
     torch_name = "ELU"
+    inplace_keeps = "result"
 
 
 class SELUKind(_KeepsInput[SELU]):
     model = SELU
     prefix = "selu"
-    fields_doc = "none"
+    fields_doc = "`inplace` (false)"
     torch_name = "SELU"
+    inplace_keeps = "result"
 
 
 class MishKind(_KeepsInput[Mish]):
     model = Mish
     prefix = "mish"
-    fields_doc = "none"
+    fields_doc = "`inplace` (false)"
     torch_name = "Mish"
 
 
