@@ -36,6 +36,7 @@ TORCHVISION = [
     ("mobilenet_v3_small", 2_542_856, 0.057),
     ("mobilenet_v3_large", 5_483_032, 0.217),
     ("regnet_y_400mf", 4_344_144, 0.402),
+    ("shufflenet_v2_x1_0", 2_278_604, 0.145),
     ("densenet121", 7_978_856, 2.834),
 ]
 

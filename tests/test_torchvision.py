@@ -51,6 +51,7 @@ MODELS: dict[str, Callable[[], Any]] = {
     "mobilenet_v3_small": tvm.mobilenet_v3_small,
     "mobilenet_v3_large": tvm.mobilenet_v3_large,
     "regnet_y_400mf": tvm.regnet_y_400mf,
+    "shufflenet_v2_x1_0": tvm.shufflenet_v2_x1_0,
 }
 #: Specs whose rows carry torchvision's own module names: its state_dict loads by name.
 SAME_NAMES = {
@@ -64,6 +65,7 @@ SAME_NAMES = {
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "regnet_y_400mf",
+    "shufflenet_v2_x1_0",
 }
 
 
