@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem
-from .report import ROW_QUANTITIES, Report, Row
+from .report import ROW_QUANTITIES, Jump, Report, Row
 from .text import WORDS, Column, Page, Table
 
 if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs
@@ -122,6 +122,11 @@ def training_text(report: Report) -> str:
 # --- JSON ----------------------------------------------------------------------
 
 
+def jump_json(jump: Jump) -> int | str:
+    """A whole jump as a number, a fractional one (after upsampling) as its text, ``"1/2"``."""
+    return jump if isinstance(jump, int) else str(jump)
+
+
 def _row_dict(row: Row) -> dict[str, Any]:
     rf = row.receptive_field
     return {
@@ -132,7 +137,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "input_shape": list(row.input_shape) if row.input_shape is not None else None,
         "output_shape": list(row.output_shape),
         **{q.name: getattr(row, q.name) for q in ROW_QUANTITIES},
-        "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
+        "receptive_field": {"size": list(rf.size), "stride": [jump_json(j) for j in rf.stride]} if rf else None,
         "block": list(row.block),
         "inputs": list(row.inputs),
         "folded": row.folded,
