@@ -104,7 +104,8 @@ def rf_text(row: Row) -> str:
         return ""
     size = str(rf.size[0]) if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"
     stride = str(rf.stride[0]) if rf.stride[0] == rf.stride[1] else f"{rf.stride[0]}x{rf.stride[1]}"
-    return f"{size}/{stride}"
+    # after upsampling the stride is a fraction: 3/(1/2), a field of 3 pixels at a step of half a pixel
+    return f"{size}/({stride})" if "/" in stride else f"{size}/{stride}"
 
 
 def training_text(report: Report) -> str:

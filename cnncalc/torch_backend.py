@@ -77,6 +77,20 @@ class Concat(nn.Module):
         return torch.cat(branches, dim=1)
 
 
+class Crop(nn.Module):
+    """A centred crop (U-Net's copy and crop): a slice of the input, a view that copies nothing."""
+
+    def __init__(self, top: int, left: int, height: int, width: int) -> None:
+        super().__init__()
+        self.top, self.left, self.height, self.width = top, left, height, width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+    def extra_repr(self) -> str:
+        return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
+
+
 class SpecModule(nn.Module):
     """The network of a report: one module per row, registered under the row's dotted name.
 

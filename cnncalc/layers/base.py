@@ -88,9 +88,9 @@ class Field:
             his.append(max((s[1] for s in spans), default=None))
         return Field(new_period, advance // g * self.step, tuple(los), tuple(his))
 
-    def window(self, kernel: int, stride: int) -> Field:
-        """A sliding window (its effective kernel: dilation included): output q reads qS to qS + K - 1."""
-        return self.then(1, stride, lambda q: range(q * stride, q * stride + kernel))
+    def window(self, kernel: int, stride: int, padding: int = 0) -> Field:
+        """A sliding window (its effective kernel: dilation included): output q reads qS - P to qS - P + K - 1."""
+        return self.then(1, stride, lambda q: range(q * stride - padding, q * stride - padding + kernel))
 
     def resample(self, ratio: Fraction, offset: Fraction, bilinear: bool) -> Field:
         """Interpolation: output q reads around ``src = q * ratio + offset`` (input over output size, PyTorch's
@@ -103,11 +103,12 @@ class Field:
 
         return self.then(ratio.denominator, ratio.numerator, reads)
 
-    def transposed(self, kernel: int, stride: int, dilation: int) -> Field:
-        """A transposed conv: output o gets tap t of input i where i S = o - t D (padding only shifts)."""
+    def transposed(self, kernel: int, stride: int, padding: int, dilation: int) -> Field:
+        """A transposed conv: output o gets tap t of input i where i S - P + t D = o."""
 
         def reads(o: int) -> list[int]:
-            return [(o - t * dilation) // stride for t in range(kernel) if (o - t * dilation) % stride == 0]
+            taps = (o + padding - t * dilation for t in range(kernel))
+            return [x // stride for x in taps if x % stride == 0]
 
         return self.then(stride, 1, reads)
 
@@ -138,8 +139,11 @@ class RF:
     def copy(self) -> RF:
         return RF(self.fields, self.grid, self.whole)
 
-    def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        self.fields = (self.fields[0].window(kernel[0], stride[0]), self.fields[1].window(kernel[1], stride[1]))
+    def window(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int] = (0, 0)) -> None:
+        self.fields = (
+            self.fields[0].window(kernel[0], stride[0], padding[0]),
+            self.fields[1].window(kernel[1], stride[1], padding[1]),
+        )
 
     def resample(self, ratios: tuple[Fraction, Fraction], offsets: tuple[Fraction, Fraction], bilinear: bool) -> None:
         self.fields = (
@@ -147,10 +151,19 @@ class RF:
             self.fields[1].resample(ratios[1], offsets[1], bilinear),
         )
 
-    def transposed(self, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> None:
+    def transposed(
+        self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
+    ) -> None:
         self.fields = (
-            self.fields[0].transposed(kernel[0], stride[0], dilation[0]),
-            self.fields[1].transposed(kernel[1], stride[1], dilation[1]),
+            self.fields[0].transposed(kernel[0], stride[0], padding[0], dilation[0]),
+            self.fields[1].transposed(kernel[1], stride[1], padding[1], dilation[1]),
+        )
+
+    def shift(self, by: tuple[int, int]) -> None:
+        """A crop: position q is the input's q + by (same field and jump; with upsampling, another phase)."""
+        self.fields = (
+            self.fields[0].then(1, 1, lambda q: [q + by[0]]),
+            self.fields[1].then(1, 1, lambda q: [q + by[1]]),
         )
 
     def see_all(self) -> None:
@@ -278,7 +291,7 @@ def window(
             "stride",
             accepted,
         )
-    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride)
+    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride, padding)
     return out[0], out[1]
 
 
@@ -335,7 +348,34 @@ class Divide:
     by: int
 
 
-SizeStep = Keep | Slide | Fixed | Grow | Divide
+@dataclass(frozen=True)
+class Scale:
+    """The size is multiplied (an upsampling by a whole factor, depth-to-space)."""
+
+    by: int
+
+
+@dataclass(frozen=True)
+class Transposed:
+    """A transposed conv: ``(n - 1)S - 2P + D(F - 1) + output_padding + 1``, refused below 1."""
+
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int = 1
+    output_padding: int = 0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A centred crop: to ``size`` (refused on a smaller input), or by ``margin`` in all (refused when nothing is
+    left)."""
+
+    size: int | None = None
+    margin: int = 0
+
+
+SizeStep = Keep | Slide | Fixed | Grow | Divide | Scale | Transposed | Crop
 
 
 # --- the facets -----------------------------------------------------------------------
