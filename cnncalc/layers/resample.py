@@ -381,6 +381,8 @@ class CropKind(Kind[Crop]):
     def torch_module(self, layer: Crop, shape: Shape) -> nn.Module:
         from ..torch_backend import Crop as CropModule
 
+        if (layer.size is None) == (layer.margin is None):
+            raise ValueError("a crop takes exactly one of size and margin")
         return CropModule(*crop_box(layer, shape[1], shape[2]))
 
     def peer_terms(self, layer: Crop, row: Row, batch: int) -> PeerTerms:
