@@ -86,8 +86,11 @@ class Crop(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if min(self.top, self.left) < 0 or min(self.height, self.width) < 1 or self.top + self.height > h or (
-            self.left + self.width > w
+        if (
+            min(self.top, self.left) < 0
+            or min(self.height, self.width) < 1
+            or self.top + self.height > h
+            or (self.left + self.width > w)
         ):
             raise ValueError(f"a crop of {self.height}x{self.width} at ({self.top}, {self.left}) is not inside {h}x{w}")
         return x[..., self.top : self.top + self.height, self.left : self.left + self.width]

@@ -8,14 +8,18 @@ the widest field is cnncalc's size and the fields move on by the jump, fractiona
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any
 
 import pytest
+import yaml
+from conftest import SPECS
 from helpers import report_of
 
 torch = pytest.importorskip("torch")
 
+from cnncalc import analyze, parse_spec  # noqa: E402
 from cnncalc import torch_backend as tb  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -29,32 +33,44 @@ CASES: dict[str, tuple[list[Any], int]] = {
     "nearest x3, 2": ([conv3, {"kind": "upsample", "scale": [3, 2]}, {"kind": "conv2d", "out": 1, "kernel": 2}], 20),
     "nearest to a size": ([{"kind": "upsample", "size": 30}, conv3], 20),
     "bilinear x2": ([conv3, {"kind": "upsample", "scale": 2, "mode": "bilinear"}, conv3], 24),
-    "bilinear x3": ([{"kind": "upsample", "scale": 3, "mode": "bilinear"}, {"kind": "conv2d", "out": 1, "kernel": 2}],
-                    20),  # fmt: skip
+    "bilinear x3": (
+        [{"kind": "upsample", "scale": 3, "mode": "bilinear"}, {"kind": "conv2d", "out": 1, "kernel": 2}],
+        20,
+    ),
     "bilinear, corners": ([{"kind": "upsample", "size": 31, "mode": "bilinear", "align_corners": True}, conv3], 16),
     "up-conv 2x2 s2": ([conv3, {"kind": "convtranspose2d", "out": 1, "kernel": 2, "stride": 2}, conv3], 24),
     "transposed 3x3 s2": (
         [{"kind": "convtranspose2d", "out": 1, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}, conv3],
         20,
     ),
-    "transposed 4x4 s2 p1": ([conv3, {"kind": "convtranspose2d", "out": 1, "kernel": 4, "stride": 2, "padding": 1}],
-                             20),  # fmt: skip
+    "transposed 4x4 s2 p1": (
+        [conv3, {"kind": "convtranspose2d", "out": 1, "kernel": 4, "stride": 2, "padding": 1}],
+        20,
+    ),
     "transposed with gaps": ([{"kind": "convtranspose2d", "out": 1, "kernel": 2, "stride": 3}, conv3], 16),
-    "transposed, dilated": ([{"kind": "convtranspose2d", "out": 1, "kernel": 3, "stride": 2, "dilation": 2}, conv3],
-                            16),  # fmt: skip
+    "transposed, dilated": (
+        [{"kind": "convtranspose2d", "out": 1, "kernel": 3, "stride": 2, "dilation": 2}, conv3],
+        16,
+    ),
     "down, then up": (
-        [{"kind": "conv2d", "out": 1, "kernel": 3, "stride": 2}, {"kind": "convtranspose2d", "out": 1, "kernel": 3,
-         "stride": 2}, conv3],
+        [
+            {"kind": "conv2d", "out": 1, "kernel": 3, "stride": 2},
+            {"kind": "convtranspose2d", "out": 1, "kernel": 3, "stride": 2},
+            conv3,
+        ],
         40,
-    ),  # fmt: skip
+    ),
     "pixel shuffle": ([{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "pixel_shuffle", "factor": 2}, conv3], 24),
     # a 2x2 stride-2 conv reads one pixel twice after a nearest x2, two pixels once the crop shifts the grid by one
     "phase: no crop": ([{"kind": "upsample", "scale": 2}, {"kind": "conv2d", "out": 1, "kernel": 2, "stride": 2}], 20),
     "phase: a crop shifts it": (
-        [{"kind": "upsample", "scale": 2}, {"kind": "crop", "margin": 1},
-         {"kind": "conv2d", "out": 1, "kernel": 2, "stride": 2}],
+        [
+            {"kind": "upsample", "scale": 2},
+            {"kind": "crop", "margin": 1},
+            {"kind": "conv2d", "out": 1, "kernel": 2, "stride": 2},
+        ],
         20,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -76,7 +92,7 @@ def _fields(layers: list[Any], size: int) -> tuple[Any, list[tuple[int, int, int
         (grad,) = torch.autograd.grad(y[0, :, q, q].sum(), x, retain_graph=True)
         rows = grad[0, 0].abs().sum(dim=1).nonzero().flatten().tolist()
         cols = grad[0, 0].abs().sum(dim=0).nonzero().flatten().tolist()
-        if rows and cols and 0 < rows[0] and rows[-1] < size - 1 and 0 < cols[0] and cols[-1] < size - 1:
+        if rows and cols and rows[0] > 0 and rows[-1] < size - 1 and cols[0] > 0 and cols[-1] < size - 1:
             spans.append((rows[0], rows[-1], cols[0], cols[-1]))
         else:
             spans.append(None)
@@ -100,3 +116,23 @@ def test_the_field_is_what_autograd_reads(layers: list[Any], size: int) -> None:
             if a is not None and b is not None
         ]
         assert moved and set(moved) == {jump}, (axis, moved)
+
+
+def test_the_unet_field_is_what_autograd_reads() -> None:
+    """The shipped U-Net with one channel everywhere (and average pools): 204 pixels, 188 at a quarter of the
+    positions (those the up-convolutions place differently), at a jump of 1."""
+    text = re.sub(r"out: \d+", "out: 1", (SPECS / "unet.yaml").read_text()).replace("maxpool2d", "avgpool2d")
+    report = analyze(parse_spec(yaml.safe_load(text)))
+    assert report.rows[-1].receptive_field.size == (204, 204)
+    model = tb.build(report).double()
+    for name, p in model.named_parameters():
+        torch.nn.init.constant_(p, 0.0 if name.endswith("bias") else 1.0)
+    x = torch.ones((1, 1, 572, 572), dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    sizes = []
+    for q in range(16, 48):  # two periods of 16, inside the input
+        (grad,) = torch.autograd.grad(y[0, 0, q, q], x, retain_graph=True)
+        rows = grad[0, 0].abs().sum(dim=1).nonzero().flatten().tolist()
+        assert rows[0] > 0 and rows[-1] < 571
+        sizes.append(rows[-1] - rows[0] + 1)
+    assert max(sizes) == 204 and sorted(set(sizes)) == [188, 204] and sizes.count(188) == 8

@@ -176,7 +176,7 @@ def to_csv(report: Report) -> str:
         d["input_shape"] = shape_text(row.input_shape)
         d["output_shape"] = shape_text(row.output_shape)
         d["rf_size"] = shape_text(rf.size) if rf else ""
-        d["rf_stride"] = shape_text(rf.stride) if rf else ""
+        d["rf_stride"] = "x".join(str(j) for j in rf.stride) if rf else ""
         d["block"] = ".".join(row.block)
         d["inputs"] = " ".join(str(i) for i in row.inputs)
         writer.writerow([d[c] for c in _CSV_COLUMNS])

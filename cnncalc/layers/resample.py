@@ -14,7 +14,6 @@ from ..report import Row, Shape
 from .activation import fused_keeps, fused_module, fused_terms
 from .base import (
     NO_TERMS,
-    Crop as CropStep,
     Ctx,
     Device,
     Divide,
@@ -32,6 +31,9 @@ from .base import (
     merge,
     out_numel,
     terms,
+)
+from .base import (
+    Crop as CropStep,
 )
 from .conv import bias_terms
 
@@ -68,9 +70,7 @@ class UpsampleKind(Kind[Upsample]):
         if (layer.scale is None) == (layer.size is None):
             ctx.fail("give exactly one of scale (a factor) and size (the output height and width)", "scale")
         if layer.align_corners is not None and layer.mode != "bilinear":
-            ctx.fail(
-                f"align_corners is only for mode bilinear, not {layer.mode} (PyTorch refuses it)", "align_corners"
-            )
+            ctx.fail(f"align_corners is only for mode bilinear, not {layer.mode} (PyTorch refuses it)", "align_corners")
         if layer.scale is not None:
             oh, ow = h * layer.scale[0], w * layer.scale[1]
             ratios = (Fraction(1, layer.scale[0]), Fraction(1, layer.scale[1]))
@@ -83,7 +83,10 @@ class UpsampleKind(Kind[Upsample]):
         bilinear = layer.mode == "bilinear"
         if bilinear and layer.align_corners:
             # PyTorch's source index: q (in - 1) / (out - 1), corners on corners
-            ratios = (Fraction(h - 1, oh - 1) if oh > 1 else Fraction(0), Fraction(w - 1, ow - 1) if ow > 1 else Fraction(0))
+            ratios = (
+                Fraction(h - 1, oh - 1) if oh > 1 else Fraction(0),
+                Fraction(w - 1, ow - 1) if ow > 1 else Fraction(0),
+            )
             offsets = (Fraction(0), Fraction(0))
         elif bilinear:  # (q + 1/2) in/out - 1/2, pixel centres on pixel centres
             offsets = (ratios[0] / 2 - Fraction(1, 2), ratios[1] / 2 - Fraction(1, 2))
@@ -233,7 +236,11 @@ class ConvTranspose2dKind(Kind[ConvTranspose2d]):
 
     def size_step(self, layer: ConvTranspose2d, axis: int) -> SizeStep:
         return Transposed(
-            layer.kernel[axis], layer.stride[axis], layer.padding[axis], layer.dilation[axis], layer.output_padding[axis]
+            layer.kernel[axis],
+            layer.stride[axis],
+            layer.padding[axis],
+            layer.dilation[axis],
+            layer.output_padding[axis],
         )
 
 
