@@ -442,4 +442,3 @@ def test_unet_is_the_papers() -> None:
     crops = [(r.input_shape, r.output_shape) for r in report.rows if r.kind == "crop"]
     assert [(i[1], o[1]) for i, o in crops] == [(568, 392), (280, 200), (136, 104), (64, 56)]
     assert not report.warnings  # every unpadded conv and pool reads its input whole at 572
-
