@@ -81,7 +81,7 @@ SHAPE_CASES = [
         (6, 10, 12),
         4 * 6 * 9 + 6,
         4 * 6 * 9 * 30,
-    ),  # fmt: skip
+    ),
     (
         "convtranspose2d groups",
         [4, 5, 6],
@@ -89,7 +89,7 @@ SHAPE_CASES = [
         (6, 10, 12),
         4 * 3 * 4,
         4 * 3 * 4 * 30,
-    ),  # fmt: skip
+    ),
     (
         "convtranspose2d dilated",
         [1, 5, 5],
@@ -97,7 +97,7 @@ SHAPE_CASES = [
         (1, 9, 9),
         10,
         225,
-    ),  # fmt: skip
+    ),
     ("pixel_shuffle", [12, 5, 6], [{"kind": "pixel_shuffle", "factor": 2}], (3, 10, 12), 0, 0),
     ("crop to a size", [3, 10, 9], [{"kind": "crop", "size": [7, 4]}], (3, 7, 4), 0, 0),
     ("crop by a margin", [3, 10, 9], [{"kind": "crop", "margin": [1, 3]}], (3, 8, 3), 0, 0),
@@ -128,7 +128,7 @@ MEMORY_CASES = [
         [2, 4, 4],
         [{"kind": "convtranspose2d", "out": 1, "kernel": 2, "stride": 2, "activation": "sigmoid"}],
         128,
-    ),  # fmt: skip
+    ),
     ("conv + fused relu in place", [3, 4, 4], [conv(padding=1, activation="relu")], 128),
     ("conv + fused sigmoid is a second tensor", [3, 4, 4], [conv(padding=1, activation="sigmoid")], 256),
     ("linear + fused softmax", [16], [{"kind": "linear", "out": 10, "activation": "softmax"}], 20),
@@ -177,38 +177,38 @@ ERROR_CASES = [
         [3, 4, 4],
         [{"kind": "upsample", "scale": 2, "align_corners": False}],
         "align_corners is only for mode bilinear, not nearest",
-    ),  # fmt: skip
+    ),
     (
         "output_padding too large",
         [3, 4, 4],
         [{"kind": "convtranspose2d", "out": 2, "kernel": 3, "stride": 2, "output_padding": 2}],
         "output_padding 2 (height) must be smaller than the stride 2 or the dilation 1",
-    ),  # fmt: skip
+    ),
     (
         "transposed output not positive",
         [3, 1, 1],
         [{"kind": "convtranspose2d", "out": 2, "kernel": 1, "padding": 1}],
         "output height would be -1: (input 1 - 1) x stride 1 - 2 x padding 1",
-    ),  # fmt: skip
+    ),
     (
         "transposed groups",
         [3, 4, 4],
         [{"kind": "convtranspose2d", "out": 4, "kernel": 2, "groups": 2}],
         "groups=2 does not divide the 3 input channels",
-    ),  # fmt: skip
+    ),
     (
         "pixel_shuffle channels",
         [6, 4, 4],
         [{"kind": "pixel_shuffle", "factor": 2}],
         "factor 2: its square 4 does not divide the 6 channels of 6x4x4",
-    ),  # fmt: skip
+    ),
     ("crop larger", [3, 8, 8], [{"kind": "crop", "size": [9, 4]}], "height 9 is larger than the input's 8"),
     (
         "crop margin too large",
         [3, 8, 8],
         [{"kind": "crop", "margin": [1, 4]}],
         "a margin of 4 at each side leaves no width of the input's 8",
-    ),  # fmt: skip
+    ),
     ("crop both", [3, 8, 8], [{"kind": "crop", "margin": 1, "size": 2}], "give exactly one of size"),
 ]
 
@@ -286,7 +286,7 @@ def test_receptive_field_through_upsampling() -> None:
     assert type(fields[-1][1]) is int
     row = report.rows[3]
     assert rf_text(row) == "4/(1/2)"
-    assert to_dict(report)["rows"][3]["receptive_field"] == {"size": [4, 4], "stride": ["1/2", "1/2"]}
+    assert to_dict(report)["layers"][3]["receptive_field"] == {"size": [4, 4], "stride": ["1/2", "1/2"]}
     assert "1/2x1/2" in to_csv(report)
 
 

@@ -98,7 +98,7 @@ RESAMPLING = {
             "bias": False,
             "activation": "relu",
         }
-    ],  # fmt: skip
+    ],
     "transposed, then tanh": [{"kind": "convtranspose2d", "out": 4, "kernel": 3, "activation": "tanh"}],
     "pixel shuffle": [{"kind": "pixel_shuffle", "factor": 2}],
     "crop to a size": [{"kind": "crop", "size": [5, 4]}, "relu"],

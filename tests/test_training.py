@@ -61,17 +61,17 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
             {"kind": "pixel_shuffle", "factor": 2},
         ],
         [0, X, 0, 0, 0],
-    ),  # fmt: skip
+    ),
     (
         "a transposed conv keeps its input",
         [CONV, {"kind": "convtranspose2d", "out": 2, "kernel": 2, "stride": 2}],
         [0, X, Y],
-    ),  # fmt: skip
+    ),
     (
         "a crop is a view: a conv after it keeps the viewed storage",
         [CONV, {"kind": "crop", "margin": 1}, CONV],
         [0, X, 0, Y],
-    ),  # fmt: skip
+    ),
 ]
 
 
