@@ -33,7 +33,10 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
   the step between neighbouring outputs in input pixels (stride), by
   ``r += (k_eff - 1) * j; j *= s``; where branches meet, the largest over the
   paths. Linear layers and global pooling see the whole plane. After adaptive
-  pooling whose sizes do not divide, it is an upper bound.
+  pooling whose sizes do not divide, it is an upper bound. Through upsampling
+  and transposed convs the stride is a fraction and the field depends on the
+  position: each axis is followed as the pattern of input pixels each position
+  reads (``cnncalc.layers.base.Field``), the size the widest over positions.
 """
 
 from __future__ import annotations

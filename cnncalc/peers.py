@@ -58,6 +58,7 @@ def _torchinfo(report: Report) -> PeerCount:
         "every parameter times the output positions it is used at (convs) or the batch (other layers)",
         ("conv and linear biases, one per output value", t.pop("bias", 0)),
         ("batch norm: batch x its weights and biases", t.pop("norm", 0)),
+        ("transposed convs: counted at the output positions, not the input ones", t.pop("transposed", 0)),
         **t,
     )
 
@@ -72,6 +73,8 @@ def _thop(report: Report) -> PeerCount:
         ("batch norm: 2 per value, 4 with affine", t.pop("norm", 0)),
         ("average pooling: 1 per output value (adaptive: the window + 1)", t.pop("pool", 0)),
         ("softmax: exp, add, divide per value", t.pop("softmax", 0)),
+        ("upsampling: 1 per output value, 11 bilinear", t.pop("resample", 0)),
+        ("transposed convs: counted at the output positions, not the input ones", t.pop("transposed", 0)),
         **t,
     )
 
@@ -93,6 +96,7 @@ def _ptflops(report: Report) -> PeerCount:
         ("pooling: 2 per input value (module and functional)", t.pop("pool", 0)),
         ("batch norm: 1 per value, 2 with affine", t.pop("norm", 0)),
         ("local response norm: its functional ops", t.pop("other", 0)),
+        ("upsampling: 2 per output value (module and F.interpolate)", t.pop("resample", 0)),
         **t,
     )
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem
-from .report import ROW_QUANTITIES, Report, Row
+from .report import ROW_QUANTITIES, Jump, Report, Row
 from .text import WORDS, Column, Page, Table
 
 if TYPE_CHECKING:  # render stays importable without torch, and a command imports only what it needs
@@ -104,7 +104,8 @@ def rf_text(row: Row) -> str:
         return ""
     size = str(rf.size[0]) if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"
     stride = str(rf.stride[0]) if rf.stride[0] == rf.stride[1] else f"{rf.stride[0]}x{rf.stride[1]}"
-    return f"{size}/{stride}"
+    # after upsampling the stride is a fraction: 3/(1/2), a field of 3 pixels at a step of half a pixel
+    return f"{size}/({stride})" if "/" in stride else f"{size}/{stride}"
 
 
 def training_text(report: Report) -> str:
@@ -122,6 +123,11 @@ def training_text(report: Report) -> str:
 # --- JSON ----------------------------------------------------------------------
 
 
+def jump_json(jump: Jump) -> int | str:
+    """A whole jump as a number, a fractional one (after upsampling) as its text, ``"1/2"``."""
+    return jump if isinstance(jump, int) else str(jump)
+
+
 def _row_dict(row: Row) -> dict[str, Any]:
     rf = row.receptive_field
     return {
@@ -132,7 +138,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "input_shape": list(row.input_shape) if row.input_shape is not None else None,
         "output_shape": list(row.output_shape),
         **{q.name: getattr(row, q.name) for q in ROW_QUANTITIES},
-        "receptive_field": {"size": list(rf.size), "stride": list(rf.stride)} if rf else None,
+        "receptive_field": {"size": list(rf.size), "stride": [jump_json(j) for j in rf.stride]} if rf else None,
         "block": list(row.block),
         "inputs": list(row.inputs),
         "folded": row.folded,

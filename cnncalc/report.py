@@ -7,6 +7,7 @@ Every other module imports these; :mod:`cnncalc.engine` makes them and :mod:`cnn
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -52,12 +53,16 @@ ROW_QUANTITIES = (
 )
 
 
+#: The step between neighbouring outputs in input pixels: whole, or a fraction after upsampling (1/2).
+Jump = int | Fraction
+
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """Input pixels seen by one output value (``size``) and the step between outputs (``stride``)."""
 
     size: tuple[int, int]
-    stride: tuple[int, int]
+    stride: tuple[Jump, Jump]
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import ceil
 
 from .geometry import effective_kernel, misfit, output_size
 from .layers import kind_of
-from .layers.base import Divide, Fixed, Grow, Keep, SizeStep, Slide
+from .layers.base import Crop, Divide, Fixed, Grow, Keep, Scale, SizeStep, Slide, Transposed
 from .layers.dense import Linear
+from .layers.resample import transposed_size
 from .report import Join, Report, Row
 
 AXES = ("height", "width")
@@ -65,6 +67,17 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
             case Divide(by=by):
                 valid = valid and size % by == 0
                 out = size // by
+            case Scale(by=by):
+                out = size * by
+            case Transposed(kernel=k, stride=st, padding=p, dilation=d, output_padding=op):
+                out = transposed_size(size, k, st, p, d, op)
+                valid = valid and out >= 1
+            case Crop(size=None, margin=margin):
+                out = size - margin
+                valid = valid and out >= 1
+            case Crop(size=int() as cropped):
+                valid = valid and size >= cropped
+                out = cropped
             case Keep():
                 if row.kind == "multiply":  # a gate of size 1 scales every position, else the sizes match
                     valid = valid and ins[1] in (ins[0], 1)
@@ -99,6 +112,8 @@ class Formula:
         """``floor((H - 35) / 32)``: the offset folded into the shift, as floor((n + a) / s) + b = floor((n + a + bs) / s)."""
         if self.divisor == 0:
             return str(self.offset)
+        if self.divisor == 1 and self.offset:  # n - 185 + 1 is n - 184
+            return Formula(self.shift + self.offset, 1, 0).text(var)
         if self.divisor > 1 and self.offset:
             return Formula(self.shift + self.offset * self.divisor, self.divisor, 0).text(var)
         inner = var if self.shift == 0 else f"{var} {'+' if self.shift > 0 else '-'} {abs(self.shift)}"
@@ -130,6 +145,12 @@ def formula(rows: Sequence[Row], axis: int, end: int) -> Formula | None:
                 f = f.then(by, 1, 0)
             case Divide(by=by):
                 f = f.then(0, by, 0)
+            case Crop(size=None, margin=margin):
+                f = f.then(-margin, 1, 0)
+            case Crop(size=int() as cropped):
+                f = Formula(0, 0, cropped)
+            case Scale() | Transposed():
+                return None  # a floor times a factor: no floor((n + a) / s) + b form
     return f
 
 
@@ -138,6 +159,8 @@ class Axis:
     axis: str
     size: int  # the spec's own input size along this axis
     valid: tuple[int, int | None]  # smallest and largest input with an output everywhere (None: unbounded)
+    valid_period: int  # 1, or where branches must meet at one size (a U-Net's concat), the period of the valid sizes
+    valid_residues: tuple[int, ...]  # the valid sizes modulo valid_period
     same_params: tuple[int, int | None]  # the range around ``size`` where every parameter count stays
     lossless_period: int
     lossless_residues: tuple[int, ...]
@@ -155,6 +178,11 @@ def _period(ok: Sequence[bool], start: int, candidates: Sequence[int]) -> int:
     return candidates[-1]
 
 
+def _period_bound(rows: Sequence[Row], axis: int) -> int:
+    """The largest step of any row in input pixels: the last one's, unless the network comes back up (U-Net)."""
+    return max((ceil(r.receptive_field.stride[axis]) for r in rows if r.receptive_field), default=1)
+
+
 def analyze_sizes(report: Report, limit: int | None = None) -> list[Axis]:
     """Each axis of ``report``'s input: valid, same-params and lossless sizes, and the output formula."""
     rows = report.rows
@@ -167,8 +195,9 @@ def analyze_sizes(report: Report, limit: int | None = None) -> list[Axis]:
     out = []
     for axis, name in enumerate(AXES):
         size = report.input_shape[1 + axis]
-        # the steps of the network: its sizes repeat their pattern at the product of its strides
-        jump = last.receptive_field.stride[axis] if last.receptive_field else 1
+        # the steps of the network: its sizes repeat their pattern at the product of its strides; after
+        # upsampling (a U-Net's way back up) the largest step on the way down
+        jump = _period_bound(rows, axis)
         top = limit or max(4 * size, 8 * jump, 256)
         walks = [walk(rows, axis, n) if n else Walk(False, False, (), ()) for n in range(top + 1)]
         own = walks[size].flattened if size <= top else walk(rows, axis, size).flattened
@@ -178,25 +207,32 @@ def analyze_sizes(report: Report, limit: int | None = None) -> list[Axis]:
         first = next((n for n in range(1, top + 1) if valid[n]), None)
         if first is None:
             raise ValueError(f"no {name} from 1 to {top:,} gives every layer an output")
-        largest = None if valid[top] else max(n for n in range(1, top + 1) if valid[n])
+        divisors = [p for p in range(1, jump + 1) if jump % p == 0]
+        # branches that meet at one size (a U-Net's copy and its upsampled map) take only some sizes
+        final = max(n for n in range(first, top + 1) if valid[n])
+        gaps = not all(valid[first : final + 1])
+        vperiod = _period(valid[: final + 1], first, divisors) if gaps else 1
+        vresidues = tuple(sorted({n % vperiod for n in range(first, top + 1) if valid[n]}))
+        largest = None if any(valid[top - vperiod + 1 :]) else max(n for n in range(1, top + 1) if valid[n])
         same = [valid[n] and walks[n].flattened == own for n in range(top + 1)]
         lo = hi = size
-        while lo > 1 and same[lo - 1]:
-            lo -= 1
-        while hi < top and same[hi + 1]:
-            hi += 1
+        while lo > vperiod and same[lo - vperiod]:
+            lo -= vperiod
+        while hi + vperiod <= top and same[hi + vperiod]:
+            hi += vperiod
         lossless = [w.lossless and ok for w, ok in zip(walks, valid, strict=True)]
         start = next((n for n in range(1, top + 1) if lossless[n]), None)
         period, residues, end = jump, tuple[int, ...](), None
         if start is not None:
             end = None if largest is None else max(n for n in range(start, top + 1) if lossless[n])
-            period = _period(lossless, start, [p for p in range(1, jump + 1) if jump % p == 0])
+            period = _period(lossless, start, divisors)
             residues = tuple(sorted({n % period for n in range(start, top + 1) if lossless[n]}))
         f = formula(rows, axis, last.index)
         checks = range(first, top + 1)
         exact = f is not None and all(f(n) == walks[n].sizes[last.index] for n in checks if valid[n])
         out.append(
-            Axis(name, size, (first, largest), (lo, None if hi == top and same[top] else hi), period, residues,
+            Axis(name, size, (first, largest), vperiod, vresidues,
+                 (lo, None if hi > top - vperiod and same[hi] else hi), period, residues,
                  start, end, last.name, f.text("H" if axis == 0 else "W") if exact and f is not None else None)
         )  # fmt: skip
     return out

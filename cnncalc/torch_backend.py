@@ -95,6 +95,28 @@ class ChannelSlice(nn.Module):
         return x[:, self.start : self.stop]
 
 
+class Crop(nn.Module):
+    """A centred crop (U-Net's copy and crop): a slice of the input, a view that copies nothing."""
+
+    def __init__(self, top: int, left: int, height: int, width: int) -> None:
+        super().__init__()
+        self.top, self.left, self.height, self.width = top, left, height, width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if (
+            min(self.top, self.left) < 0
+            or min(self.height, self.width) < 1
+            or self.top + self.height > h
+            or (self.left + self.width > w)
+        ):
+            raise ValueError(f"a crop of {self.height}x{self.width} at ({self.top}, {self.left}) is not inside {h}x{w}")
+        return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+    def extra_repr(self) -> str:
+        return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
+
+
 class SpecModule(nn.Module):
     """The network of a report: one module per row, registered under the row's dotted name.
 

@@ -30,6 +30,8 @@ def _field(name: str, info: FieldInfo, c: int) -> st.SearchStrategy[Any] | None:
         return st.sampled_from(sorted({1, 2, 3, c}))
     if name == "in_":  # checked against the input: left to the engine to infer
         return None
+    if name == "scale":  # an upsampling factor: small, so that a few in a row stay small planes
+        return st.one_of(st.none(), st.integers(1, 2), st.tuples(st.integers(1, 3), st.integers(1, 2)).map(list))
     return _typed(info.annotation, info.metadata)
 
 
@@ -58,6 +60,8 @@ def _typed(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any] | Non
             return st.sampled_from([None, *get_args(inner)])
         values = _typed(inner, [])
         return None if values is None else st.one_of(st.none(), values)
+    if origin is Literal:
+        return st.sampled_from(args)
     if annotation is bool:
         return st.booleans()
     if annotation is int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnncalc import SpecError, analyze
+from cnncalc.commands.summary import to_csv
 from cnncalc.geometry import effective_kernel, output_size
+from cnncalc.render import rf_text, to_dict
 
 
 def conv(**kw: Any) -> dict[str, Any]:
@@ -68,6 +71,36 @@ SHAPE_CASES = [
     ("batchnorm1d", [100], [{"kind": "batchnorm1d"}], (100,), 400, 0),
     ("lrn", [96, 27, 27], [{"kind": "lrn", "size": 5}], (96, 27, 27), 0, 0),
     ("softmax", [10], ["softmax"], (10,), 0, 0),
+    ("upsample nearest", [8, 5, 6], [{"kind": "upsample", "scale": [2, 3]}], (8, 10, 18), 0, 0),
+    ("upsample to a size", [8, 5, 6], [{"kind": "upsample", "size": 7, "mode": "bilinear"}], (8, 7, 7), 0, 0),
+    # (H - 1)S - 2P + D(K - 1) + output_padding + 1; MACs at the input positions: 4 x 6 x 9 x 5 x 6
+    (
+        "convtranspose2d",
+        [4, 5, 6],
+        [{"kind": "convtranspose2d", "out": 6, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}],
+        (6, 10, 12),
+        4 * 6 * 9 + 6,
+        4 * 6 * 9 * 30,
+    ),
+    (
+        "convtranspose2d groups",
+        [4, 5, 6],
+        [{"kind": "convtranspose2d", "out": 6, "kernel": 2, "stride": 2, "groups": 2, "bias": False}],
+        (6, 10, 12),
+        4 * 3 * 4,
+        4 * 3 * 4 * 30,
+    ),
+    (
+        "convtranspose2d dilated",
+        [1, 5, 5],
+        [{"kind": "convtranspose2d", "out": 1, "kernel": 3, "dilation": 2}],
+        (1, 9, 9),
+        10,
+        225,
+    ),
+    ("pixel_shuffle", [12, 5, 6], [{"kind": "pixel_shuffle", "factor": 2}], (3, 10, 12), 0, 0),
+    ("crop to a size", [3, 10, 9], [{"kind": "crop", "size": [7, 4]}], (3, 7, 4), 0, 0),
+    ("crop by a margin", [3, 10, 9], [{"kind": "crop", "margin": [1, 3]}], (3, 8, 3), 0, 0),
 ]
 
 
@@ -88,6 +121,14 @@ MEMORY_CASES = [
     ("sigmoid", [8], ["sigmoid"], 8),
     ("dropout is identity at inference", [8], ["dropout"], 0),
     ("flatten is a view", [8, 4, 4], ["flatten"], 0),
+    ("crop is a view", [8, 4, 4], [{"kind": "crop", "margin": 1}], 0),
+    ("upsample allocates its output", [8, 4, 4], [{"kind": "upsample", "scale": 2}], 512),
+    (
+        "convtranspose + fused sigmoid",
+        [2, 4, 4],
+        [{"kind": "convtranspose2d", "out": 1, "kernel": 2, "stride": 2, "activation": "sigmoid"}],
+        128,
+    ),
     ("conv + fused relu in place", [3, 4, 4], [conv(padding=1, activation="relu")], 128),
     ("conv + fused sigmoid is a second tensor", [3, 4, 4], [conv(padding=1, activation="sigmoid")], 256),
     ("linear + fused softmax", [16], [{"kind": "linear", "out": 10, "activation": "softmax"}], 20),
@@ -129,6 +170,46 @@ ERROR_CASES = [
     ("batchnorm1d on planes", [3, 4, 4], [{"kind": "batchnorm1d"}], "use batchnorm2d"),
     ("batchnorm2d on flat", [3], [{"kind": "batchnorm2d"}], "batchnorm2d needs a C x H x W input"),
     ("too large", [1, 2**24, 2**24], [conv(kernel=1, out=2**20)], "too large for any tensor"),
+    ("upsample both", [3, 4, 4], [{"kind": "upsample", "scale": 2, "size": 8}], "give exactly one of scale"),
+    ("upsample neither", [3, 4, 4], [{"kind": "upsample"}], "give exactly one of scale"),
+    (
+        "align_corners with nearest",
+        [3, 4, 4],
+        [{"kind": "upsample", "scale": 2, "align_corners": False}],
+        "align_corners is only for mode bilinear, not nearest",
+    ),
+    (
+        "output_padding too large",
+        [3, 4, 4],
+        [{"kind": "convtranspose2d", "out": 2, "kernel": 3, "stride": 2, "output_padding": 2}],
+        "output_padding 2 (height) must be smaller than the stride 2 or the dilation 1",
+    ),
+    (
+        "transposed output not positive",
+        [3, 1, 1],
+        [{"kind": "convtranspose2d", "out": 2, "kernel": 1, "padding": 1}],
+        "output height would be -1: (input 1 - 1) x stride 1 - 2 x padding 1",
+    ),
+    (
+        "transposed groups",
+        [3, 4, 4],
+        [{"kind": "convtranspose2d", "out": 4, "kernel": 2, "groups": 2}],
+        "groups=2 does not divide the 3 input channels",
+    ),
+    (
+        "pixel_shuffle channels",
+        [6, 4, 4],
+        [{"kind": "pixel_shuffle", "factor": 2}],
+        "factor 2: its square 4 does not divide the 6 channels of 6x4x4",
+    ),
+    ("crop larger", [3, 8, 8], [{"kind": "crop", "size": [9, 4]}], "height 9 is larger than the input's 8"),
+    (
+        "crop margin too large",
+        [3, 8, 8],
+        [{"kind": "crop", "margin": [1, 4]}],
+        "a margin of 4 at each side leaves no width of the input's 8",
+    ),
+    ("crop both", [3, 8, 8], [{"kind": "crop", "margin": 1, "size": 2}], "give exactly one of size"),
 ]
 
 
@@ -190,6 +271,23 @@ def test_receptive_field_through_stride_and_dilation() -> None:
     strides = [r.receptive_field.stride[0] for r in report.rows[1:]]  # type: ignore[union-attr]
     assert sizes == [3, 3 + 4 * 2, 11 + 1 * 2] and strides == [2, 2, 4]
     assert report_of([{"kind": "linear", "out": 3}], [5]).rows[-1].receptive_field is None
+
+
+def test_receptive_field_through_upsampling() -> None:
+    """An upsampling by 2 halves the jump (a fraction), a conv after it grows the field by (K - 1) x jump, each
+    layer's field the widest over the positions' phases (tests/test_receptive_field.py checks it with autograd)."""
+    up = [conv(), {"kind": "upsample", "scale": 2}, conv(), {"kind": "convtranspose2d", "out": 1, "kernel": 3,
+          "stride": 3}, {"kind": "conv2d", "out": 1, "kernel": 3, "stride": 6}]  # fmt: skip
+    report = report_of(up, [3, 16, 16])
+    fields = [(r.receptive_field.size[0], r.receptive_field.stride[0]) for r in report.rows[1:]]  # type: ignore[union-attr]
+    half, sixth = Fraction(1, 2), Fraction(1, 6)
+    assert fields == [(3, 1), (3, half), (4, half), (4, sixth), (4, 1)]  # as autograd reads them
+    # whole jumps stay ints, so every output without upsampling is as before; fractions print as 1/2
+    assert type(fields[-1][1]) is int
+    row = report.rows[3]
+    assert rf_text(row) == "4/(1/2)"
+    assert to_dict(report)["layers"][3]["receptive_field"] == {"size": [4, 4], "stride": ["1/2", "1/2"]}
+    assert "1/2x1/2" in to_csv(report)
 
 
 def test_totals_are_sums_of_rows() -> None:

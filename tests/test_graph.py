@@ -477,3 +477,20 @@ def test_yolov2_is_darknets() -> None:
 def test_pixel_unshuffle_needs_a_dividing_factor() -> None:
     with pytest.raises(SpecError, match=r"factor 2 does not divide the input 4x5x6 \(PyTorch refuses it\)"):
         analyze(parse_spec({"name": "t", "input": [4, 5, 6], "layers": [{"kind": "pixel_unshuffle"}]}))
+
+
+def test_unet_is_the_papers() -> None:
+    """U-Net (Ronneberger et al. 2015, Fig. 1) at 572: 31,030,658 params with biases, 2 x 388 x 388 out."""
+    report = analyze(load_spec(SPECS / "unet.yaml"))
+    t = report.totals
+    assert (t.params_trainable, t.params_non_trainable, t.macs) == (31_030_658, 0, 150_428_424_448)
+    assert report.rows[-1].output_shape == (2, 388, 388)
+    # each level: the cropped copy first, then the upsampled map (the paper's channel order)
+    joins = [r for r in report.rows if r.kind == "concat"]
+    assert [r.output_shape for r in joins] == [(1024, 56, 56), (512, 104, 104), (256, 200, 200), (128, 392, 392)]
+    for join in joins:
+        copy, up = (report.rows[i] for i in join.inputs)
+        assert (copy.kind, up.kind) == ("crop", "convtranspose2d") and copy.output_shape == up.output_shape
+    crops = [(r.input_shape, r.output_shape) for r in report.rows if r.kind == "crop"]
+    assert [(i[1], o[1]) for i, o in crops] == [(568, 392), (280, 200), (136, 104), (64, 56)]
+    assert not report.warnings  # every unpadded conv and pool reads its input whole at 572

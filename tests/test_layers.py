@@ -94,7 +94,9 @@ def test_every_facet_answers_for_drawn_layers(name: str, data: st.DataObject) ->
             assert isinstance(kind.keeps(layer, row, device, 4, 2, grad_in), Keeps)
     terms = kind.peer_terms(layer, row, 2)
     assert set(terms) <= set(PEER_TOOLS)
-    assert all(isinstance(n, int) and n >= 0 for counts in terms.values() for n in counts.values())
+    # a term may be negative: torchinfo and thop count a transposed conv at its output positions, which a
+    # large padding makes fewer than the input ones cnncalc (FlopCounterMode) counts at
+    assert all(isinstance(n, int) for counts in terms.values() for n in counts.values())
     peer_counts(report)  # a term no tool describes is an error there
     if len(row.output_shape) == 3:
         for axis in (0, 1):

@@ -93,6 +93,13 @@ def test_batch_counts_for_torchinfo_and_thop() -> None:
         [{"kind": "residual", "body": [{"kind": "conv2d", "out": 3, "kernel": 3, "padding": 1}], "activation": "relu"}],
         [{"kind": "conv2d", "out": 4, "kernel": 3}, "silu", "gelu", {"kind": "gelu", "approximate": "tanh"}, "hardswish",
          "hardsigmoid", "elu", "selu", "mish", "softplus", "identity", {"kind": "pixel_unshuffle", "factor": 1}],
+        [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "upsample", "scale": 2},
+         {"kind": "upsample", "scale": [1, 3], "mode": "bilinear"}, {"kind": "upsample", "size": [20, 9]},
+         {"kind": "convtranspose2d", "out": 8, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1},
+         {"kind": "pixel_shuffle", "factor": 2}, {"kind": "crop", "margin": [3, 1]}, {"kind": "crop", "size": 5}],
+        # a padding larger than the growth: fewer output positions than input ones (a negative term)
+        [{"kind": "convtranspose2d", "out": 4, "kernel": 3, "padding": 1, "groups": 1, "activation": "relu"},
+         {"kind": "convtranspose2d", "out": 2, "kernel": 1, "padding": 2, "bias": False}],
     ],
 )  # fmt: skip
 def test_the_tools_agree_on_other_layers(layers: list[Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -53,11 +54,16 @@ def test_sizes_agree_with_the_engine(path: Any) -> None:
             assert at(spec, own, axis, lo - 1) is None
         if hi is not None:
             assert at(spec, own, axis, hi) is not None and at(spec, own, axis, hi + 1) is None
+        step = found.valid_period  # where only some sizes are valid, the valid ones
+        if step > 1:
+            assert all(at(spec, own, axis, lo + i) is None for i in range(1, step) if (lo + i) % step not in
+                       found.valid_residues)  # fmt: skip
+            assert all(at(spec, own, axis, lo + i * step) is not None for i in range(3))
         first, last = found.same_params
-        for n in (first, last) if last is not None else (first, first + 37):
+        for n in (first, last) if last is not None else (first, first + 37 * step):
             assert params(at(spec, own, axis, n)) == params(report)  # type: ignore[arg-type]
-        for n in (first - 1, (last or 0) + 1):
-            other = at(spec, own, axis, n) if (n >= 1 and last is not None) or n == first - 1 >= 1 else None
+        for n in (first - step, (last or 0) + step):
+            other = at(spec, own, axis, n) if (n >= 1 and last is not None) or n == first - step >= 1 else None
             assert other is None or params(other) != params(report)
         if found.lossless_from is not None:
             start, period = found.lossless_from, found.lossless_period
@@ -102,7 +108,7 @@ def test_json_contract() -> None:
     height = json.loads(result.stdout)["axes"]["height"]
     assert height == {
         "size": 224,
-        "valid": {"min": 32, "max": None},
+        "valid": {"min": 32, "max": None, "period": 1, "residues": [0]},
         "same_params": {"min": 224, "max": 255},
         "lossless": {"period": 32, "residues": [0], "from": 32, "to": None},
         "output": {"row": "pool5", "formula": "floor(H / 32)"},
@@ -120,3 +126,13 @@ def test_sizes_golden(update_golden: bool) -> None:
     result = CliRunner().invoke(app, ["sizes", "alexnet"], env=ENV)
     assert result.exit_code == 0
     check_golden("sizes_alexnet.txt", result.stdout, update_golden)
+
+
+def test_unet_takes_572_and_every_16th_size() -> None:
+    """U-Net's copy and crop meets the upsampled map only at sizes 12 more than a multiple of 16."""
+    height, width = analyze_sizes(analyze(load_spec(SPECS / "unet.yaml")))
+    assert dataclasses.replace(width, axis="height", output_formula=height.output_formula) == height
+    assert height.valid == (188, None) and (height.valid_period, height.valid_residues) == (16, (12,))
+    assert 572 % 16 == 12 and height.same_params == (188, None)
+    assert (height.lossless_period, height.lossless_residues, height.lossless_from) == (16, (12,), 188)
+    assert (height.output_formula, width.output_formula) == ("H - 184", "W - 184")

@@ -80,6 +80,39 @@ def test_pixel_unshuffle_agrees_with_torch() -> None:
     assert_agree(agree(spec, batch=2, train=True))
 
 
+RESAMPLING = {
+    "upsample nearest": [{"kind": "upsample", "scale": 2}],
+    "upsample bilinear": [{"kind": "upsample", "scale": [2, 3], "mode": "bilinear"}],
+    "upsample corners": [{"kind": "upsample", "size": [13, 7], "mode": "bilinear", "align_corners": True}],
+    "up-conv": [{"kind": "convtranspose2d", "out": 6, "kernel": 2, "stride": 2}],
+    "transposed conv": [
+        {
+            "kind": "convtranspose2d",
+            "out": 4,
+            "kernel": [3, 5],
+            "stride": [2, 3],
+            "padding": 1,
+            "output_padding": [1, 2],
+            "dilation": [1, 2],
+            "groups": 2,
+            "bias": False,
+            "activation": "relu",
+        }
+    ],
+    "transposed, then tanh": [{"kind": "convtranspose2d", "out": 4, "kernel": 3, "activation": "tanh"}],
+    "pixel shuffle": [{"kind": "pixel_shuffle", "factor": 2}],
+    "crop to a size": [{"kind": "crop", "size": [5, 4]}, "relu"],
+    "crop by a margin": [{"kind": "crop", "margin": [1, 2]}, {"kind": "conv2d", "out": 2, "kernel": 1}],
+}
+
+
+@pytest.mark.parametrize("layers", list(RESAMPLING.values()), ids=list(RESAMPLING))
+def test_the_resampling_kinds_agree_with_torch_and_keep_what_they_say(layers: list[Any]) -> None:
+    spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1}, *layers], (3, 8, 9))
+    assert_agree(agree(spec))
+    assert_agree(agree(spec, batch=2, train=True))
+
+
 OUTPUT_CASES = {
     "a conv's output, kept by nothing": [{"kind": "conv2d", "out": 4, "kernel": 3}],
     "a relu keeps its result": [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "relu", "inplace": False}],

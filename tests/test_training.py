@@ -52,6 +52,26 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
         [0, 0, 0, N * 3 * 4 * 4 * F],
     ),
     ("linear keeps its input (the flattened view)", [CONV, "flatten", {"kind": "linear", "out": 5}], [0, X, 0, Y]),
+    (
+        "upsampling keeps only sizes",
+        [
+            CONV,
+            {"kind": "upsample", "scale": 2},
+            {"kind": "upsample", "scale": 2, "mode": "bilinear"},
+            {"kind": "pixel_shuffle", "factor": 2},
+        ],
+        [0, X, 0, 0, 0],
+    ),
+    (
+        "a transposed conv keeps its input",
+        [CONV, {"kind": "convtranspose2d", "out": 2, "kernel": 2, "stride": 2}],
+        [0, X, Y],
+    ),
+    (
+        "a crop is a view: a conv after it keeps the viewed storage",
+        [CONV, {"kind": "crop", "margin": 1}, CONV],
+        [0, X, 0, Y],
+    ),
 ]
 
 

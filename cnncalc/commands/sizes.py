@@ -22,7 +22,12 @@ def to_dict(report: Report, axes: list[Axis]) -> dict[str, Any]:
         "axes": {
             a.axis: {
                 "size": a.size,
-                "valid": {"min": a.valid[0], "max": a.valid[1]},
+                "valid": {
+                    "min": a.valid[0],
+                    "max": a.valid[1],
+                    "period": a.valid_period,
+                    "residues": list(a.valid_residues),
+                },
                 "same_params": {"min": a.same_params[0], "max": a.same_params[1]},
                 "lossless": {
                     "period": a.lossless_period,
@@ -39,6 +44,19 @@ def to_dict(report: Report, axes: list[Axis]) -> dict[str, Any]:
 
 def _range(lo: int, hi: int | None) -> str:
     return f"{lo:,} and up" if hi is None else f"{lo:,} to {hi:,}"
+
+
+def _valid(a: Axis) -> str:
+    if a.valid_period == 1:
+        return _range(*a.valid)
+    runs: list[list[int]] = []
+    for r in a.valid_residues:
+        if runs and runs[-1][-1] == r - 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    residues = ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs)
+    return f"{_range(*a.valid)}, sizes = {residues} (mod {a.valid_period})"
 
 
 def _lossless(a: Axis) -> str:
@@ -62,7 +80,7 @@ def print_sizes(report: Report, axes: list[Axis], console: Console) -> None:
     grid = Table([Column(""), *(Column(a.axis, breaks=WORDS) for a in axes)], box=False, sep=2)
     grid.add_row("", *((a.axis, "bold") for a in axes))
     for label, cells in (
-        ("valid", [_range(*a.valid) for a in axes]),
+        ("valid", [_valid(a) for a in axes]),
         ("same params", [_range(*a.same_params) for a in axes]),
         ("lossless", [_lossless(a) for a in axes]),
         ("output", [f"{a.output_row}: {a.output_formula or 'no closed form'}" for a in axes]),

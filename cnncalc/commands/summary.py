@@ -54,9 +54,19 @@ def _cells(row: Row, name: str, layer: str, compact: bool = False) -> list[str]:
     ]
 
 
-def _rows_with_headers(report: Report, indent: str = "  ") -> list[tuple[Row | None, str, str]]:
-    """(row or None for a block header, the name cell indented by nesting, the layer cell)."""
+def _rows_with_headers(
+    report: Report, indent: str = "  ", *, branch_levels: bool = True
+) -> list[tuple[Row | None, str, str]]:
+    """(row or None for a block header, the name cell indented by nesting, the layer cell); without
+    ``branch_levels`` a concat's branches are not indented under their header (a U-Net's nesting)."""
     infos = {b.path: b for b in report.blocks}
+
+    def level(path: tuple[str, ...]) -> int:
+        """How deep ``path``'s contents are indented."""
+        if branch_levels:
+            return len(path)
+        return sum(1 for i in range(len(path)) if (info := infos.get(path[: i + 1])) is None or info.kind != "branch")
+
     out: list[tuple[Row | None, str, str]] = []
     previous: tuple[str, ...] = ()
     for row in report.rows:
@@ -67,13 +77,13 @@ def _rows_with_headers(report: Report, indent: str = "  ") -> list[tuple[Row | N
         for depth in range(common, len(block)):
             info = infos.get(block[: depth + 1])
             label = f"{info.kind} {info.detail}".strip() if info else ""
-            out.append((None, indent * depth + block[depth], label))
+            out.append((None, indent * level(block[:depth]) + block[depth], label))
         previous = block
-        out.append((row, indent * len(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
+        out.append((row, indent * level(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
     return out
 
 
-def _summary_table(report: Report, compact: bool) -> Table:
+def _summary_table(report: Report, compact: bool, *, branch_levels: bool = True) -> Table:
     t = report.totals
     number = short if compact else "{:,}".format
     columns = [
@@ -91,7 +101,7 @@ def _summary_table(report: Report, compact: bool) -> Table:
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
     table = Table(columns, title=title, footer=True, sep=2 if compact else 3)
     # a narrow terminal gets one space per level of nesting: deep networks (DenseNet) fit 80 columns
-    for row, name, layer in _rows_with_headers(report, " " if compact else "  "):
+    for row, name, layer in _rows_with_headers(report, " " if compact else "  ", branch_levels=branch_levels):
         if row is None:  # a block's header: its kind and arguments span the columns of numbers, which it has none of
             table.add_row("", name, layer, style="bold")
         else:
@@ -102,7 +112,16 @@ def _summary_table(report: Report, compact: bool) -> Table:
 def print_table(report: Report, console: Console, *, quiet: bool = False) -> None:
     """The summary table (rows indented by block), then totals, conventions, warnings and notes."""
     page = Page(console)
-    if print_fitted(page, lambda compact: _summary_table(report, compact)):
+
+    def build(compact: bool) -> Table:
+        # too wide by its nesting alone (U-Net's four levels): a concat's branches are not indented
+        table = _summary_table(report, compact)
+        if not table.fits(page.width):
+            flatter = _summary_table(report, compact, branch_levels=False)
+            table = flatter if compact or flatter.fits(page.width) else table
+        return table
+
+    if print_fitted(page, build):
         page.text(f"{SHORTENED}; the activations column is left out.", "dim")
     page.table(grid(_total_lines(report)))
     page.blank()
@@ -177,7 +196,7 @@ def to_csv(report: Report) -> str:
         d["input_shape"] = shape_text(row.input_shape)
         d["output_shape"] = shape_text(row.output_shape)
         d["rf_size"] = shape_text(rf.size) if rf else ""
-        d["rf_stride"] = shape_text(rf.stride) if rf else ""
+        d["rf_stride"] = "x".join(str(j) for j in rf.stride) if rf else ""
         d["block"] = ".".join(row.block)
         d["inputs"] = " ".join(str(i) for i in row.inputs)
         writer.writerow([d[c] for c in _CSV_COLUMNS])

@@ -11,15 +11,16 @@ Torch is imported only inside :meth:`RowKind.torch_module`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from math import prod
+from fractions import Fraction
+from math import floor, gcd, prod
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NoReturn, TypeVar
 
 from ..errors import Path, Problem
 from ..fields import INPLACE_ACTIVATIONS, Layer
 from ..geometry import effective_kernel, misfit, output_size
-from ..report import Row, Shape
+from ..report import Jump, Row, Shape
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,21 +40,131 @@ class Stop(Exception):
     """A problem after which later shapes are unknown."""
 
 
+def jump_value(value: Fraction) -> Jump:
+    """A whole jump as an int (what every network without upsampling prints), else the fraction."""
+    return value.numerator if value.denominator == 1 else value
+
+
+@dataclass(frozen=True)
+class Field:
+    """Which input pixels each position along one axis reads, as a pattern that repeats.
+
+    Position ``q = m * period + phase`` reads input pixels ``lo[phase] + m * step`` to ``hi[phase] + m * step``
+    (``None``: none at all, as between a transposed conv's taps). Borders are left out: this is the field
+    of positions inside the plane, the one of the standard receptive-field arithmetic. Without upsampling
+    the period is 1 and the pattern is the classic ``r`` and ``j``; an upsampling by 2 doubles the period.
+    """
+
+    period: int = 1
+    step: int = 1
+    lo: tuple[int | None, ...] = (0,)
+    hi: tuple[int | None, ...] = (0,)
+
+    @property
+    def size(self) -> int:
+        """The most input pixels one position reads (first to last)."""
+        return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None and h is not None),
+                   default=0)  # fmt: skip
+
+    @property
+    def jump(self) -> Jump:
+        return jump_value(Fraction(self.step, self.period))
+
+    def at(self, q: int) -> tuple[int, int] | None:
+        m, phase = divmod(q, self.period)
+        lo, hi = self.lo[phase], self.hi[phase]
+        return None if lo is None or hi is None else (lo + m * self.step, hi + m * self.step)
+
+    def then(self, period: int, advance: int, reads: Callable[[int], Iterable[int]]) -> Field:
+        """The field after a layer whose output ``q`` reads this tensor's positions ``reads(q)``, where
+        ``reads(q + period)`` is ``reads(q)`` moved on by ``advance`` positions."""
+        g = gcd(self.period, advance)
+        new_period = period * self.period // g
+        los: list[int | None] = []
+        his: list[int | None] = []
+        for q in range(new_period):
+            spans = [s for s in (self.at(i) for i in reads(q)) if s is not None]
+            los.append(min((s[0] for s in spans), default=None))
+            his.append(max((s[1] for s in spans), default=None))
+        return Field(new_period, advance // g * self.step, tuple(los), tuple(his))
+
+    def window(self, kernel: int, stride: int, padding: int = 0) -> Field:
+        """A sliding window (its effective kernel: dilation included): output q reads qS - P to qS - P + K - 1."""
+        return self.then(1, stride, lambda q: range(q * stride - padding, q * stride - padding + kernel))
+
+    def resample(self, ratio: Fraction, offset: Fraction, bilinear: bool) -> Field:
+        """Interpolation: output q reads around ``src = q * ratio + offset`` (input over output size, PyTorch's
+        source index), floor(src) only when nearest or when src is whole, else also the next one."""
+
+        def reads(q: int) -> list[int]:
+            src = q * ratio + offset
+            first = floor(src)
+            return [first, first + 1] if bilinear and src != first else [first]
+
+        return self.then(ratio.denominator, ratio.numerator, reads)
+
+    def transposed(self, kernel: int, stride: int, padding: int, dilation: int) -> Field:
+        """A transposed conv: output o gets tap t of input i where i S - P + t D = o."""
+
+        def reads(o: int) -> list[int]:
+            taps = (o + padding - t * dilation for t in range(kernel))
+            return [x // stride for x in taps if x % stride == 0]
+
+        return self.then(stride, 1, reads)
+
+    @staticmethod
+    def widest(fields: Sequence[Field]) -> Field:
+        """Where branches meet: the largest field and jump (with upsampling, the largest field's pattern)."""
+        if all(f.period == 1 for f in fields):
+            return Field(1, max(f.step for f in fields), (0,), (max(f.size for f in fields) - 1,))
+        return max(fields, key=lambda f: (f.size, f.jump))
+
+
 @dataclass
 class RF:
-    """Receptive-field state of one tensor: size r and jump j per axis, and its last spatial grid."""
+    """Receptive-field state of one tensor: a :class:`Field` per axis, and its last spatial grid."""
 
-    r: tuple[int, int] = (1, 1)
-    j: tuple[int, int] = (1, 1)
+    fields: tuple[Field, Field] = (Field(), Field())
     grid: tuple[int, int] = (1, 1)
     whole: bool = False  # an earlier layer already saw the whole plane
 
-    def copy(self) -> RF:
-        return RF(self.r, self.j, self.grid, self.whole)
+    @property
+    def r(self) -> tuple[int, int]:
+        return (self.fields[0].size, self.fields[1].size)
 
-    def window(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        self.r = (self.r[0] + (kernel[0] - 1) * self.j[0], self.r[1] + (kernel[1] - 1) * self.j[1])
-        self.j = (self.j[0] * stride[0], self.j[1] * stride[1])
+    @property
+    def j(self) -> tuple[Jump, Jump]:
+        return (self.fields[0].jump, self.fields[1].jump)
+
+    def copy(self) -> RF:
+        return RF(self.fields, self.grid, self.whole)
+
+    def window(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int] = (0, 0)) -> None:
+        self.fields = (
+            self.fields[0].window(kernel[0], stride[0], padding[0]),
+            self.fields[1].window(kernel[1], stride[1], padding[1]),
+        )
+
+    def resample(self, ratios: tuple[Fraction, Fraction], offsets: tuple[Fraction, Fraction], bilinear: bool) -> None:
+        self.fields = (
+            self.fields[0].resample(ratios[0], offsets[0], bilinear),
+            self.fields[1].resample(ratios[1], offsets[1], bilinear),
+        )
+
+    def transposed(
+        self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
+    ) -> None:
+        self.fields = (
+            self.fields[0].transposed(kernel[0], stride[0], padding[0], dilation[0]),
+            self.fields[1].transposed(kernel[1], stride[1], padding[1], dilation[1]),
+        )
+
+    def shift(self, by: tuple[int, int]) -> None:
+        """A crop: position q is the input's q + by (same field and jump; with upsampling, another phase)."""
+        self.fields = (
+            self.fields[0].then(1, 1, lambda q: [q + by[0]]),
+            self.fields[1].then(1, 1, lambda q: [q + by[1]]),
+        )
 
     def see_all(self) -> None:
         if not self.whole:
@@ -64,8 +175,7 @@ class RF:
     def widest(states: Sequence[RF]) -> RF:
         """Where branches meet: the largest field and step over the paths."""
         return RF(
-            r=(max(s.r[0] for s in states), max(s.r[1] for s in states)),
-            j=(max(s.j[0] for s in states), max(s.j[1] for s in states)),
+            fields=(Field.widest([s.fields[0] for s in states]), Field.widest([s.fields[1] for s in states])),
             grid=states[0].grid,
             whole=any(s.whole for s in states),
         )
@@ -181,7 +291,7 @@ def window(
             "stride",
             accepted,
         )
-    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride)
+    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride, padding)
     return out[0], out[1]
 
 
@@ -239,7 +349,34 @@ class Divide:
     by: int
 
 
-SizeStep = Keep | Slide | Fixed | Grow | Divide
+@dataclass(frozen=True)
+class Scale:
+    """The size is multiplied (an upsampling by a whole factor, depth-to-space)."""
+
+    by: int
+
+
+@dataclass(frozen=True)
+class Transposed:
+    """A transposed conv: ``(n - 1)S - 2P + D(F - 1) + output_padding + 1``, refused below 1."""
+
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int = 1
+    output_padding: int = 0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A centred crop: to ``size`` (refused on a smaller input), or by ``margin`` in all (refused when nothing is
+    left)."""
+
+    size: int | None = None
+    margin: int = 0
+
+
+SizeStep = Keep | Slide | Fixed | Grow | Divide | Scale | Transposed | Crop
 
 
 # --- the facets -----------------------------------------------------------------------

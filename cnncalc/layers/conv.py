@@ -85,7 +85,8 @@ class Conv2dKind(Kind[Conv2d]):
                     "padding",
                 )
             # PyTorch pads D*(F-1) in total, the odd pixel on the bottom/right: the size is kept
-            ctx.rf.window((effective_kernel(k[0], d[0]), effective_kernel(k[1], d[1])), (1, 1))
+            eff = (effective_kernel(k[0], d[0]), effective_kernel(k[1], d[1]))
+            ctx.rf.window(eff, (1, 1), ((eff[0] - 1) // 2, (eff[1] - 1) // 2))
             oh, ow, pad_text = h, w, "same"
         else:
             padding = (0, 0) if layer.padding == "valid" else layer.padding
