@@ -24,6 +24,8 @@ from rich.style import Style
 WORDS = re.compile(r"\s*(?:\S*?[A-Za-z0-9]{2}[-_](?=[A-Za-z]{2})|\S+)\s*")
 #: A row's name, as a last resort: after a hyphen or underscore between two words ("scale_" / "activation").
 NAMES = re.compile(r"\s*(?:\S*?[A-Za-z0-9][-_](?=[A-Za-z]{2})|\S+)\s*")
+#: A receptive field ("1311x1247/32") may wrap after its height and before its stride.
+FIELDS = re.compile(r"\s*(?:[^/x\s]+x(?=\d)|[^/\s]+(?=/)|\S+)\s*")
 #: Dotted names may also wrap after each dot ("layer4.2." / "downsample.0").
 DOTTED = re.compile(r"\s*(?:\S*?[-_.](?=[A-Za-z0-9])|\S+)\s*")
 

@@ -52,6 +52,8 @@ MODELS: dict[str, Callable[[], Any]] = {
     "mobilenet_v3_large": tvm.mobilenet_v3_large,
     "regnet_y_400mf": tvm.regnet_y_400mf,
     "shufflenet_v2_x1_0": tvm.shufflenet_v2_x1_0,
+    # without the auxiliary classifier, which only a training step runs (its published weights have it)
+    "inception_v3": lambda: tvm.inception_v3(aux_logits=False, init_weights=False),
 }
 #: Specs whose rows carry torchvision's own module names: its state_dict loads by name.
 SAME_NAMES = {
@@ -91,7 +93,7 @@ def test_spec_is_torchvisions_model(name: str) -> None:
         assert [v.shape for _, v in theirs] == [v.shape for _, v in mine]  # the same tensors, in the same order
         weights = {k: v for (k, _), (_, v) in zip(mine, theirs, strict=True)}
     assert report.totals.params_trainable == sum(p.numel() for p in reference.parameters())
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, *report.input_shape)  # 3x224x224, Inception v3's 3x299x299
     assert report.totals.flops * 2 == _flops(reference, x)  # batch 2
     ours.load_state_dict(weights)
     with torch.no_grad():

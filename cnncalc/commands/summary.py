@@ -25,7 +25,7 @@ from ..render import (
     training_text,
 )
 from ..report import ROW_QUANTITIES, Report, Row
-from ..text import NAMES, WORDS, Column, Page, Table
+from ..text import FIELDS, NAMES, WORDS, Column, Page, Table
 from . import common
 from .common import Format
 
@@ -96,7 +96,7 @@ def _summary_table(report: Report, compact: bool, *, branch_levels: bool = True)
         Column("memory", right=True, footer=human(t.activation_bytes, "B")),
         Column("params", right=True, footer=number(t.params)),
         Column("MACs", right=True, footer=number(t.macs)),
-        Column("RF", right=True),
+        Column("RF", right=True, breaks=FIELDS, last=True),
     ]
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch}, {report.dtype}"
     table = Table(columns, title=title, footer=True, sep=2 if compact else 3)
