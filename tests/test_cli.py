@@ -313,3 +313,26 @@ def test_markdown_cells_escape_a_pipe(tmp_path: Path) -> None:
     assert code == 0
     row = next(line for line in out.splitlines() if "note=" in line)
     assert "a\\|b" in row and row.count(" | ") == 8  # nine cells, the pipe inside one of them escaped
+
+
+@pytest.mark.parametrize(
+    ("argv", "commands"),
+    [
+        (["summary", "vgg16"], ["summary"]),
+        (["specs"], ["specs"]),
+        (["--version"], None),
+        ([], None),
+        (["sumary", "vgg16"], None),  # the whole app, to suggest 'summary'
+        (["-q", "summary"], None),
+    ],
+)
+def test_a_run_builds_only_the_command_it_invokes(argv: list[str], commands: list[str] | None) -> None:
+    from cnncalc.cli import _command_name, app, only_invoked
+
+    chosen = only_invoked(argv)
+    if commands is None:
+        assert chosen is app
+    else:
+        assert [_command_name(c) for c in chosen.registered_commands] == commands
+        assert chosen.registered_callback is app.registered_callback  # --version stays
+        assert len(app.registered_commands) == 12
