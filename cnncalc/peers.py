@@ -57,7 +57,9 @@ def _torchinfo(report: Report) -> PeerCount:
         "Total mult-adds",
         "every parameter times the output positions it is used at (convs) or the batch (other layers)",
         ("conv and linear biases, one per output value", t.pop("bias", 0)),
-        ("batch norm: batch x its weights and biases", t.pop("norm", 0)),
+        ("norms: batch x their weights and biases", t.pop("norm", 0)),
+        ("PReLU: batch x its slopes", t.pop("prelu", 0)),
+        ("linear over channels: its weights once per image, not at each position", t.pop("positions", 0)),
         **t,
     )
 
@@ -69,7 +71,8 @@ def _thop(report: Report) -> PeerCount:
         "thop 0.1.1",
         "MACs (thop.profile)",
         "conv and linear without bias; batch norm, average pooling and softmax counted; other layers 0",
-        ("batch norm: 2 per value, 4 with affine", t.pop("norm", 0)),
+        ("norms: 2 per value, 4 with affine (group norm: 0)", t.pop("norm", 0)),
+        ("PReLU: 1 per value", t.pop("prelu", 0)),
         ("average pooling: 1 per output value (adaptive: the window + 1)", t.pop("pool", 0)),
         ("softmax: exp, add, divide per value", t.pop("softmax", 0)),
         **t,
@@ -91,7 +94,7 @@ def _ptflops(report: Report) -> PeerCount:
         ("conv and linear biases, one per output value", t.pop("bias", 0)),
         ("activations: 1 per value, 2 for ReLU (module and F.relu)", t.pop("act", 0)),
         ("pooling: 2 per input value (module and functional)", t.pop("pool", 0)),
-        ("batch norm: 1 per value, 2 with affine", t.pop("norm", 0)),
+        ("norms: 1 per value, 2 with affine (layer norm: 1)", t.pop("norm", 0)),
         ("local response norm: its functional ops", t.pop("other", 0)),
         **t,
     )

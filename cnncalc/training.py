@@ -38,6 +38,25 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
     return row_kind(row.layer).keeps(row.layer, row, device, dtype_bytes, batch, grad_in)
 
 
+def _channels_last(row: Row, layouts: list[bool]) -> bool:
+    """Whether a row's output is laid out channels-last, from its kind's :attr:`~cnncalc.layers.base.RowKind.layout`
+    and its inputs' layouts (the network's input is contiguous)."""
+    if row.layer is None:
+        return False
+    layout = row_kind(row.layer).layout
+    if layout == "input":
+        return layouts[row.inputs[0]]
+    if layout == "all_inputs":
+        return all(layouts[i] for i in row.inputs)
+    return layout == "channels_last"
+
+
+def _permutes_contiguous(row: Row, layouts: list[bool]) -> bool:
+    """Whether a row's output permuted to N x H x W x C is contiguous: channels-last, or a layout where they agree."""
+    c, *plane = row.output_shape
+    return layouts[row.index] or c == 1 or prod(plane) == 1
+
+
 @dataclass(frozen=True)
 class Kept:
     """What a training forward holds for backward: bytes per row, and the output when nothing keeps it."""
@@ -51,6 +70,7 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
     """Bytes each row adds to what a training forward keeps (the first row to keep a tensor counts it), and the output."""
     storage: list[int] = []  # per row, the row whose allocation holds its output
     grad: list[bool] = []  # per row, whether its output requires grad
+    channels_last: list[bool] = []  # per row, whether its output's permute to N x H x W x C is contiguous
     kept: set[int] = set()
     out: list[int] = []
 
@@ -63,8 +83,11 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
         keeps = _keeps(row, device, dtype_bytes, batch, grad_in)
         storage.append(row.index if keeps.new_output or first is None else storage[first])
         grad.append(grad_in or row.weights + row.biases > 0)
-        added = keeps.extra
-        for role, wanted in ((first, keeps.input), (row.index, keeps.output)):
+        channels_last.append(_channels_last(row, channels_last))
+        added, wants_input = keeps.extra, keeps.input
+        if keeps.channels_last_input and first is not None and not _permutes_contiguous(rows[first], channels_last):
+            added, wants_input = added + nbytes(first), False  # the matmul keeps a channels-last copy instead
+        for role, wanted in ((first, wants_input), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])
                 added += nbytes(storage[role])

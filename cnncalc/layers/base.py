@@ -196,6 +196,8 @@ class Keeps:
     output: bool = False  # the storage of its output
     extra: int = 0  # bytes of tensors made only to be saved (indices, masks, statistics)
     new_output: bool = True  # False: the output shares the input's storage (in place, a view)
+    #: its input is kept in channels-last order: a copy of it instead of the input, unless the input is laid out so
+    channels_last_input: bool = False
 
 
 # --- how a kind maps an input size: the sizes facet ---------------------------------------
@@ -241,6 +243,10 @@ class Divide:
 SizeStep = Keep | Slide | Fixed | Grow | Divide
 
 
+#: See :attr:`RowKind.layout`.
+Layout = Literal["input", "channels_last", "contiguous", "all_inputs"]
+
+
 # --- the facets -----------------------------------------------------------------------
 
 L = TypeVar("L", bound=Any)
@@ -253,6 +259,10 @@ class RowKind(ABC, Generic[L]):
     name: ClassVar[str]
     #: whether the row reads and writes memory at inference (a view and an identity do not; cnncalc.roofline)
     moves_data: ClassVar[bool]
+    #: the memory layout of its output, which decides whether a later ``channels_last_input`` copies: its first
+    #: input's (most of PyTorch's kernels follow a channels-last input), channels-last, contiguous, or
+    #: channels-last only when all its inputs are (torch.cat)
+    layout: ClassVar[Layout] = "input"
 
     @abstractmethod
     def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
@@ -294,6 +304,23 @@ class Kind(RowKind[L]):
     @abstractmethod
     def size_step(self, layer: L, axis: int) -> SizeStep:
         """How the layer maps an input size along ``axis`` (0: height, 1: width) (cnncalc.sizes)."""
+
+
+def over_channels(module: nn.Module) -> nn.Module:
+    """``module`` applied over the channels at each position of a C x H x W plane (ConvNeXt's permute, LayerNorm or
+    Linear, permute back): hooks permute its input to channels-last and its output back, so that the module is
+    the plain ``nn`` one (its type and parameter names as torchvision's, which the peer tools match by type)."""
+    module.register_forward_pre_hook(_to_channels_last)
+    module.register_forward_hook(_to_channels_first)
+    return module
+
+
+def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].permute(0, 2, 3, 1),)
+
+
+def _to_channels_first(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    return output.permute(0, 3, 1, 2)
 
 
 def fused_values(numel: int, activation: str | None) -> int:

@@ -1,4 +1,5 @@
-"""Flat inputs: ``linear``, and ``flatten``, which makes them."""
+"""Flat inputs: ``linear``, and ``flatten``, which makes them; ``channel_linear``, a linear layer over the channels at
+each position of a plane (ConvNeXt's pointwise layers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,23 @@ from pydantic import Field, StrictBool
 from ..fields import Activation, Layer, Pos
 from ..report import Row, Shape
 from .activation import fused_keeps, fused_module, fused_terms
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, fmt, fused_values, merge
+from .base import (
+    NO_TERMS,
+    Ctx,
+    Device,
+    Keep,
+    Keeps,
+    Kind,
+    Out,
+    PeerTerms,
+    SizeStep,
+    fmt,
+    fused_values,
+    merge,
+    out_numel,
+    over_channels,
+    terms,
+)
 from .conv import bias_terms
 
 if TYPE_CHECKING:
@@ -25,6 +42,14 @@ class Linear(Layer):
     bias: StrictBool = True
     in_: Pos | None = Field(None, alias="in", description="Input features, checked against the input.")
     activation: Activation | None = None
+
+
+class ChannelLinear(Layer):
+    """nn.Linear over the channels at every position of a C x H x W plane: C x H x W to out x H x W."""
+
+    kind: Literal["channel_linear"]
+    out: Pos = Field(description="Output channels.")
+    bias: StrictBool = True
 
 
 class Flatten(Layer):
@@ -81,6 +106,54 @@ class LinearKind(Kind[Linear]):
         return Keep()  # never reached: its input is flat
 
 
+class ChannelLinearKind(Kind[ChannelLinear]):
+    """A 1x1 convolution computed as ConvNeXt computes it: nn.Linear on the channels-last view of the plane (its
+    weight out x in, as torchvision's state_dict holds it), the same sums as a conv1x1 but a matmul's rounding."""
+
+    model = ChannelLinear
+    prefix = "pw"
+    moves_data = True
+    layout = "channels_last"  # the permute back of its channels-last result
+    input = "planar"
+    fields_doc = "`out`, `bias` (true); over the channels at each position: C x H x W to out x H x W"
+    pytorch_doc = "`nn.Linear(C, out)` over channels-last positions (ConvNeXt's permute, Linear, permute back)"
+
+    def rule(self, ctx: Ctx, layer: ChannelLinear) -> Out:
+        c, h, w = ctx.spatial()
+        return Out(
+            shape=(layer.out, h, w),
+            detail=f"{c} -> {layer.out} per position" + ("" if layer.bias else " nobias"),
+            weights=c * layer.out,
+            biases=layer.out if layer.bias else 0,
+            macs=c * layer.out * h * w,
+            activations=layer.out * h * w,
+        )
+
+    def keeps(
+        self, layer: ChannelLinear, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        # the weight always requires grad: the matmul keeps its input, a channels-last copy of it unless the input
+        # is laid out so already (what the walk of cnncalc.training tracks)
+        return Keeps(input=True, channels_last_input=True)
+
+    def torch_module(self, layer: ChannelLinear, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return over_channels(nn.Linear(shape[0], layer.out, bias=layer.bias))
+
+    def peer_terms(self, layer: ChannelLinear, row: Row, batch: int) -> PeerTerms:
+        # torchinfo counts an nn.Linear's weights and biases once per image, not at each position
+        _, h, w = row.input_shape or (0, 0, 0)
+        weights = row.weights * batch * (1 - h * w)
+        return terms(
+            torchinfo={"bias": batch * row.biases, "positions": weights},
+            ptflops={"bias": out_numel(row, batch) if row.biases else 0},
+        )
+
+    def size_step(self, layer: ChannelLinear, axis: int) -> SizeStep:
+        return Keep()
+
+
 class FlattenKind(Kind[Flatten]):
     model = Flatten
     prefix = "flatten"
@@ -107,4 +180,4 @@ class FlattenKind(Kind[Flatten]):
         return Keep()  # never reached: its output is flat
 
 
-KINDS = (LinearKind(), FlattenKind())
+KINDS = (LinearKind(), ChannelLinearKind(), FlattenKind())
