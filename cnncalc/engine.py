@@ -447,7 +447,7 @@ class _Walker:
         name = entry.name or scope.auto(entry.use)
         if entry.repeat == 1:
             return self.instance(
-                entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first
+                entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first, 0
             )
         stage = scope.child(name)
         text = _args_text(entry.args)
@@ -456,7 +456,7 @@ class _Walker:
         for i in range(entry.repeat):
             member = stage.child(str(i))
             self.blocks.append(BlockInfo(member.block, entry.use, first_text if i == 0 else text))
-            x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None)
+            x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None, i)
         return x
 
     def named_block(self, scope: _Scope, name: str, kind: str, args: Mapping[str, Any]) -> _Scope:
@@ -471,14 +471,21 @@ class _Walker:
             raise Stop
 
     def instance(
-        self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
+        self,
+        entry: Use,
+        block: Block,
+        path: Path,
+        x: _Tensor,
+        scope: _Scope,
+        first: Mapping[str, Any] | None,
+        index: int,
     ) -> _Tensor:
         base: Path = ("blocks", entry.use, "layers")
         # each instance fills in the whole template, and validates what that gives: count both as steps
         if entry.use not in self.template_sizes:
             self.template_sizes[entry.use] = _size(block.layers, MAX_STEPS, template=True)
         self.step(base, self.template_sizes[entry.use] + len(block.args) + len(entry.args) + len(first or {}))
-        env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0]}
+        env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0], "index": index}
         used = f"(in block '{entry.use}' as used by '{'.'.join(scope.block)}')"
         items = []
         for i, template in enumerate(block.layers):

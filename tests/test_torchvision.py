@@ -48,8 +48,11 @@ MODELS: dict[str, Callable[[], Any]] = {
     "densenet121": tvm.densenet121,
     "resnext50_32x4d": tvm.resnext50_32x4d,
     "wide_resnet50_2": tvm.wide_resnet50_2,
+    "convnext_tiny": tvm.convnext_tiny,
 }
-SAME_NAMES = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"}
+SAME_NAMES = {
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2", "convnext_tiny",
+}  # fmt: skip
 
 
 def _flops(model: Any, x: Any) -> int:
