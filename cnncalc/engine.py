@@ -52,8 +52,8 @@ from . import safe_text
 from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
 from .fields import INPLACE_ACTIVATIONS, MAX_INT
-from .layers import kind_of
-from .layers.base import RF, Ctx, Stop, fmt
+from .layers import kind_of, row_kind
+from .layers.base import RF, Ctx, Stop, fmt, output_layout
 from .layers.conv import Conv2d
 from .layers.norm import BatchNorm2d
 from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
@@ -117,6 +117,7 @@ class _Tensor:
     row: int
     shape: Shape
     rf: RF | None
+    channels_last: bool = False  # its memory layout in PyTorch (RowKind.layout)
 
 
 @dataclass
@@ -299,9 +300,20 @@ class _Walker:
         index = len(self.rows)
         rf = x.rf.copy() if x.rf else RF()
         ctx = Ctx(
-            index, scope.full(local), layer.kind, path, x.shape, self.strict, self.batch, rf, self.errors, self.warnings
+            index,
+            scope.full(local),
+            layer.kind,
+            path,
+            x.shape,
+            self.strict,
+            self.batch,
+            rf,
+            self.errors,
+            self.warnings,
+            x.channels_last,
         )
-        out = kind_of(layer).rule(ctx, layer)
+        kind = kind_of(layer)
+        out = kind.rule(ctx, layer)
         if x.rf is not None and len(out.shape) == 3:
             rf.grid = (out.shape[1], out.shape[2])
         self.add_row(
@@ -325,7 +337,7 @@ class _Walker:
                 layer=layer,
             )
         )
-        return _Tensor(index, out.shape, rf if x.rf else None)
+        return _Tensor(index, out.shape, rf if x.rf else None, output_layout(kind.layout, [x.channels_last]))
 
     def join(
         self, join: Join, inputs: Sequence[_Tensor], shape: Shape, path: Path, scope: _Scope, detail: str
@@ -356,7 +368,8 @@ class _Walker:
                 layer=join,
             )
         )
-        return _Tensor(index, shape, rf)
+        layout = output_layout(row_kind(join).layout, [t.channels_last for t in inputs])
+        return _Tensor(index, shape, rf, layout)
 
     # -- structures
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from math import prod
 
 from .layers import row_kind
-from .layers.base import Device, Keeps
+from .layers.base import Device, Keeps, layouts_differ, output_layout
 from .report import Row
 
 __all__ = ["Device", "Kept", "kept_for_backward", "saved_for_backward"]
@@ -40,21 +40,10 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
 
 def _channels_last(row: Row, layouts: list[bool]) -> bool:
     """Whether a row's output is laid out channels-last, from its kind's :attr:`~cnncalc.layers.base.RowKind.layout`
-    and its inputs' layouts (the network's input is contiguous)."""
+    and its inputs' layouts (the network's input is contiguous), as the engine's walk tracks it."""
     if row.layer is None:
         return False
-    layout = row_kind(row.layer).layout
-    if layout == "input":
-        return layouts[row.inputs[0]]
-    if layout == "all_inputs":
-        return all(layouts[i] for i in row.inputs)
-    return layout == "channels_last"
-
-
-def _permutes_contiguous(row: Row, layouts: list[bool]) -> bool:
-    """Whether a row's output permuted to N x H x W x C is contiguous: channels-last, or a layout where they agree."""
-    c, *plane = row.output_shape
-    return layouts[row.index] or c == 1 or prod(plane) == 1
+    return output_layout(row_kind(row.layer).layout, [layouts[i] for i in row.inputs])
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,12 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
         grad.append(grad_in or row.weights + row.biases > 0)
         channels_last.append(_channels_last(row, channels_last))
         added, wants_input = keeps.extra, keeps.input
-        if keeps.channels_last_input and first is not None and not _permutes_contiguous(rows[first], channels_last):
+        if (
+            keeps.channels_last_input
+            and first is not None
+            and not channels_last[first]
+            and layouts_differ(rows[first].output_shape)
+        ):
             added, wants_input = added + nbytes(first), False  # the matmul keeps a channels-last copy instead
         for role, wanted in ((first, wants_input), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:

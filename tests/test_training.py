@@ -52,7 +52,20 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
         [0, 0, 0, N * 3 * 4 * 4 * F],
     ),
     ("linear keeps its input (the flattened view)", [CONV, "flatten", {"kind": "linear", "out": 5}], [0, X, 0, Y]),
-]
+    ("layer norm keeps its input and 2 stats per position", [CONV, "layernorm"], [0, X, Y + 2 * N * 6 * 6 * F]),
+    ("group norm keeps its input and 2 stats per group", [CONV, {"kind": "groupnorm", "groups": 2}],
+     [0, X, Y + 2 * N * 2 * F]),
+    ("instance norm without affine keeps its input and stats", [CONV, "instancenorm2d"], [0, X, Y + 2 * N * 4 * F]),
+    ("prelu and layer scale keep their input", [CONV, "prelu", "layer_scale"], [0, X, Y, Y]),
+    # a linear layer over channels keeps its input channels-last: a copy after a conv, the input after a layer norm
+    ("channel linear keeps a channels-last copy", [CONV, {"kind": "channel_linear", "out": 5}], [0, X, Y]),
+    ("channel linear after a layer norm keeps its input", [CONV, "layernorm", {"kind": "channel_linear", "out": 5}],
+     [0, X, Y + 2 * N * 6 * 6 * F, Y]),
+    ("stochastic depth keeps its noise, a value per image", [CONV, {"kind": "stochastic_depth", "p": 0.2}],
+     [0, X, N * F]),
+    ("stochastic depth per batch keeps one value", [CONV, {"kind": "stochastic_depth", "p": 0.2, "mode": "batch"}],
+     [0, X, F]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("layers", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -98,6 +98,8 @@ class Ctx:
     rf: RF
     errors: list[Problem]
     warnings: list[Problem]
+    #: whether the input is laid out channels-last in PyTorch's memory (see :attr:`RowKind.layout`)
+    channels_last: bool = False
 
     def _problem(self, message: str, key: str | None) -> Problem:
         path = self.path if key is None else (*self.path, key)
@@ -245,6 +247,20 @@ SizeStep = Keep | Slide | Fixed | Grow | Divide
 
 #: See :attr:`RowKind.layout`.
 Layout = Literal["input", "channels_last", "contiguous", "all_inputs"]
+
+
+def output_layout(layout: Layout, inputs: Sequence[bool]) -> bool:
+    """Whether a row's output is laid out channels-last, given its kind's layout and its inputs' layouts."""
+    if layout == "input":
+        return inputs[0]
+    if layout == "all_inputs":
+        return all(inputs)
+    return layout == "channels_last"
+
+
+def layouts_differ(shape: Shape) -> bool:
+    """Whether a tensor's channels-last and contiguous layouts differ (C > 1 and H·W > 1): changing it copies."""
+    return len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1
 
 
 # --- the facets -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from .base import (
     SizeStep,
     fmt,
     fused_values,
+    layouts_differ,
     merge,
     out_numel,
     over_channels,
@@ -158,15 +159,20 @@ class FlattenKind(Kind[Flatten]):
     model = Flatten
     prefix = "flatten"
     moves_data = False  # a view
+    layout = "contiguous"
     input = "any"
     fields_doc = "none; C x H x W to C·H·W (a view)"
     pytorch_doc = "`nn.Flatten`"
 
     def rule(self, ctx: Ctx, layer: Flatten) -> Out:
-        return Out(shape=(prod(ctx.shape),), detail="view" if len(ctx.shape) == 3 else "already flat")
+        numel = prod(ctx.shape)
+        if ctx.channels_last and layouts_differ(ctx.shape):
+            # a channels-last input (after a layer norm or a linear layer over channels) is not viewed: reshaped
+            return Out(shape=(numel,), detail="copy of a channels-last input", activations=numel)
+        return Out(shape=(numel,), detail="view" if len(ctx.shape) == 3 else "already flat")
 
     def keeps(self, layer: Flatten, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
-        return Keeps(new_output=False)
+        return Keeps(new_output=row.activations > 0)  # a view, or the copy its rule counted
 
     def torch_module(self, layer: Flatten, shape: Shape) -> nn.Module:
         from torch import nn
