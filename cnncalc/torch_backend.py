@@ -77,14 +77,45 @@ class Concat(nn.Module):
         return torch.cat(branches, dim=1)
 
 
-class LentParameter(nn.Module):
+class Lends(nn.Module):
+    """A row module that puts something else than itself under the row's name in the module tree.
+
+    :class:`SpecModule` calls :meth:`lend` with the module that holds the row and the row's leaf name, and keeps
+    this module out of the tree; it still runs it, with the per-row hooks of ``measure``, ``measure_kept`` and
+    ``time_rows``. What it lends is shared, so ``.to()``, ``train()`` and ``load_state_dict`` on the network
+    reach it.
+    """
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        raise NotImplementedError
+
+
+class ChannelsLast(Lends):
+    """``inner`` over the channels at each position of a C x H x W plane, as ConvNeXt computes it: permuted to
+    channels-last, ``inner`` (nn.LayerNorm or nn.Linear), permuted back.
+
+    The tree holds ``inner`` itself under the row's name: its type and parameter names are torchvision's, and the
+    peer tools, which hook modules by type, see what they see in torchvision's ConvNeXt (a channels-last input).
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        owner.add_module(name, self.inner)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x.permute(0, 2, 3, 1))
+        return out.permute(0, 3, 1, 2)
+
+
+class LentParameter(Lends):
     """A row module whose one parameter belongs to the module that holds the row, under the row's own name.
 
     torchvision's ConvNeXt block holds its layer scale as a parameter, ``features.1.0.layer_scale``, not as a
-    module with a ``weight``. :class:`SpecModule` registers the parameter on the row's owner under the row's leaf
-    name (:meth:`lend`) and keeps this module out of the module tree; it still runs it, with the hooks of
-    ``measure``, ``measure_kept`` and ``time_rows``, and the module reads the parameter from its owner, so that
-    ``.to()`` and ``load_state_dict`` on the network reach it.
+    module with a ``weight``: :meth:`lend` registers the parameter on the row's owner, and the module reads it
+    from there.
     """
 
     def __init__(self, parameter: nn.Parameter) -> None:
@@ -139,7 +170,7 @@ class StochasticDepth(nn.Module):
 
 class SpecModule(nn.Module):
     """The network of a report: one module per row, registered under the row's dotted name (or, for a
-    :class:`LentParameter`, its parameter under that name).
+    :class:`Lends`, what it lends under that name).
 
     ``forward`` runs the rows in order, each on the outputs of the rows it reads, and
     lets go of every tensor after its last reader, as eager PyTorch code would.
@@ -154,7 +185,7 @@ class SpecModule(nn.Module):
                 if part not in owner._modules:
                     owner.add_module(part, nn.Module())
                 owner = owner._modules[part]  # type: ignore[assignment]
-            if isinstance(module, LentParameter):
+            if isinstance(module, Lends):
                 module.lend(owner, leaf)
             else:
                 owner.add_module(leaf, module)

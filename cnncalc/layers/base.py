@@ -322,23 +322,6 @@ class Kind(RowKind[L]):
         """How the layer maps an input size along ``axis`` (0: height, 1: width) (cnncalc.sizes)."""
 
 
-def over_channels(module: nn.Module) -> nn.Module:
-    """``module`` applied over the channels at each position of a C x H x W plane (ConvNeXt's permute, LayerNorm or
-    Linear, permute back): hooks permute its input to channels-last and its output back, so that the module is
-    the plain ``nn`` one (its type and parameter names as torchvision's, which the peer tools match by type)."""
-    module.register_forward_pre_hook(_to_channels_last)
-    module.register_forward_hook(_to_channels_first)
-    return module
-
-
-def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (args[0].permute(0, 2, 3, 1),)
-
-
-def _to_channels_first(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-    return output.permute(0, 3, 1, 2)
-
-
 def fused_values(numel: int, activation: str | None) -> int:
     """Values a conv, linear or add row allocates: its output, plus a fused activation's if not in place."""
     extra = 0 if activation is None or activation in INPLACE_ACTIVATIONS else numel

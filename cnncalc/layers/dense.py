@@ -26,7 +26,6 @@ from .base import (
     layouts_differ,
     merge,
     out_numel,
-    over_channels,
     terms,
 )
 from .conv import bias_terms
@@ -140,7 +139,9 @@ class ChannelLinearKind(Kind[ChannelLinear]):
     def torch_module(self, layer: ChannelLinear, shape: Shape) -> nn.Module:
         from torch import nn
 
-        return over_channels(nn.Linear(shape[0], layer.out, bias=layer.bias))
+        from ..torch_backend import ChannelsLast
+
+        return ChannelsLast(nn.Linear(shape[0], layer.out, bias=layer.bias))
 
     def peer_terms(self, layer: ChannelLinear, row: Row, batch: int) -> PeerTerms:
         # torchinfo counts an nn.Linear's weights and biases once per image, not at each position

@@ -25,7 +25,6 @@ from .base import (
     fmt,
     in_numel,
     out_numel,
-    over_channels,
     terms,
 )
 
@@ -225,8 +224,10 @@ class LayerNormKind(Kind[LayerNorm]):
     def torch_module(self, layer: LayerNorm, shape: Shape) -> nn.Module:
         from torch import nn
 
+        from ..torch_backend import ChannelsLast
+
         norm = nn.LayerNorm(shape[0], layer.eps, layer.elementwise_affine, layer.bias)
-        return over_channels(norm) if len(shape) == 3 else norm
+        return ChannelsLast(norm) if len(shape) == 3 else norm
 
     def peer_terms(self, layer: LayerNorm, row: Row, batch: int) -> PeerTerms:
         # thop reads elementwise_affine; ptflops reads `affine`, which nn.LayerNorm has not
