@@ -261,7 +261,7 @@ def test_templates_arguments_when_and_first() -> None:
     [
         (
             '"${out * 2}"',
-            "t.yaml:7:29: '${outs * 2}': unknown name 'outs' (did you mean 'out'?); known: out, k, in_channels"
+            "t.yaml:7:29: '${outs * 2}': unknown name 'outs' (did you mean 'out'?); known: out, k, in_channels, index"
             " (in block 'unit' as used by 'a')",
         ),
         (

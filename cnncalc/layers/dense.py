@@ -122,7 +122,7 @@ class ChannelLinearKind(Kind[ChannelLinear]):
         c, h, w = ctx.spatial()
         return Out(
             shape=(layer.out, h, w),
-            detail=f"{c} -> {layer.out} per position" + ("" if layer.bias else " nobias"),
+            detail=f"{c} -> {layer.out}" + ("" if layer.bias else " nobias"),
             weights=c * layer.out,
             biases=layer.out if layer.bias else 0,
             macs=c * layer.out * h * w,

@@ -77,7 +77,7 @@ class StochasticDepthKind(Kind[StochasticDepth]):
 
     def rule(self, ctx: Ctx, layer: StochasticDepth) -> Out:
         # its input at inference: nothing allocated (training multiplies by a scaled 0/1 noise)
-        return Out(shape=ctx.shape, detail=f"p={layer.p:g} per {'image' if layer.mode == 'row' else 'batch'}")
+        return Out(shape=ctx.shape, detail=f"p={layer.p:.3g}" + (" per batch" if layer.mode == "batch" else ""))
 
     def keeps(
         self, layer: StochasticDepth, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
