@@ -98,15 +98,19 @@ class ChannelsLast(Lends):
     peer tools, which hook modules by type, see what they see in torchvision's ConvNeXt (a channels-last input).
     """
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self, inner: nn.Module, after: nn.Module | None = None) -> None:
         super().__init__()
         self.inner = inner
+        self.after = after  # an activation on the channels-last result (an elementwise op on the permuted-back view
+        # takes another path through PyTorch's kernels, and GELU's last bits differ there)
 
     def lend(self, owner: nn.Module, name: str) -> None:
         owner.add_module(name, self.inner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.inner(x.permute(0, 2, 3, 1))
+        if self.after is not None:
+            out = self.after(out)
         return out.permute(0, 3, 1, 2)
 
 

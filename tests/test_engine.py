@@ -104,6 +104,12 @@ MEMORY_CASES = [
     ("conv + fused sigmoid is a second tensor", [3, 4, 4], [conv(padding=1, activation="sigmoid")], 256),
     ("linear + fused softmax", [16], [{"kind": "linear", "out": 10, "activation": "softmax"}], 20),
     ("layer scale is a new tensor", [8, 4, 4], ["layer_scale"], 128),
+    (
+        "channel linear + gelu is a second tensor",
+        [8, 4, 4],
+        [{"kind": "channel_linear", "out": 2, "activation": "gelu"}],
+        64,
+    ),
     ("stochastic depth is identity at inference", [8, 4, 4], [{"kind": "stochastic_depth", "p": 0.5}], 0),
     ("flatten copies a channels-last input", [8, 4, 4], ["layernorm", "flatten"], 128),
     ("flatten views a channels-last 1x1 plane", [8, 1, 1], ["layernorm", "flatten"], 0),

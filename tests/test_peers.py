@@ -97,6 +97,7 @@ def test_batch_counts_for_torchinfo_and_thop() -> None:
         [{"kind": "conv2d", "out": 4, "kernel": 3}, "silu", "gelu", {"kind": "gelu", "approximate": "tanh"}, "hardswish",
          "hardsigmoid", "elu", "selu", "mish", "softplus", "identity", {"kind": "pixel_unshuffle", "factor": 1}],
         [{"kind": "conv2d", "out": 4, "kernel": 3}, "layernorm", {"kind": "channel_linear", "out": 8}, "gelu",
+         {"kind": "channel_linear", "out": 6, "activation": "gelu"},
          {"kind": "channel_linear", "out": 4, "bias": False}, "layer_scale", {"kind": "stochastic_depth", "p": 0.5},
          {"kind": "groupnorm", "groups": 2}, {"kind": "instancenorm2d", "affine": True}, "prelu",
          {"kind": "prelu", "per_channel": True}, {"kind": "layernorm", "elementwise_affine": False}, "flatten",

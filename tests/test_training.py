@@ -61,6 +61,8 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
     ("channel linear keeps a channels-last copy", [CONV, {"kind": "channel_linear", "out": 5}], [0, X, Y]),
     ("channel linear after a layer norm keeps its input", [CONV, "layernorm", {"kind": "channel_linear", "out": 5}],
      [0, X, Y + 2 * N * 6 * 6 * F, Y]),
+    ("channel linear + gelu keeps the matmul's result", [CONV, "layernorm", {"kind": "channel_linear", "out": 5,
+     "activation": "gelu"}], [0, X, Y + 2 * N * 6 * 6 * F, Y + N * 5 * 6 * 6 * F]),
     ("stochastic depth keeps its noise, a value per image", [CONV, {"kind": "stochastic_depth", "p": 0.2}],
      [0, X, N * F]),
     ("stochastic depth per batch keeps one value", [CONV, {"kind": "stochastic_depth", "p": 0.2, "mode": "batch"}],

@@ -50,6 +50,9 @@ class ChannelLinear(Layer):
     kind: Literal["channel_linear"]
     out: Pos = Field(description="Output channels.")
     bias: StrictBool = True
+    activation: Literal["gelu"] | None = Field(
+        None, description="GELU on the channels-last result, before the permute back: ConvNeXt's, bit for bit."
+    )
 
 
 class Flatten(Layer):
@@ -115,41 +118,48 @@ class ChannelLinearKind(Kind[ChannelLinear]):
     moves_data = True
     layout = "channels_last"  # the permute back of its channels-last result
     input = "planar"
-    fields_doc = "`out`, `bias` (true); over the channels at each position: C x H x W to out x H x W"
+    fields_doc = (
+        "`out`, `bias` (true), `activation` (none, or gelu: applied channels-last, as ConvNeXt does);"
+        " over the channels at each position: C x H x W to out x H x W"
+    )
     pytorch_doc = "`nn.Linear(C, out)` over channels-last positions (ConvNeXt's permute, Linear, permute back)"
 
     def rule(self, ctx: Ctx, layer: ChannelLinear) -> Out:
         c, h, w = ctx.spatial()
         return Out(
             shape=(layer.out, h, w),
-            detail=f"{c} -> {layer.out}" + ("" if layer.bias else " nobias"),
+            detail=f"{c} -> {layer.out}" + ("" if layer.bias else " nobias") + (" +gelu" if layer.activation else ""),
             weights=c * layer.out,
             biases=layer.out if layer.bias else 0,
             macs=c * layer.out * h * w,
-            activations=layer.out * h * w,
+            activations=fused_values(layer.out * h * w, layer.activation),
         )
 
     def keeps(
         self, layer: ChannelLinear, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
     ) -> Keeps:
         # the weight always requires grad: the matmul keeps its input, a channels-last copy of it unless the input
-        # is laid out so already (what the walk of cnncalc.training tracks)
-        return Keeps(input=True, channels_last_input=True)
+        # is laid out so already (what the walk of cnncalc.training tracks); a GELU keeps its input, the matmul's
+        gelu = out_numel(row, batch) * dtype_bytes if layer.activation else 0
+        return Keeps(input=True, channels_last_input=True, extra=gelu)
 
     def torch_module(self, layer: ChannelLinear, shape: Shape) -> nn.Module:
         from torch import nn
 
         from ..torch_backend import ChannelsLast
 
-        return ChannelsLast(nn.Linear(shape[0], layer.out, bias=layer.bias))
+        after = nn.GELU() if layer.activation else None
+        return ChannelsLast(nn.Linear(shape[0], layer.out, bias=layer.bias), after)
 
     def peer_terms(self, layer: ChannelLinear, row: Row, batch: int) -> PeerTerms:
         # torchinfo counts an nn.Linear's weights and biases once per image, not at each position
         _, h, w = row.input_shape or (0, 0, 0)
         weights = row.weights * batch * (1 - h * w)
+        # ptflops: the patched F.gelu (the GELU is the row's, outside the module tree its hooks walk)
+        gelu = out_numel(row, batch) if layer.activation else 0
         return terms(
             torchinfo={"bias": batch * row.biases, "positions": weights},
-            ptflops={"bias": out_numel(row, batch) if row.biases else 0},
+            ptflops={"bias": out_numel(row, batch) if row.biases else 0, "act": gelu},
         )
 
     def size_step(self, layer: ChannelLinear, axis: int) -> SizeStep:
