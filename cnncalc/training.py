@@ -75,12 +75,12 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
         channels_last.append(_channels_last(row, channels_last))
         added, wants_input = keeps.extra, keeps.input
         if (
-            keeps.channels_last_input
+            keeps.input_layout is not None
             and first is not None
-            and not channels_last[first]
+            and channels_last[first] != (keeps.input_layout == "channels_last")
             and layouts_differ(rows[first].output_shape)
         ):
-            added, wants_input = added + nbytes(first), False  # the matmul keeps a channels-last copy instead
+            added, wants_input = added + nbytes(first), False  # it keeps a copy in its layout instead
         for role, wanted in ((first, wants_input), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])

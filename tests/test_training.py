@@ -63,6 +63,8 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
      [0, X, Y + 2 * N * 6 * 6 * F, Y]),
     ("channel linear + gelu keeps the matmul's result", [CONV, "layernorm", {"kind": "channel_linear", "out": 5,
      "activation": "gelu"}], [0, X, Y + 2 * N * 6 * 6 * F, Y + N * 5 * 6 * 6 * F]),
+    ("instance norm keeps a contiguous copy of a channels-last input", ["layernorm", CONV, "instancenorm2d"],
+     [0, X + 2 * N * 8 * 8 * F, X, Y + 2 * N * 4 * F]),
     ("stochastic depth keeps its noise, a value per image", [CONV, {"kind": "stochastic_depth", "p": 0.2}],
      [0, X, N * F]),
     ("stochastic depth per batch keeps one value", [CONV, {"kind": "stochastic_depth", "p": 0.2, "mode": "batch"}],

@@ -198,8 +198,9 @@ class Keeps:
     output: bool = False  # the storage of its output
     extra: int = 0  # bytes of tensors made only to be saved (indices, masks, statistics)
     new_output: bool = True  # False: the output shares the input's storage (in place, a view)
-    #: its input is kept in channels-last order: a copy of it instead of the input, unless the input is laid out so
-    channels_last_input: bool = False
+    #: the layout its input is kept in (a matmul over channels-last positions, instance norm's reshape of a
+    #: contiguous input): a copy of it instead of the input where the input is laid out otherwise
+    input_layout: Literal["channels_last", "contiguous"] | None = None
 
 
 # --- how a kind maps an input size: the sizes facet ---------------------------------------
@@ -275,7 +276,7 @@ class RowKind(ABC, Generic[L]):
     name: ClassVar[str]
     #: whether the row reads and writes memory at inference (a view and an identity do not; cnncalc.roofline)
     moves_data: ClassVar[bool]
-    #: the memory layout of its output, which decides whether a later ``channels_last_input`` copies: its first
+    #: the memory layout of its output, which decides whether a later ``input_layout`` copies: its first
     #: input's (most of PyTorch's kernels follow a channels-last input), channels-last, contiguous, or
     #: channels-last only when all its inputs are (torch.cat)
     layout: ClassVar[Layout] = "input"

@@ -141,7 +141,7 @@ class ChannelLinearKind(Kind[ChannelLinear]):
         # the weight always requires grad: the matmul keeps its input, a channels-last copy of it unless the input
         # is laid out so already (what the walk of cnncalc.training tracks); a GELU keeps its input, the matmul's
         gelu = out_numel(row, batch) * dtype_bytes if layer.activation else 0
-        return Keeps(input=True, channels_last_input=True, extra=gelu)
+        return Keeps(input=True, input_layout="channels_last", extra=gelu)
 
     def torch_module(self, layer: ChannelLinear, shape: Shape) -> nn.Module:
         from torch import nn

@@ -308,16 +308,16 @@ class InstanceNorm2dKind(Kind[InstanceNorm2d]):
     def keeps(
         self, layer: InstanceNorm2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
     ) -> Keeps:
-        # F.instance_norm is a batch norm of 1 x (N·C) x H x W: it keeps its input, a mean and an inverse std per
-        # image and channel (float32 on CUDA), and what it repeats per image for it: the weight when affine, the
-        # running mean and variance when tracked
+        # F.instance_norm is a batch norm of 1 x (N·C) x H x W: it keeps its input (a contiguous copy of a
+        # channels-last one), a mean and an inverse std per image and channel (float32 on CUDA), and what it
+        # repeats per image for it: the weight when affine, the running mean and variance when tracked
         keeps = grad_in or layer.affine
         if not keeps:
             return Keeps()
         channels = batch * (row.input_shape or (0,))[0]
         stat = 4 if device == "cuda" else dtype_bytes
         repeated = (layer.affine + 2 * layer.track_running_stats) * channels * dtype_bytes
-        return Keeps(input=True, extra=2 * channels * stat + repeated)
+        return Keeps(input=True, extra=2 * channels * stat + repeated, input_layout="contiguous")
 
     def torch_module(self, layer: InstanceNorm2d, shape: Shape) -> nn.Module:
         from torch import nn
