@@ -11,6 +11,11 @@ the next conv also keeps) counts once, at the first row that keeps it; parameter
 running statistics are not counted here (they live anyway). The network's input counts
 when the first layer keeps it, as every conv or linear does.
 
+The walk follows each tensor's memory layout as PyTorch lays it out (each kind's ``layout``): a
+kind that keeps its input in one layout (``Keeps.input_layout``: a linear layer over channels-last
+positions, instance norm's contiguous reshape) keeps a copy instead where the input is laid out
+otherwise.
+
 Devices differ in two ops: dropout in training keeps a mask of 1 byte per value on CUDA
 (``native_dropout``) but a mask of the input's dtype on the CPU (and for in-place dropout);
 batch norm's two saved statistics are float32 on CUDA, the input's dtype on the CPU. The CPU
