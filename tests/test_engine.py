@@ -161,7 +161,7 @@ ERROR_CASES = [
         "instancenorm2d on one value per channel",
         [3, 1, 1],
         ["instancenorm2d"],
-        "without running stats each channel's statistics need more than 1 value, got 1x1",
+        "each channel's statistics need more than 1 value, got 1x1 (PyTorch refuses it in training and at inference)",
     ),
     ("channel linear on flat", [10], [{"kind": "channel_linear", "out": 3}], "channel_linear needs a C x H x W input"),
 ]

@@ -286,11 +286,12 @@ class InstanceNorm2dKind(Kind[InstanceNorm2d]):
 
     def rule(self, ctx: Ctx, layer: InstanceNorm2d) -> Out:
         c, h, w = ctx.spatial()
-        if not layer.track_running_stats and h * w < 2:
-            # without running stats PyTorch normalises each channel by its own statistics, even at inference
+        if h * w < 2:
+            # PyTorch normalises each channel by its own statistics in training, and without running stats at
+            # inference too: one value has none
             ctx.error(
-                f"without running stats each channel's statistics need more than 1 value, got {h}x{w}",
-                "track_running_stats",
+                f"each channel's statistics need more than 1 value, got {h}x{w}"
+                f" (PyTorch refuses it in training{'' if layer.track_running_stats else ' and at inference'})"
             )
         affine = c if layer.affine else 0
         detail = ", ".join(
