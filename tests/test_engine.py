@@ -158,6 +158,12 @@ ERROR_CASES = [
         "groups 4 do not divide the 6 input channels (PyTorch refuses it); take one of 1, 2, 3, 6",
     ),
     (
+        "groupnorm of one value per group",
+        [2, 1, 1],
+        [{"kind": "groupnorm", "groups": 2}],
+        "each group's statistics need more than 1 value, got 1 channel x 1x1 (PyTorch refuses it)",
+    ),
+    (
         "instancenorm2d on one value per channel",
         [3, 1, 1],
         ["instancenorm2d"],

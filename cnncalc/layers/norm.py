@@ -254,6 +254,13 @@ class GroupNormKind(Kind[GroupNorm]):
                 f" take one of {', '.join(map(str, divisors))}",
                 "groups",
             )
+        per_group = c // g * prod(ctx.shape[1:])
+        if per_group < 2:
+            ctx.error(
+                f"each group's statistics need more than 1 value, got {c // g} channel x {fmt(ctx.shape[1:]) or '1'}"
+                " (PyTorch refuses it)",
+                "groups",
+            )
         affine = c if layer.affine else 0
         detail = f"{g} groups" + ("" if layer.affine else ", no affine")
         return Out(shape=ctx.shape, detail=detail, weights=affine, biases=affine, activations=prod(ctx.shape))
