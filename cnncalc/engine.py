@@ -337,7 +337,7 @@ class _Walker:
                 layer=layer,
             )
         )
-        return _Tensor(index, out.shape, rf if x.rf else None, output_layout(kind.layout, [x.channels_last]))
+        return _Tensor(index, out.shape, rf if x.rf else None, output_layout(kind.layout_of(layer), [x.channels_last]))
 
     def join(
         self, join: Join, inputs: Sequence[_Tensor], shape: Shape, path: Path, scope: _Scope, detail: str
@@ -368,7 +368,7 @@ class _Walker:
                 layer=join,
             )
         )
-        layout = output_layout(row_kind(join).layout, [t.channels_last for t in inputs])
+        layout = output_layout(row_kind(join).layout_of(join), [t.channels_last for t in inputs])
         return _Tensor(index, shape, rf, layout)
 
     # -- structures

@@ -48,7 +48,7 @@ def _channels_last(row: Row, layouts: list[bool]) -> bool:
     and its inputs' layouts (the network's input is contiguous), as the engine's walk tracks it."""
     if row.layer is None:
         return False
-    return output_layout(row_kind(row.layer).layout, [layouts[i] for i in row.inputs])
+    return output_layout(row_kind(row.layer).layout_of(row.layer), [layouts[i] for i in row.inputs])
 
 
 @dataclass(frozen=True)

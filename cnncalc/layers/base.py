@@ -281,6 +281,10 @@ class RowKind(ABC, Generic[L]):
     #: channels-last only when all its inputs are (torch.cat)
     layout: ClassVar[Layout] = "input"
 
+    def layout_of(self, layer: L) -> Layout:
+        """The memory layout of this row's output: its kind's, or contiguous after a fused softmax."""
+        return "contiguous" if getattr(layer, "activation", None) == "softmax" else self.layout
+
     @abstractmethod
     def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         """What autograd keeps of this row for backward (PyTorch's ``derivatives.yaml``); ``grad_in``: whether its
