@@ -128,7 +128,7 @@ LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
 
 Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 #: Names that block arguments may not take: they mean something else in a use or an expression.
-RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels"})
+RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels", "index"})
 
 
 def _some_branch(branches: Any) -> Any:
