@@ -402,18 +402,25 @@ def measure_kept(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1
 
         return hook
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
+    held: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> None:
         ptr = _storage(t)
         if ptr not in state:
             state.add(ptr)
             saved[current[0]] += t.untyped_storage().nbytes()
-        return t
+        # kept alive as autograd would keep it (so no later tensor reuses its address), but detached: a saved
+        # tensor that is packed as itself makes a cycle through its grad_fn that nothing frees (a GB per network)
+        held.append(t.detach())
+
+    def unpack(_: None) -> torch.Tensor:
+        raise RuntimeError("measure_kept's forward pass is not for backward")
 
     try:
         for index, _, module, _ in model.steps:
             handles.append(module.register_forward_pre_hook(enter(index)))
         x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
-        with _mode(model, True), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with _mode(model, True), torch.autograd.graph.saved_tensors_hooks(pack, unpack):
             y = model(x)
         outs = {_storage(t): t for t in (y if isinstance(y, tuple) else (y,))}  # each storage once
         return saved, sum(t.untyped_storage().nbytes() for ptr, t in outs.items() if ptr not in state)
