@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, lcm
 
 from .geometry import effective_kernel, misfit, output_size
 from .layers import kind_of
@@ -179,8 +179,9 @@ def _period(ok: Sequence[bool], start: int, candidates: Sequence[int]) -> int:
 
 
 def _period_bound(rows: Sequence[Row], axis: int) -> int:
-    """The largest step of any row in input pixels: the last one's, unless the network comes back up (U-Net)."""
-    return max((ceil(r.receptive_field.stride[axis]) for r in rows if r.receptive_field), default=1)
+    """Where every row's step in input pixels repeats: their least common multiple (a U-Net's way back up
+    counts its largest step on the way down; an auxiliary head's 48 beside the trunk's 32 makes 96)."""
+    return lcm(*{ceil(r.receptive_field.stride[axis]) for r in rows if r.receptive_field} or {1})
 
 
 def analyze_sizes(report: Report, limit: int | None = None) -> list[Axis]:

@@ -54,8 +54,6 @@ MODELS: dict[str, Callable[[], Any]] = {
     "shufflenet_v2_x1_0": tvm.shufflenet_v2_x1_0,
     "convnext_tiny": tvm.convnext_tiny,
     "efficientnet_b0": tvm.efficientnet_b0,
-    # without the auxiliary classifier, which only a training step runs (its published weights have it)
-    "inception_v3": lambda: tvm.inception_v3(aux_logits=False, init_weights=False),
 }
 #: Specs whose rows carry torchvision's own module names: its state_dict loads by name.
 SAME_NAMES = {
@@ -110,3 +108,26 @@ def test_spec_is_torchvisions_model(name: str) -> None:
             for batch in (1, 3):
                 x = torch.randn(batch, 3, 224, 224)
                 assert torch.equal(ours(x), reference(x))
+
+
+def test_inception_v3_is_torchvisions_with_its_auxiliary_classifier() -> None:
+    """Inception v3 returns its auxiliary classifier's output too in a training step: the spec's second output."""
+    torch.manual_seed(0)
+    reference = tvm.inception_v3(init_weights=False)
+    report = analyze(load_spec(SPECS / "inception_v3.yaml"), batch=2)
+    assert [r.name for r in report.output_rows] == ["fc", "AuxLogits.fc"]
+    ours = tb.build(report)
+    theirs, mine = list(reference.state_dict().items()), list(ours.state_dict().items())
+    assert [v.shape for _, v in theirs] == [v.shape for _, v in mine]
+    ours.load_state_dict({k: v for (k, _), (_, v) in zip(mine, theirs, strict=True)})
+    assert report.totals.params_trainable == sum(p.numel() for p in reference.parameters()) == 27_161_264
+    x = torch.randn(2, *report.input_shape)
+    with torch.no_grad():  # at inference torchvision returns the main output only: the spec's first
+        assert torch.equal(ours.eval()(x)[0], reference.eval()(x))
+    reference.train(), ours.train()
+    assert report.totals.flops == _flops(reference, x)  # batch 2; a training step runs the auxiliary head
+    torch.manual_seed(1)
+    logits, aux = reference(x)
+    torch.manual_seed(1)  # the same dropout mask: the heads run in the same order
+    mine_logits, mine_aux = ours(x)
+    assert torch.equal(mine_logits, logits) and torch.equal(mine_aux, aux)
