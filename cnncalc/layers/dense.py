@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
 from ..fields import Activation, Layer, Pos
 from ..report import Row, Shape
 from .activation import fused_keeps, fused_module, fused_terms
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, fmt, fused_values, merge
+from .base import (
+    NO_TERMS,
+    Ctx,
+    Device,
+    Keep,
+    Keeps,
+    Kind,
+    Out,
+    PeerTerms,
+    SizeStep,
+    entry,
+    exactly,
+    fmt,
+    fused_values,
+    merge,
+)
 from .conv import bias_terms
 
 if TYPE_CHECKING:
@@ -74,6 +89,13 @@ class LinearKind(Kind[Linear]):
         linear = nn.Linear(layer.in_ or shape[-1], layer.out, bias=layer.bias)
         return fused_module(linear, layer.activation, "linear")
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.Linear):
+            return None
+        return entry(self.name, out=module.out_features, bias=module.bias is not None)
+
     def peer_terms(self, layer: Linear, row: Row, batch: int) -> PeerTerms:
         return merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
 
@@ -99,6 +121,13 @@ class FlattenKind(Kind[Flatten]):
         from torch import nn
 
         return nn.Flatten()
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        # on a batch of C x H x W, the only flatten the kind makes: dims 1 to the last
+        whole = exactly(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
+        return entry(self.name) if whole else None
 
     def peer_terms(self, layer: Flatten, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

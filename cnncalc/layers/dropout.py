@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import StrictBool
 
 from ..fields import Fraction, Layer
 from ..report import Row, Shape
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, out_numel
+from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, entry, exactly, out_numel
 
 if TYPE_CHECKING:
     from torch import nn
@@ -50,6 +50,11 @@ class DropoutKind(Kind[Dropout]):
         from torch import nn
 
         return nn.Dropout(layer.p, layer.inplace)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, p=module.p, inplace=module.inplace) if exactly(module, nn.Dropout) else None
 
     def peer_terms(self, layer: Dropout, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from math import prod
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StrictBool
 
 from ..fields import Fraction, Layer, Pos
 from ..report import Row, Shape
-from .base import Ctx, Device, Keep, Keeps, Kind, L, Out, PeerTerms, SizeStep, fmt, in_numel, out_numel, terms
+from .base import (
+    Ctx,
+    Device,
+    Keep,
+    Keeps,
+    Kind,
+    L,
+    Out,
+    PeerTerms,
+    SizeStep,
+    entry,
+    exactly,
+    fmt,
+    in_numel,
+    out_numel,
+    terms,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -92,6 +108,19 @@ class _BatchNormKind(Kind[L]):
         return Keep()
 
 
+def _batchnorm_entry(kind: str, module: nn.Module, cls: type) -> dict[str, Any] | None:
+    # momentum None (a cumulative average) has no field: only training differs, but it is not the same module
+    if not exactly(module, cls) or module.momentum is None:
+        return None
+    return entry(
+        kind,
+        eps=module.eps,
+        momentum=module.momentum,
+        affine=module.affine,
+        track_running_stats=module.track_running_stats,
+    )
+
+
 class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
     model = BatchNorm2d
     input = "planar"
@@ -105,6 +134,11 @@ class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
         from torch import nn
 
         return nn.BatchNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return _batchnorm_entry(self.name, module, nn.BatchNorm2d)
 
 
 class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
@@ -122,6 +156,11 @@ class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
         from torch import nn
 
         return nn.BatchNorm1d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return _batchnorm_entry(self.name, module, nn.BatchNorm1d)
 
 
 class LRNKind(Kind[LRN]):
@@ -146,6 +185,13 @@ class LRNKind(Kind[LRN]):
         from torch import nn
 
         return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.LocalResponseNorm):
+            return None
+        return entry(self.name, size=module.size, alpha=module.alpha, beta=module.beta, k=module.k)
 
     def peer_terms(self, layer: LRN, row: Row, batch: int) -> PeerTerms:
         # ptflops: F.local_response_norm's x * x, avg_pool3d over the padded squares, * alpha and + k

@@ -1,0 +1,564 @@
+"""From a PyTorch module to a spec: ``cnncalc.from_torch(module, input_shape)`` (``cnncalc import``).
+
+The module is traced with ``torch.fx`` (every module a layer kind describes is a leaf; containers such as
+torchvision's ``Conv2dNormActivation`` are traced through), run once on zeros to learn every tensor's shape,
+and its graph is read back as entries:
+
+* a module becomes the entry its kind's :meth:`~cnncalc.layers.base.Kind.from_torch` gives; the functions
+  torchvision's CNNs call (``F.relu``, ``F.max_pool2d``, ``F.dropout`` ...) become the module they stand for
+  first, so that the kinds alone decide what is expressible;
+* where the graph forks and joins again, the join says the structure: an add is a ``residual``, a
+  ``torch.cat`` a ``concat`` (a ``split`` after ``chunk``), a product with the fork's own tensor a ``multiply``;
+* rows are named after the module tree, through nested ``sequential`` entries, so that the model's
+  ``state_dict`` loads into ``build(spec)`` by name.
+
+Anything else is a problem, one line each, located at its module and source line: nothing is dropped or
+counted as 0 in silence. Torch is imported here only inside the functions.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import Problem, SpecError
+from .layers import KINDS
+from .spec import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from torch import fx, nn
+
+#: Progress callback: (what is being done, done so far, out of).
+Progress = Callable[[str, int, int], None]
+
+
+def entry_for(module: nn.Module) -> dict[str, Any] | None:
+    """The entry of the kind that describes ``module``: where several do, the shortest (``global_avgpool2d`` over
+    ``adaptive_avgpool2d`` with output 1)."""
+    found = [e for kind in KINDS.values() if (e := kind.from_torch(module)) is not None]
+    return min(found, key=len) if found else None
+
+
+# --- the graph, as cnncalc reads it ---------------------------------------------------------------
+
+
+@dataclass
+class _Op:
+    """One tensor of the traced graph and how it is made."""
+
+    what: str  # entry, add, cat, mul, chunk, part, input
+    inputs: list[Any]  # fx nodes
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    scope: tuple[str, ...] = ()  # the module path the op runs in
+    module: str | None = None  # a leaf module's qualified name
+    inplace: bool = False
+    index: int = 0  # a part's index
+
+
+@dataclass
+class _Leaf:
+    op: _Op
+
+
+@dataclass
+class _Part:
+    index: int
+
+
+@dataclass
+class _Struct:
+    what: str  # residual, concat, split, multiply
+    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body]
+    scope: tuple[str, ...]
+    inplace: bool = False
+
+
+class _Refused(Exception):
+    pass
+
+
+def _source_line(node: fx.Node) -> str:
+    trace = node.stack_trace or ""
+    found = re.findall(r'File "([^"]+)", line (\d+)', trace)
+    return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
+
+
+def _scope_of(node: fx.Node) -> tuple[str, ...]:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ()
+    path = list(stack.values())[-1][0]
+    return tuple(path.split(".")) if path else ()
+
+
+_POOLS: dict[str, list[str]] = {
+    "max_pool2d": ["kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+    "avg_pool2d": ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
+    "adaptive_avg_pool2d": ["output_size"],
+    "adaptive_max_pool2d": ["output_size", "return_indices"],
+    "dropout": ["p", "training", "inplace"],
+}
+
+
+def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]]]:
+    """The functions (and methods, by name) torchvision's CNNs call, as the module each stands for and the names
+    of its arguments after the input."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    table: dict[Any, tuple[Callable[..., nn.Module], list[str]]] = {}
+    for fn, cls in (
+        (F.relu, nn.ReLU),
+        (torch.relu, nn.ReLU),
+        ("relu", nn.ReLU),
+        (F.relu6, nn.ReLU6),
+        (F.hardswish, nn.Hardswish),
+        (F.hardsigmoid, nn.Hardsigmoid),
+        (F.silu, nn.SiLU),
+    ):
+        table[fn] = (cls, ["inplace"])
+    for fn, cls in ((torch.relu_, nn.ReLU), ("relu_", nn.ReLU)):
+        table[fn] = (lambda cls=cls: cls(inplace=True), [])
+    for fn, cls in (
+        (torch.sigmoid, nn.Sigmoid),
+        ("sigmoid", nn.Sigmoid),
+        (F.sigmoid, nn.Sigmoid),
+        (torch.tanh, nn.Tanh),
+        ("tanh", nn.Tanh),
+    ):
+        table[fn] = (cls, [])
+    table[F.gelu] = (nn.GELU, ["approximate"])
+    table[F.max_pool2d] = (nn.MaxPool2d, _POOLS["max_pool2d"])
+    table[F.avg_pool2d] = (nn.AvgPool2d, _POOLS["avg_pool2d"])
+    table[F.adaptive_avg_pool2d] = (nn.AdaptiveAvgPool2d, _POOLS["adaptive_avg_pool2d"])
+    table[F.adaptive_max_pool2d] = (nn.AdaptiveMaxPool2d, _POOLS["adaptive_max_pool2d"])
+    table[F.dropout] = (lambda p=0.5, training=True, inplace=False: nn.Dropout(p, inplace), _POOLS["dropout"])
+    return table
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    meta = getattr(node, "meta", {}).get("tensor_meta")
+    shape = getattr(meta, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+class _Reader:
+    """Reads the traced, shape-propagated graph into ops, and the ops into nested items."""
+
+    def __init__(self, gm: fx.GraphModule, root: nn.Module) -> None:
+        self.gm = gm
+        self.root = root
+        self.ops: dict[Any, _Op] = {}
+        self.refused: dict[Any, str] = {}
+        self.problems: list[Problem] = []
+        self.calls: dict[str, int] = {}
+        self.table = _functional_modules()
+
+    # -- ops
+
+    def problem(self, node: fx.Node, what: str) -> None:
+        where = ".".join(_scope_of(node)) or "(the model)"
+        self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
+
+    def read(self) -> Any:
+        output = None
+        for node in self.gm.graph.nodes:
+            if node.op == "output":
+                output = node
+                continue
+            try:
+                op = self.op(node)
+            except _Refused as exc:
+                self.refused[node] = str(exc)
+                continue
+            if op is not None:
+                if op.module is None:
+                    op.scope = _scope_of(node)
+                self.ops[node] = op
+        assert output is not None
+        result = output.args[0]
+        if not hasattr(result, "op"):
+            self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
+            raise _Refused
+        self.check_reached(result)
+        return result
+
+    def check_reached(self, result: Any) -> None:
+        seen: set[Any] = set()
+        todo = [result]
+        while todo:
+            node = todo.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in self.refused:
+                self.problem(node, self.refused[node])
+            elif node in self.ops:
+                todo.extend(self.ops[node].inputs)
+            else:
+                self.problem(node, f"'{node.format_node()}' is not a tensor cnncalc can follow")
+        if self.problems:
+            raise _Refused
+
+    def tensor(self, arg: Any, node: fx.Node) -> Any:
+        if not hasattr(arg, "op") or (arg not in self.ops and arg not in self.refused):
+            raise _Refused(f"{_describe(node)} takes {arg!r} where cnncalc expects a tensor of the graph")
+        return arg
+
+    def op(self, node: fx.Node) -> _Op | None:
+        import torch
+
+        if node.op == "placeholder":
+            return _Op("input", [])
+        if node.op == "get_attr":
+            raise _Refused(f"the code reads the tensor '{node.target}' directly, not through a module")
+        if node.op == "call_module":
+            module = self.gm.get_submodule(str(node.target))
+            found = entry_for(module)
+            if found is None:
+                raise _Refused(f"module '{node.target}' ({type(module).__name__}) is no layer kind of cnncalc")
+            name = str(node.target)
+            self.calls[name] = self.calls.get(name, 0) + 1
+            path = tuple(name.split("."))
+            return _Op("entry", [self.tensor(node.args[0], node)], [found], path[:-1], name)
+        shape = _shape(node)
+        target = node.target
+        key: Any = target if node.op == "call_function" else str(target)
+        if key in self.table and node.kwargs.get("dim") is None:
+            make, names = self.table[key]
+            kwargs = dict(zip(names, node.args[1:], strict=False))
+            kwargs.update(node.kwargs)
+            if any(hasattr(v, "op") for v in kwargs.values()):
+                raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            found = entry_for(make(**kwargs))
+            if found is None:
+                raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
+            return _Op("entry", [self.tensor(node.args[0], node)], [found])
+        if key in (operator.add, torch.add, "add", operator.iadd, "add_"):
+            inputs = [self.tensor(a, node) for a in node.args[:2]]
+            if node.kwargs or len(node.args) != 2:
+                raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
+            return _Op("add", inputs, inplace=key in (operator.iadd, "add_"))
+        if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
+            return _Op("mul", [self.tensor(a, node) for a in node.args[:2]])
+        if key in (torch.cat, torch.concat):
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+            if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
+                raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc concatenates channels of C x H x W")
+            return _Op("cat", [self.tensor(a, node) for a in node.args[0]])
+        if key in (torch.chunk, "chunk"):
+            dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
+            if dim != 1:
+                raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc splits the channels")
+            return _Op("chunk", [self.tensor(node.args[0], node)])
+        if key is operator.getitem and node.args[0] in self.ops and self.ops[node.args[0]].what == "chunk":
+            return _Op("part", [node.args[0]], index=int(node.args[1]))
+        if key == "contiguous":
+            return self.alias(node)
+        if key in (torch.flatten, "flatten", "view", "reshape", torch.reshape):
+            return self.reshape(node, shape)
+        if key == "mean":
+            return self.mean(node, shape)
+        if node.op in ("call_function", "call_method") and shape is None:
+            return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
+        raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
+
+    def alias(self, node: fx.Node) -> _Op:
+        x = self.tensor(node.args[0], node)
+        op = self.ops.get(x)
+        if op is None:
+            raise _Refused(f"{_describe(node)} of a tensor cnncalc cannot follow")
+        return _Op(op.what, list(op.inputs), list(op.entries), op.scope, op.module, op.inplace, op.index)
+
+    def reshape(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+        x = node.args[0]
+        before = _shape(x)
+        if shape is not None and before is not None and len(before) == 4:
+            if shape == (before[0], before[1] * before[2] * before[3]):
+                return _Op("entry", [self.tensor(x, node)], [{"kind": "flatten"}])
+            if shape == before:
+                return self.alias(node)
+        shuffle = self.shuffle(node, shape)
+        if shuffle is not None:
+            return shuffle
+        raise _Refused(f"{_describe(node)} to {list(shape or ())} from {list(before or ())}")
+
+    def shuffle(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op | None:
+        """torchvision's channel_shuffle: view as N x g x C/g x H x W, transpose(1, 2), contiguous, view back."""
+        x = node.args[0]
+        if getattr(x, "target", None) == "contiguous":
+            x = x.args[0]
+        if getattr(x, "target", None) != "transpose" or tuple(x.args[1:3]) not in ((1, 2), (2, 1)):
+            return None
+        grouped = x.args[0]
+        if getattr(grouped, "target", None) not in ("view", "reshape"):
+            return None
+        source, five = grouped.args[0], _shape(grouped)
+        if five is None or len(five) != 5 or shape is None or _shape(source) != shape:
+            return None
+        return _Op("entry", [self.tensor(source, node)], [{"kind": "channel_shuffle", "groups": five[1]}])
+
+    def mean(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+        x = node.args[0]
+        before = _shape(x)
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+        if before is None or len(before) != 4 or sorted(d % 4 for d in (dims or ())) != [2, 3]:
+            raise _Refused(f"{_describe(node)} over {dims}; cnncalc imports a mean over H and W")
+        entries: list[dict[str, Any]] = [{"kind": "global_avgpool2d"}]
+        if not keep:
+            entries.append({"kind": "flatten"})
+        return _Op("entry", [self.tensor(x, node)], entries)
+
+    # -- nesting
+
+    def nest(self, result: Any) -> list[Any]:
+        order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
+        self.idom: dict[Any, Any] = {}
+        depth: dict[Any, int] = {}
+        for node in sorted(self.ops, key=order.__getitem__):
+            inputs = self.ops[node].inputs
+            if not inputs:
+                self.idom[node], depth[node] = None, 0
+                continue
+            d = inputs[0]
+            for other in inputs[1:]:
+                a, b = d, other
+                while a is not b:
+                    if depth[a] >= depth[b]:
+                        a = self.idom[a]
+                    else:
+                        b = self.idom[b]
+                d = a
+            self.idom[node], depth[node] = d, depth[d] + 1
+        self.emitted: set[Any] = set()
+        start = next(n for n, op in self.ops.items() if op.what == "input")
+        return self.chain(start, result)
+
+    def emit(self, node: Any) -> None:
+        if node in self.emitted:
+            self.problem(
+                node,
+                f"{_describe(node)}: its result is read across branches, so the graph cannot be nested;"
+                " it needs from: (issue 11 §1)",
+            )
+            raise _Refused
+        self.emitted.add(node)
+
+    def chain(self, src: Any, dst: Any) -> list[Any]:
+        items: list[Any] = []
+        cur = dst
+        while cur is not src:
+            if cur is None:
+                raise _Refused
+            op = self.ops[cur]
+            self.emit(cur)
+            if op.what == "entry":
+                items.append(_Leaf(op))
+                cur = op.inputs[0]
+            elif op.what == "part":
+                items.append(_Part(op.index))
+                cur = op.inputs[0]
+            elif op.what in ("add", "cat", "mul"):
+                fork = self.idom[cur]
+                items.append(self.join(cur, op, fork))
+                cur = self.ops[fork].inputs[0] if self.ops[fork].what == "chunk" else fork
+            else:
+                self.problem(cur, f"{_describe(cur)} cannot be nested here; it needs from: (issue 11 §1)")
+                raise _Refused
+        items.reverse()
+        return items
+
+    def join(self, node: Any, op: _Op, fork: Any) -> _Struct:
+        scope = op.scope
+        if self.ops[fork].what == "chunk":
+            self.emit(fork)
+            branches = [self.chain(fork, i) for i in op.inputs]
+            parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
+            if op.what != "cat" or parts != list(range(len(branches))):
+                self.problem(node, f"{_describe(node)} joins the parts of a chunk out of order or otherwise")
+                raise _Refused
+            return _Struct("split", [b[1:] for b in branches], scope)
+        branches = [self.chain(fork, i) for i in op.inputs]
+        if op.what == "cat":
+            return _Struct("concat", branches, scope)
+        if op.what == "add":
+            if len(branches) != 2:
+                raise _Refused
+            a, b = branches
+            body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
+            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace)
+        a, b = branches
+        if a and b:
+            self.problem(node, f"{_describe(node)}: a product of two computed tensors is no multiply (x * f(x))")
+            raise _Refused
+        return _Struct("multiply", [a or b], scope)
+
+    # -- entries named after the module tree
+
+    def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        groups: set[str] = set()
+        i = 0
+        while i < len(items):
+            scope = self.scope(items[i])
+            if len(scope) > len(prefix) and scope[: len(prefix)] == prefix:
+                head = scope[len(prefix)]
+                j = i
+                while j < len(items) and self.scope(items[j])[: len(prefix) + 1] == (*prefix, head):
+                    j += 1
+                if head in groups:
+                    raise _Names(f"'{'.'.join((*prefix, head))}' is entered twice, apart; its rows cannot share a block")
+                groups.add(head)
+                out.append({"kind": "sequential", "name": head, "layers": self.entries(items[i:j], (*prefix, head))})
+                i = j
+                continue
+            out.extend(self.entry(items[i], prefix))
+            i += 1
+        return out
+
+    def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        if isinstance(item, _Leaf):
+            op = item.op
+            entries = [dict(e) for e in op.entries]
+            if op.module is not None and self.calls[op.module] == 1:
+                entries[0] = {"kind": entries[0]["kind"], "name": op.module.rsplit(".", 1)[-1], **entries[0]}
+            elif op.module is not None and self.has_params(op.module):
+                raise _Names(f"module '{op.module}' runs {self.calls[op.module]} times with the same weights")
+            return entries
+        assert isinstance(item, _Struct)
+        if item.what == "multiply":
+            return [{"kind": "multiply", "body": self.entries(item.branches[0], prefix)}]
+        if item.what == "residual":
+            body, shortcut = item.branches
+            entry: dict[str, Any] = {"kind": "residual", "body": self.entries(body, prefix)}
+            if shortcut:
+                entry["shortcut"] = self.named(shortcut, prefix, "shortcut")
+            if item.inplace:
+                entry["inplace"] = True
+            return [entry]
+        branches: dict[str, Any] = {}
+        for branch in item.branches:
+            if branch:
+                branches.update(self.named(branch, prefix, "branch"))
+            else:
+                name = next(n for n in ("identity", "passthrough", "x") if n not in branches)
+                branches[name] = []
+        return [{"kind": item.what, "branches": branches}]
+
+    def named(self, items: list[Any], prefix: tuple[str, ...], what: str) -> dict[str, Any]:
+        """A branch or shortcut, a block of its own: named after the module that holds all of its rows."""
+        scopes = [self.scope(i) for i in items]
+        heads = {s[len(prefix)] if len(s) > len(prefix) and s[: len(prefix)] == prefix else None for s in scopes}
+        if len(heads) != 1 or None in heads:
+            modules = sorted({".".join(s) or "(the model)" for s in scopes})
+            raise _Names(
+                f"a {what} runs modules {', '.join(modules)}, which no one module under"
+                f" '{'.'.join(prefix) or '(the model)'}' holds: cnncalc names a {what}'s rows after one"
+            )
+        (head,) = heads
+        assert head is not None
+        return {head: self.entries(items, (*prefix, head))}
+
+    def scope(self, item: Any) -> tuple[str, ...]:
+        if isinstance(item, _Leaf):
+            return item.op.scope
+        if isinstance(item, _Part):
+            return ()
+        scopes = [item.scope] + [self.scope(i) for branch in item.branches for i in branch]
+        common = scopes[0]
+        for s in scopes[1:]:
+            n = 0
+            while n < min(len(common), len(s)) and common[n] == s[n]:
+                n += 1
+            common = common[:n]
+        return common
+
+    def has_params(self, name: str) -> bool:
+        return any(True for _ in self.gm.get_submodule(name).parameters())
+
+
+class _Names(Exception):
+    """Rows that cannot be named as the model names them."""
+
+
+def _size(items: Sequence[Any]) -> int:
+    return sum(_size(b) for i in items if isinstance(i, _Struct) for b in i.branches) + len(items)
+
+
+def _describe(node: Any) -> str:
+    target = node.target
+    name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+    return f"{'x.' if node.op == 'call_method' else ''}{name}()" if node.op != "call_module" else f"'{target}'"
+
+
+def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule, list[Problem]]:
+    """The module traced with torch.fx (leaves: what a kind describes, and modules with no children), with every
+    tensor's shape from one run on zeros; or the one problem that stopped the trace."""
+    import torch
+    from torch import fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return entry_for(m) is not None or not any(True for _ in m.children())
+
+    tracer = Tracer()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's code under tracing is one problem
+        return fx.GraphModule(torch.nn.Module(), fx.Graph()), [_trace_problem(exc)]
+    gm = fx.GraphModule(module, graph)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    except Exception as exc:  # noqa: BLE001
+        return gm, [Problem(f"(the model): it does not run on a 1 x {'x'.join(map(str, input_shape))} input: {exc}")]
+    return gm, []
+
+
+def _trace_problem(exc: BaseException) -> Problem:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Problem(f"(the model): torch.fx cannot trace it: {first}{where}")
+
+
+def from_torch(
+    module: nn.Module, input_shape: Sequence[int], *, name: str | None = None, progress: Progress | None = None
+) -> Spec:
+    """The spec of ``module`` on a C x H x W input, named after its module tree (its ``state_dict`` loads into
+    ``build(spec)``); raises :class:`~cnncalc.errors.SpecError` with one problem per line where it cannot."""
+    shape = tuple(int(n) for n in input_shape)
+    was_training = module.training
+    module.eval()
+    try:
+        if progress:
+            progress("tracing", 0, 3)
+        gm, problems = trace(module, shape)
+        if problems:
+            raise SpecError(problems)
+        if progress:
+            progress("reading the graph", 1, 3)
+        reader = _Reader(gm, module)
+        try:
+            result = reader.read()
+            items = reader.nest(result)
+            if progress:
+                progress("naming the rows", 2, 3)
+            layers = reader.entries(items, ())
+        except _Refused:
+            raise SpecError(reader.problems or [Problem("(the model): cannot be imported")]) from None
+        except _Names as exc:
+            raise SpecError(Problem(f"(the model): {exc}")) from None
+    finally:
+        module.train(was_training)
+    data = {"name": name or type(module).__name__, "input": list(shape), "layers": layers}
+    return parse_spec(data)
