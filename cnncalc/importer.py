@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import operator
 import re
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, SpecError
+from .fields import INPLACE_ACTIVATIONS
 from .layers import KINDS
 from .spec import Spec, parse_spec
 
@@ -81,9 +83,15 @@ class _Refused(Exception):
 
 
 def _source_line(node: fx.Node) -> str:
-    trace = node.stack_trace or ""
-    found = re.findall(r'File "([^"]+)", line (\d+)', trace)
+    """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
+    found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
     return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
+
+
+def _in_torch(filename: str) -> bool:
+    import torch
+
+    return filename.startswith(str(Path(torch.__file__).parent))
 
 
 def _scope_of(node: fx.Node) -> tuple[str, ...]:
@@ -289,10 +297,15 @@ class _Reader:
 
     def shuffle(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op | None:
         """torchvision's channel_shuffle: view as N x g x C/g x H x W, transpose(1, 2), contiguous, view back."""
+        import torch
+
         x = node.args[0]
         if getattr(x, "target", None) == "contiguous":
             x = x.args[0]
-        if getattr(x, "target", None) != "transpose" or tuple(x.args[1:3]) not in ((1, 2), (2, 1)):
+        if getattr(x, "target", None) not in ("transpose", torch.transpose) or tuple(x.args[1:3]) not in (
+            (1, 2),
+            (2, 1),
+        ):
             return None
         grouped = x.args[0]
         if getattr(grouped, "target", None) not in ("view", "reshape"):
@@ -412,14 +425,16 @@ class _Reader:
                 while j < len(items) and self.scope(items[j])[: len(prefix) + 1] == (*prefix, head):
                     j += 1
                 if head in groups:
-                    raise _Names(f"'{'.'.join((*prefix, head))}' is entered twice, apart; its rows cannot share a block")
+                    raise _Names(
+                        f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
+                    )
                 groups.add(head)
                 out.append({"kind": "sequential", "name": head, "layers": self.entries(items[i:j], (*prefix, head))})
                 i = j
                 continue
             out.extend(self.entry(items[i], prefix))
             i += 1
-        return out
+        return _fold_activations(out)
 
     def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         if isinstance(item, _Leaf):
@@ -428,7 +443,10 @@ class _Reader:
             if op.module is not None and self.calls[op.module] == 1:
                 entries[0] = {"kind": entries[0]["kind"], "name": op.module.rsplit(".", 1)[-1], **entries[0]}
             elif op.module is not None and self.has_params(op.module):
-                raise _Names(f"module '{op.module}' runs {self.calls[op.module]} times with the same weights")
+                raise _Names(
+                    f"{op.module}: the module runs {self.calls[op.module]} times with the same weights;"
+                    " a spec's rows each have their own"
+                )
             return entries
         assert isinstance(item, _Struct)
         if item.what == "multiply":
@@ -455,10 +473,10 @@ class _Reader:
         scopes = [self.scope(i) for i in items]
         heads = {s[len(prefix)] if len(s) > len(prefix) and s[: len(prefix)] == prefix else None for s in scopes}
         if len(heads) != 1 or None in heads:
-            modules = sorted({".".join(s) or "(the model)" for s in scopes})
+            where = ".".join(prefix) or "(the model)"
             raise _Names(
-                f"a {what} runs modules {', '.join(modules)}, which no one module under"
-                f" '{'.'.join(prefix) or '(the model)'}' holds: cnncalc names a {what}'s rows after one"
+                f"{where}: a {what} runs {', '.join(self.modules(items)) or 'no module'}, which no one module of"
+                f" '{where}' holds; cnncalc names a {what}'s rows after one module, so the state_dict would not load"
             )
         (head,) = heads
         assert head is not None
@@ -478,8 +496,33 @@ class _Reader:
             common = common[:n]
         return common
 
+    def modules(self, items: Sequence[Any]) -> list[str]:
+        """The modules ``items`` run, by qualified name."""
+        found: list[str] = []
+        for item in items:
+            if isinstance(item, _Leaf):
+                found += [f"'{item.op.module}'"] if item.op.module else []
+            elif isinstance(item, _Struct):
+                found += [m for branch in item.branches for m in self.modules(branch)]
+        return found
+
     def has_params(self, name: str) -> bool:
         return any(True for _ in self.gm.get_submodule(name).parameters())
+
+
+def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A residual's add followed by an unnamed in-place relu (torchvision's ``out += identity; out = relu(out)``)
+    written as the residual's ``activation``, as the shipped specs do."""
+    out: list[dict[str, Any]] = []
+    for e in entries:
+        last = out[-1] if out else None
+        fused = e.get("kind") in INPLACE_ACTIVATIONS and e.get("inplace") and set(e) == {"kind", "inplace"}
+        if last is not None and last["kind"] == "residual" and "activation" not in last and fused:
+            if e["kind"] != "leaky_relu" or e.get("negative_slope", 0.01) == 0.01:
+                last["activation"] = e["kind"]
+                continue
+        out.append(e)
+    return out
 
 
 class _Names(Exception):
@@ -525,7 +568,7 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
 def _trace_problem(exc: BaseException) -> Problem:
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _in_torch(f.filename)]
     where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return Problem(f"(the model): torch.fx cannot trace it: {first}{where}")
@@ -557,8 +600,90 @@ def from_torch(
         except _Refused:
             raise SpecError(reader.problems or [Problem("(the model): cannot be imported")]) from None
         except _Names as exc:
-            raise SpecError(Problem(f"(the model): {exc}")) from None
+            raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
-    data = {"name": name or type(module).__name__, "input": list(shape), "layers": layers}
+    layers = [_walk(e, _clean) for e in layers]
+    defaults = _lift_defaults(layers)
+    data: dict[str, Any] = {"name": name or type(module).__name__, "input": list(shape)}
+    if defaults:
+        data["defaults"] = defaults
+        layers = [_walk(e, lambda x: _leave_out(x, defaults)) for e in layers]
+    data["layers"] = layers
     return parse_spec(data)
+
+
+# --- entries as a person writes them ----------------------------------------------------------------
+
+
+def _walk(entry: dict[str, Any], leaf: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``leaf`` applied to every layer entry of ``entry`` (itself, or those a structure holds)."""
+    if entry.get("kind") not in KINDS:
+        out = dict(entry)
+        for key in ("body", "layers"):
+            if key in out:
+                out[key] = [_walk(e, leaf) for e in out[key]]
+        for key in ("shortcut", "branches"):
+            if isinstance(out.get(key), dict):
+                out[key] = {k: [_walk(e, leaf) for e in b] for k, b in out[key].items()}
+        return out
+    return leaf(entry)
+
+
+def _layers(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    _walk(entry, lambda e: found.append(e) or e)  # type: ignore[func-returns-value]
+    return found
+
+
+def _clean(entry: dict[str, Any]) -> dict[str, Any]:
+    """Fields at their defaults left out; a pair (or four sides) of one number written as that number."""
+    model = KINDS[entry["kind"]].model
+    layer = model.model_validate(entry)
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        info = model.model_fields.get(key) or model.model_fields.get(f"{key}_")
+        if key not in ("kind", "name") and info is not None:
+            normal = getattr(layer, key if key in model.model_fields else f"{key}_")
+            if normal == info.default or (normal == () and info.default is None):
+                continue
+        if isinstance(value, list) and len(value) in (2, 4) and len(set(value)) == 1 and isinstance(value[0], int):
+            value = value[0]
+        out[key] = value
+    return out
+
+
+#: A value is lifted into ``defaults`` when it holds for more than this share of a kind's rows (at least 3).
+_MAJORITY = 0.5
+
+
+def _lift_defaults(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind, the field values most of its rows share (torchvision's ``bias=False`` before batch norm, a
+    family's batch norm ``eps``): written once in ``defaults``, and only where a row differs."""
+    rows = [e for top in layers for e in _layers(top)]
+    lifted: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(e["kind"] for e in rows):
+        mine = [e for e in rows if e["kind"] == kind]
+        if len(mine) < 3:
+            continue
+        for key in dict.fromkeys(k for e in mine for k in e if k not in ("kind", "name")):
+            if not all(isinstance(e.get(key), bool | float | type(None)) for e in mine):
+                continue  # settings (true/false, eps, momentum), never sizes: those a reader looks for in each row
+            values = [repr(e.get(key)) for e in mine]
+            best = max(set(values), key=values.count)
+            if best != "None" and values.count(best) > _MAJORITY * len(mine):
+                lifted.setdefault(kind, {})[key] = next(e[key] for e in mine if repr(e.get(key)) == best)
+    return lifted
+
+
+def _leave_out(entry: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A row without the values ``defaults`` gives it, and with the kind's own default where it differs."""
+    preset = defaults.get(entry["kind"], {})
+    out = {k: v for k, v in entry.items() if k not in preset or repr(preset[k]) != repr(v)}
+    model = KINDS[entry["kind"]].model
+    for key in preset:
+        if key not in entry:
+            info = model.model_fields.get(key) or model.model_fields[f"{key}_"]
+            default = info.default
+            out[key] = list(default) if isinstance(default, tuple) else default
+    return out

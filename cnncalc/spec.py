@@ -404,11 +404,86 @@ class Spec(BaseModel):
         """Where this spec's values stand in its YAML file, when it was loaded from one."""
         return self._source
 
+    def to_yaml(self) -> str:
+        """The spec as YAML a person would write: as it was given when it was read from data (blocks and
+        expressions kept), else from its models; loading the text back gives the same spec."""
+        data = self._raw if isinstance(self._raw, dict) else _plain(self)
+        return dump_yaml(data)
+
     @property
     def raw_defaults(self) -> dict[str, Any]:
         """``defaults`` as plain data, to fill in block entries at each use."""
         kinds = {kind: getattr(self.defaults, kind) for kind in LAYER_KINDS}
         return {k: v.model_dump(exclude_none=True, by_alias=True) for k, v in kinds.items() if v is not None}
+
+
+# --- writing a spec ---------------------------------------------------------------------
+
+#: Keys of a spec written first, in this order; the rest follow as they come.
+_SPEC_ORDER = ("name", "input", "notes", "defaults", "blocks", "layers")
+#: Width up to which a mapping without entries of its own is written on one line (flow style).
+_FLOW_WIDTH = 110
+
+
+def _plain(model: Any) -> Any:
+    """A model as plain data: fields at their defaults left out, aliases used, tuples as lists."""
+    if isinstance(model, BaseModel):
+        out: dict[str, Any] = {}
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            if key != "kind" and (value == info.default or info.is_required() is False and value == {}):
+                continue
+            out[info.alias or key] = _plain(value)
+        out.update({k: _plain(v) for k, v in (model.model_extra or {}).items()})
+        return out
+    if isinstance(model, dict):
+        return {k: _plain(v) for k, v in model.items()}
+    if isinstance(model, list | tuple):
+        return [_plain(v) for v in model]
+    return model
+
+
+def _flow(value: Any) -> str:
+    import yaml
+
+    text: str = yaml.safe_dump([value], default_flow_style=True, sort_keys=False, width=2**30).strip()
+    return text[1:-1]
+
+
+def _holds_entries(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(isinstance(v, dict | list) and (_holds_entries(v) or isinstance(v, dict)) for v in value.values())
+    if isinstance(value, list):
+        return any(isinstance(v, dict | list) for v in value)
+    return False
+
+
+def _yaml_lines(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, v in value.items():
+            head = f"{pad}{_flow(key)}:"
+            if isinstance(v, dict | list) and v and (_holds_entries(v) or len(head) + len(_flow(v)) > _FLOW_WIDTH):
+                lines.append(head)
+                lines += _yaml_lines(v, indent + 2)
+            else:
+                lines.append(f"{head} {_flow(v)}")
+        return lines
+    for item in value:
+        if isinstance(item, dict) and item and (_holds_entries(item) or len(pad) + len(_flow(item)) > _FLOW_WIDTH):
+            inner = _yaml_lines(item, indent + 2)
+            lines.append(f"{pad}- {inner[0].lstrip()}")
+            lines += inner[1:]
+        else:
+            lines.append(f"{pad}- {_flow(item)}")
+    return lines
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """A spec's data as YAML in the shipped specs' style: small entries on one line, structures as blocks."""
+    ordered = {k: data[k] for k in _SPEC_ORDER if k in data} | {k: v for k, v in data.items() if k not in _SPEC_ORDER}
+    return "\n".join(_yaml_lines(ordered, 0)) + "\n"
 
 
 # --- error messages ------------------------------------------------------------------
