@@ -165,12 +165,20 @@ class _Reader:
         self.problems: list[Problem] = []
         self.calls: dict[str, int] = {}
         self.table = _functional_modules()
+        self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
+        self.where: list[int] = []  # each problem's node, by its place in the graph
+
+    def sorted_problems(self) -> list[Problem]:
+        """The problems in the model's order, each once."""
+        ordered = sorted(zip(self.where, self.problems, strict=True), key=lambda p: p[0])
+        return list(dict.fromkeys(p for _, p in ordered))
 
     # -- ops
 
     def problem(self, node: fx.Node, what: str) -> None:
         where = ".".join(_scope_of(node)) or "(the model)"
         self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
+        self.where.append(self.order.get(node, -1))
 
     def read(self) -> Any:
         output = None
@@ -189,6 +197,10 @@ class _Reader:
                 self.ops[node] = op
         assert output is not None
         result = output.args[0]
+        if isinstance(result, dict | tuple | list):
+            # torchvision's segmentation models return {"out": ...}: one tensor in a container is that tensor
+            values = list(result.values()) if isinstance(result, dict) else list(result)
+            result = values[0] if len(values) == 1 else result
         if not hasattr(result, "op"):
             self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
             raise _Refused
@@ -205,6 +217,7 @@ class _Reader:
             seen.add(node)
             if node in self.refused:
                 self.problem(node, self.refused[node])
+                todo.extend(n for n in node.all_input_nodes if n in self.ops or n in self.refused)
             elif node in self.ops:
                 todo.extend(self.ops[node].inputs)
             else:
@@ -246,6 +259,8 @@ class _Reader:
             if found is None:
                 raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
             return _Op("entry", [self.tensor(node.args[0], node)], [found])
+        if key is torch.nn.functional.interpolate:
+            return self.interpolate(node, shape)
         if key in (operator.add, torch.add, "add", operator.iadd, "add_"):
             inputs = [self.tensor(a, node) for a in node.args[:2]]
             if node.kwargs or len(node.args) != 2:
@@ -274,6 +289,29 @@ class _Reader:
         if node.op in ("call_function", "call_method") and shape is None:
             return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
         raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
+
+    def interpolate(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+        """F.interpolate as nn.Upsample; a size computed from a tensor's shape (``x.shape[-2:]``) is the size it
+        has for this input, as the spec's input is fixed."""
+        from torch import nn
+
+        names = ["size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias"]
+        kwargs = dict(zip(names, node.args[1:], strict=False))
+        kwargs.update(node.kwargs)
+        if kwargs.pop("antialias", False):
+            raise _Refused(f"{_describe(node)} with antialias")
+        if hasattr(kwargs.get("size"), "op") or (
+            isinstance(kwargs.get("size"), list | tuple) and any(hasattr(v, "op") for v in kwargs["size"])
+        ):
+            if shape is None or len(shape) != 4:
+                raise _Refused(f"{_describe(node)} to a size cnncalc cannot know")
+            kwargs["size"] = tuple(shape[2:])
+        if any(hasattr(v, "op") for v in kwargs.values()):
+            raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+        found = entry_for(nn.Upsample(**kwargs))
+        if found is None:
+            raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
+        return _Op("entry", [self.tensor(node.args[0], node)], [found])
 
     def alias(self, node: fx.Node) -> _Op:
         x = self.tensor(node.args[0], node)
@@ -462,7 +500,13 @@ class _Reader:
         branches: dict[str, Any] = {}
         for branch in item.branches:
             if branch:
-                branches.update(self.named(branch, prefix, "branch"))
+                ((head, entries),) = self.named(branch, prefix, "branch").items()
+                if head in branches:
+                    raise _Names(
+                        f"{'.'.join((*prefix, head))}: two branches of one {item.what} run modules of it;"
+                        " cnncalc names each branch's rows after a module of its own"
+                    )
+                branches[head] = entries
             else:
                 name = next(n for n in ("identity", "passthrough", "x") if n not in branches)
                 branches[name] = []
@@ -487,14 +531,15 @@ class _Reader:
             return item.op.scope
         if isinstance(item, _Part):
             return ()
-        scopes = [item.scope] + [self.scope(i) for branch in item.branches for i in branch]
-        common = scopes[0]
-        for s in scopes[1:]:
-            n = 0
-            while n < min(len(common), len(s)) and common[n] == s[n]:
-                n += 1
-            common = common[:n]
-        return common
+        # the modules it runs say where it belongs (the join's own code, an add or a cat, may sit a level above),
+        # a level above a branch's or a shortcut's, which are named after a module of their own
+        scopes: list[tuple[str, ...]] = []
+        for i, branch in enumerate(item.branches):
+            if branch:
+                inner = _common([self.scope(x) for x in branch])
+                own_level = item.what in ("concat", "split") or (item.what == "residual" and i == 1)
+                scopes.append(inner[:-1] if own_level else inner)
+        return _common(scopes or [item.scope])
 
     def modules(self, items: Sequence[Any]) -> list[str]:
         """The modules ``items`` run, by qualified name."""
@@ -527,6 +572,17 @@ def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class _Names(Exception):
     """Rows that cannot be named as the model names them."""
+
+
+def _common(scopes: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    """The longest module path that starts every one of ``scopes``."""
+    common = scopes[0]
+    for s in scopes[1:]:
+        n = 0
+        while n < min(len(common), len(s)) and common[n] == s[n]:
+            n += 1
+        common = common[:n]
+    return common
 
 
 def _size(items: Sequence[Any]) -> int:
@@ -598,7 +654,7 @@ def from_torch(
                 progress("naming the rows", 2, 3)
             layers = reader.entries(items, ())
         except _Refused:
-            raise SpecError(reader.problems or [Problem("(the model): cannot be imported")]) from None
+            raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
         except _Names as exc:
             raise SpecError(Problem(str(exc))) from None
     finally:

@@ -127,6 +127,9 @@ LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
 # --- structures and blocks --------------------------------------------------------
 
 Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+#: A branch's or a named shortcut's name: also a whole number, as nn.Sequential and nn.ModuleList name their parts
+#: (DeepLab's ASPP concatenates ``convs.0`` ... ``convs.4``); quoted in YAML (``"0": [...]``).
+PartName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]{0,63}$")]
 #: Names that block arguments may not take: they mean something else in a use or an expression.
 RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "in_channels"})
 
@@ -171,7 +174,7 @@ class Residual(Layer):
     shortcut: Annotated[
         Annotated[ShortcutWord, Tag("<word>")]
         | Annotated[Entries, Tag("<list>")]
-        | Annotated[Annotated[dict[Name, Entries], AfterValidator(_one_name)], Tag("<mapping>")],
+        | Annotated[Annotated[dict[PartName, Entries], AfterValidator(_one_name)], Tag("<mapping>")],
         Discriminator(_shape_tag),
     ] = "identity"
     activation: Activation | None = Field(None, description="Applied after the add (ResNet: relu).")
@@ -184,7 +187,7 @@ class Concat(Layer):
     kind: Literal["concat"]
     branches: Annotated[
         Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
-        | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
+        | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
         Discriminator(_shape_tag),
         AfterValidator(_some_branch),
     ] = Field(
@@ -199,7 +202,7 @@ class Split(Layer):
     kind: Literal["split"]
     branches: Annotated[
         Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
-        | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
+        | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
         Discriminator(_shape_tag),
         AfterValidator(_some_part),
     ] = Field(
