@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import operator
 import re
-from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, SpecError
@@ -82,7 +82,7 @@ class _Refused(Exception):
     pass
 
 
-def _source_line(node: fx.Node) -> str:
+def _source_line(node: Any) -> str:
     """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
     found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
     return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
@@ -94,7 +94,7 @@ def _in_torch(filename: str) -> bool:
     return filename.startswith(str(Path(torch.__file__).parent))
 
 
-def _scope_of(node: fx.Node) -> tuple[str, ...]:
+def _scope_of(node: Any) -> tuple[str, ...]:
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return ()
@@ -119,6 +119,7 @@ def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]
     from torch import nn
 
     table: dict[Any, tuple[Callable[..., nn.Module], list[str]]] = {}
+    cls: type[nn.Module]
     for fn, cls in (
         (F.relu, nn.ReLU),
         (torch.relu, nn.ReLU),
@@ -129,8 +130,7 @@ def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]
         (F.silu, nn.SiLU),
     ):
         table[fn] = (cls, ["inplace"])
-    for fn, cls in ((torch.relu_, nn.ReLU), ("relu_", nn.ReLU)):
-        table[fn] = (lambda cls=cls: cls(inplace=True), [])
+    table[torch.relu_] = table["relu_"] = (lambda: nn.ReLU(inplace=True), [])
     for fn, cls in (
         (torch.sigmoid, nn.Sigmoid),
         ("sigmoid", nn.Sigmoid),
@@ -175,7 +175,7 @@ class _Reader:
 
     # -- ops
 
-    def problem(self, node: fx.Node, what: str) -> None:
+    def problem(self, node: Any, what: str) -> None:
         where = ".".join(_scope_of(node)) or "(the model)"
         self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
         self.where.append(self.order.get(node, -1))
@@ -225,12 +225,12 @@ class _Reader:
         if self.problems:
             raise _Refused
 
-    def tensor(self, arg: Any, node: fx.Node) -> Any:
+    def tensor(self, arg: Any, node: Any) -> Any:
         if not hasattr(arg, "op") or (arg not in self.ops and arg not in self.refused):
             raise _Refused(f"{_describe(node)} takes {arg!r} where cnncalc expects a tensor of the graph")
         return arg
 
-    def op(self, node: fx.Node) -> _Op | None:
+    def op(self, node: Any) -> _Op | None:
         import torch
 
         if node.op == "placeholder":
@@ -290,7 +290,7 @@ class _Reader:
             return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
         raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
 
-    def interpolate(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+    def interpolate(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
         """F.interpolate as nn.Upsample; a size computed from a tensor's shape (``x.shape[-2:]``) is the size it
         has for this input, as the spec's input is fixed."""
         from torch import nn
@@ -313,14 +313,14 @@ class _Reader:
             raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
         return _Op("entry", [self.tensor(node.args[0], node)], [found])
 
-    def alias(self, node: fx.Node) -> _Op:
+    def alias(self, node: Any) -> _Op:
         x = self.tensor(node.args[0], node)
         op = self.ops.get(x)
         if op is None:
             raise _Refused(f"{_describe(node)} of a tensor cnncalc cannot follow")
         return _Op(op.what, list(op.inputs), list(op.entries), op.scope, op.module, op.inplace, op.index)
 
-    def reshape(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+    def reshape(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
         x = node.args[0]
         before = _shape(x)
         if shape is not None and before is not None and len(before) == 4:
@@ -333,7 +333,7 @@ class _Reader:
             return shuffle
         raise _Refused(f"{_describe(node)} to {list(shape or ())} from {list(before or ())}")
 
-    def shuffle(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op | None:
+    def shuffle(self, node: Any, shape: tuple[int, ...] | None) -> _Op | None:
         """torchvision's channel_shuffle: view as N x g x C/g x H x W, transpose(1, 2), contiguous, view back."""
         import torch
 
@@ -353,7 +353,7 @@ class _Reader:
             return None
         return _Op("entry", [self.tensor(source, node)], [{"kind": "channel_shuffle", "groups": five[1]}])
 
-    def mean(self, node: fx.Node, shape: tuple[int, ...] | None) -> _Op:
+    def mean(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
         x = node.args[0]
         before = _shape(x)
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
@@ -563,9 +563,8 @@ def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = out[-1] if out else None
         fused = e.get("kind") in INPLACE_ACTIVATIONS and e.get("inplace") and set(e) == {"kind", "inplace"}
         if last is not None and last["kind"] == "residual" and "activation" not in last and fused:
-            if e["kind"] != "leaky_relu" or e.get("negative_slope", 0.01) == 0.01:
-                last["activation"] = e["kind"]
-                continue
+            last["activation"] = e["kind"]
+            continue
         out.append(e)
     return out
 
@@ -610,13 +609,13 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
     tracer.record_stack_traces = True
     try:
         graph = tracer.trace(module)
-    except Exception as exc:  # noqa: BLE001 - any failure of the user's code under tracing is one problem
+    except Exception as exc:
         return fx.GraphModule(torch.nn.Module(), fx.Graph()), [_trace_problem(exc)]
     gm = fx.GraphModule(module, graph)
     try:
         with torch.no_grad():
             ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return gm, [Problem(f"(the model): it does not run on a 1 x {'x'.join(map(str, input_shape))} input: {exc}")]
     return gm, []
 

@@ -434,7 +434,7 @@ def _plain(model: Any) -> Any:
         out: dict[str, Any] = {}
         for key, info in type(model).model_fields.items():
             value = getattr(model, key)
-            if key != "kind" and (value == info.default or info.is_required() is False and value == {}):
+            if key != "kind" and (value == info.default or (info.is_required() is False and value == {})):
                 continue
             out[info.alias or key] = _plain(value)
         out.update({k: _plain(v) for k, v in (model.model_extra or {}).items()})

@@ -42,7 +42,7 @@ def model_of(target: str, args: dict[str, Any]) -> nn.Module:
         raise SpecError(f"{target}: expected torchvision:NAME, package.module:callable or path/to/file.py:Callable")
     if source == "torchvision":
         try:
-            import torchvision.models as models
+            import torchvision.models as models  # type: ignore[import-untyped]
         except ImportError:
             raise SpecError(f"{target}: torchvision is not installed (python3 -m pip install torchvision)") from None
         try:
@@ -60,12 +60,12 @@ def model_of(target: str, args: dict[str, Any]) -> nn.Module:
         sys.modules.setdefault(path.stem, holder)
         try:
             spec.loader.exec_module(holder)
-        except Exception as exc:  # noqa: BLE001 - the user's file failing is one problem line
+        except Exception as exc:
             raise SpecError(f"{target}: running {source} failed: {type(exc).__name__}: {exc}") from None
     else:
         try:
             holder = importlib.import_module(source)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SpecError(f"{target}: cannot import {source}: {type(exc).__name__}: {exc}") from None
     factory = getattr(holder, attr, None)
     if not callable(factory):
@@ -78,7 +78,7 @@ def _call(target: str, factory: Any, args: dict[str, Any]) -> nn.Module:
 
     try:
         model = factory(**args)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SpecError(f"{target}: building it failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise SpecError(f"{target}: gives {type(model).__name__}, not a torch.nn.Module")
