@@ -502,9 +502,11 @@ class _Reader:
             if branch:
                 ((head, entries),) = self.named(branch, prefix, "branch").items()
                 if head in branches:
+                    modules = [m for b in item.branches for m in self.modules(b)]
                     raise _Names(
-                        f"{'.'.join((*prefix, head))}: two branches of one {item.what} run modules of it;"
-                        " cnncalc names each branch's rows after a module of its own"
+                        f"{'.'.join((*prefix, head))}: the branches of a {item.what} run {', '.join(modules)};"
+                        " cnncalc names each branch's rows after one module that holds them, and these have none,"
+                        " so the state_dict would not load"
                     )
                 branches[head] = entries
             else:
@@ -519,8 +521,9 @@ class _Reader:
         if len(heads) != 1 or None in heads:
             where = ".".join(prefix) or "(the model)"
             raise _Names(
-                f"{where}: a {what} runs {', '.join(self.modules(items)) or 'no module'}, which no one module of"
-                f" '{where}' holds; cnncalc names a {what}'s rows after one module, so the state_dict would not load"
+                f"{where}: a {what} runs {', '.join(self.modules(items)) or 'no module'};"
+                f" cnncalc names each {what}'s rows after one module that holds them, and these have none,"
+                " so the state_dict would not load"
             )
         (head,) = heads
         assert head is not None
