@@ -62,6 +62,7 @@ from .layers.conv import Conv2d
 from .layers.norm import BatchNorm2d
 from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
 from .spec import (
+    Add,
     AnyEntry,
     AnyLayer,
     Block,
@@ -207,6 +208,9 @@ class _Walker:
         self.steps = 0
         self.depth = 0
         self.template_sizes: dict[str, int] = {}
+        self.tensors: list[_Tensor] = []  # per row, its output as a tensor of the walk (what 'from' reads)
+        self.row_named: dict[str, int] = {"input": 0}
+        self.block_last: dict[tuple[str, ...], int] = {}  # per block, its last row so far: its output once done
 
     # -- problems
 
@@ -236,6 +240,71 @@ class _Walker:
                 row.path,
             )
         self.rows.append(row)
+        self.row_named.setdefault(row.name, row.index)
+        for k in range(1, len(row.block) + 1):
+            self.block_last[row.block[:k]] = row.index
+
+    def made(self, tensor: _Tensor) -> _Tensor:
+        """``tensor``, the output of the row just added, kept for ``from`` to read."""
+        self.tensors.append(tensor)
+        return tensor
+
+    # -- the graph: 'from' and 'outputs'
+
+    def source(self, ref: str, path: Path, scope: _Scope) -> _Tensor:
+        """The tensor a name reads: a row's or a finished block's output, looked up from ``scope`` outwards."""
+        parts = tuple(ref.split("."))
+        for k in range(len(scope.block), -1, -1):
+            where = (*scope.block[:k], *parts)
+            index = self.row_named.get(".".join(where))
+            if index is not None:
+                return self.tensors[index]
+            if where in self.block_last:
+                if scope.block[: len(where)] == where:
+                    self.fail(f"'{ref}' is the block this entry is in: its output is not made yet", path)
+                return self.tensors[self.block_last[where]]
+        known = [*self.row_named, *(".".join(b) for b in self.block_last)]
+        self.fail(
+            f"no row or block named '{ref}' comes before this entry{did_you_mean(ref, known)}"
+            " (a spec runs in order: 'from' reads what is already made)",
+            path,
+        )
+
+    def sources(self, entry: AnyEntry, path: Path, scope: _Scope) -> list[_Tensor]:
+        refs = entry.from_ or ()
+        return [
+            self.source(ref, (*path, "from", i) if len(refs) > 1 else (*path, "from"), scope)
+            for i, ref in enumerate(refs)
+        ]
+
+    def joined(self, entry: Add | Concat | Multiply, inputs: list[_Tensor], path: Path, scope: _Scope) -> _Tensor:
+        """A join of rows named in ``from`` (no branches, no body): an add, a concatenation or a product."""
+        names = list(entry.from_ or ())
+        local = entry.name  # claimed with its list's names (reserve)
+        if isinstance(entry, Concat):
+            return self.concatenate(list(zip(names, inputs, strict=True)), path, scope, "concat", local, by_name=True)
+        first, *rest = inputs
+        if isinstance(entry, Add):
+            for name, t in zip(names[1:], rest, strict=True):
+                if t.shape != first.shape:
+                    self.fail(
+                        f"add: '{name}' gives {fmt(t.shape)} but '{names[0]}' gives {fmt(first.shape)};"
+                        " an add needs the same shape",
+                        (*path, "from"),
+                    )
+            join = Join("add", entry.inplace, entry.activation)
+            return self.join(join, inputs, first.shape, path, scope, " + ".join(names), local)
+        if len(inputs) != 2:
+            self.fail(f"multiply: 'from' names {len(inputs)} rows; a product takes two", (*path, "from"))
+        a, b = inputs
+        shape = a.shape if _scales(b.shape, a.shape) else b.shape if _scales(a.shape, b.shape) else None
+        if shape is None:
+            self.fail(
+                f"multiply: '{names[0]}' gives {fmt(a.shape)} and '{names[1]}' gives {fmt(b.shape)}; a product needs"
+                " the same shape, or C x 1 x 1 against C x H x W to scale each channel",
+                (*path, "from"),
+            )
+        return self.join(Join("multiply"), inputs, shape, path, scope, f"{names[0]} x {names[1]}", local)
 
     # -- entries
 
@@ -275,6 +344,19 @@ class _Walker:
         self.step(path)
         if not entry.when:
             return x
+        if entry.from_ is not None:
+            inputs = self.sources(entry, path, scope)
+            if len(inputs) > 1:
+                if not isinstance(entry, Add | Concat | Multiply):
+                    self.fail(
+                        f"a {_entry_kind(entry)} reads one input, but 'from' names {len(inputs)};"
+                        " join them first with an add, a concat or a multiply",
+                        (*path, "from"),
+                    )
+                if entry.repeat > 1:
+                    self.fail("a join of rows named in 'from' cannot repeat", (*path, "repeat"))
+                return self.joined(entry, inputs, path, scope)
+            (x,) = inputs
         if isinstance(entry, Use):
             return self.use(entry, path, x, scope)
         for r in range(1, entry.repeat + 1):
@@ -335,10 +417,17 @@ class _Walker:
                 layer=layer,
             )
         )
-        return _Tensor(index, out.shape, rf if x.rf else None)
+        return self.made(_Tensor(index, out.shape, rf if x.rf else None))
 
     def join(
-        self, join: Join, inputs: Sequence[_Tensor], shape: Shape, path: Path, scope: _Scope, detail: str
+        self,
+        join: Join,
+        inputs: Sequence[_Tensor],
+        shape: Shape,
+        path: Path,
+        scope: _Scope,
+        detail: str,
+        local: str | None = None,
     ) -> _Tensor:
         index = len(self.rows)
         numel = prod(shape)
@@ -352,7 +441,7 @@ class _Walker:
         self.add_row(
             Row(
                 index=index,
-                name=scope.full(scope.auto(join.kind)),
+                name=scope.full(local or scope.auto(join.kind)),
                 kind=join.kind,
                 detail=detail,
                 input_shape=inputs[0].shape,
@@ -366,7 +455,7 @@ class _Walker:
                 layer=join,
             )
         )
-        return _Tensor(index, shape, rf)
+        return self.made(_Tensor(index, shape, rf))
 
     # -- structures
 
@@ -421,7 +510,7 @@ class _Walker:
 
     def branches(self, entry: Concat | Split, path: Path, scope: _Scope) -> list[tuple[str, Sequence[AnyEntry], Path]]:
         """A concat's or a split's branches: their names (claimed in ``scope``), entries and paths."""
-        if not entry.branches:  # the schema refuses it; one built in Python may still hold none
+        if not entry.branches:  # (a concat without branches joins the rows named in 'from': joined)  # the schema refuses it; one built in Python may still hold none
             self.fail(f"a {entry.kind} needs at least one branch", (*path, "branches"))
         if isinstance(entry.branches, dict):
             for name in entry.branches:
@@ -435,7 +524,16 @@ class _Walker:
         self.blocks.append(BlockInfo(inner.block, "branch"))
         return self.entries([(e, (*bpath, i)) for i, e in enumerate(items)], x, inner)
 
-    def concatenate(self, outs: Sequence[tuple[str, _Tensor]], path: Path, scope: _Scope, kind: str) -> _Tensor:
+    def concatenate(
+        self,
+        outs: Sequence[tuple[str, _Tensor]],
+        path: Path,
+        scope: _Scope,
+        kind: str,
+        local: str | None = None,
+        *,
+        by_name: bool = False,
+    ) -> _Tensor:
         first_name, first = outs[0]
         for name, t in outs[1:]:
             if len(t.shape) != len(first.shape) or t.shape[1:] != first.shape[1:]:
@@ -446,7 +544,8 @@ class _Walker:
                     path,
                 )
         shape = (sum(t.shape[0] for _, t in outs), *first.shape[1:])
-        return self.join(Join("concat"), [t for _, t in outs], shape, path, scope, f"{len(outs)} branches")
+        detail = " + ".join(n for n, _ in outs) if by_name else f"{len(outs)} branches"
+        return self.join(Join("concat"), [t for _, t in outs], shape, path, scope, detail, local)
 
     def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         branches = self.branches(entry, path, scope)
@@ -484,6 +583,7 @@ class _Walker:
         return self.concatenate(outs, path, scope, "split")
 
     def multiply(self, entry: Multiply, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
+        assert entry.body is not None  # without one, a join of named rows (joined)
         y = self.entries([(e, (*path, "body", i)) for i, e in enumerate(entry.body)], x, scope)
         gate = len(y.shape) == 3 and len(x.shape) == 3 and y.shape == (x.shape[0], 1, 1)
         if y.shape != x.shape and not gate:
@@ -596,6 +696,15 @@ def unknown_block(entry: Use, blocks: Mapping[str, Block], path: Path) -> Proble
     )
 
 
+def _scales(gate: Shape, shape: Shape) -> bool:
+    """Whether a tensor of shape ``gate`` multiplies one of ``shape`` to that shape: the same, or C x 1 x 1."""
+    return gate == shape or (len(gate) == len(shape) == 3 and gate == (shape[0], 1, 1))
+
+
+def _entry_kind(entry: AnyEntry) -> str:
+    return f"use of '{entry.use}'" if isinstance(entry, Use) else entry.kind
+
+
 def _uses(items: Sequence[tuple[Any, Path]]) -> Iterator[tuple[Use, Path]]:
     """Every block use written in the spec's own entries, nested structures included (not inside blocks)."""
     for entry, path in items:
@@ -609,9 +718,9 @@ def _uses(items: Sequence[tuple[Any, Path]]) -> Iterator[tuple[Use, Path]]:
                         yield from _uses([(e, (*path, "shortcut", name, i)) for i, e in enumerate(entries)])
                 elif not isinstance(shortcut, str):
                     yield from _uses([(e, (*path, "shortcut", i)) for i, e in enumerate(shortcut)])
-            case Multiply(body=body):
+            case Multiply(body=body) if body is not None:
                 yield from _uses([(e, (*path, "body", i)) for i, e in enumerate(body)])
-            case Concat(branches=branches) | Split(branches=branches):
+            case Concat(branches=branches) | Split(branches=branches) if branches is not None:
                 named: Iterable[tuple[str | int, Sequence[Any]]] = (
                     branches.items() if isinstance(branches, dict) else enumerate(branches)
                 )
@@ -651,7 +760,27 @@ def _one_stride(size: tuple[int, int], out: tuple[int, int]) -> int | None:
     return low if high is None or low <= high else None
 
 
-def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
+def _outputs(walker: _Walker, spec: Spec, last: _Tensor, scope: _Scope) -> tuple[int, ...]:
+    """The rows the network returns (``outputs``, else its last), after checking every row's output is read."""
+    if spec.outputs is None:
+        outputs: tuple[int, ...] = (last.row,)
+    else:
+        refs = [walker.source(ref, ("outputs", i), scope).row for i, ref in enumerate(spec.outputs)]
+        outputs = tuple(dict.fromkeys(refs))
+    read = {i for row in walker.rows for i in row.inputs} | set(outputs)
+    for row in walker.rows[1:]:
+        if row.index not in read:
+            walker.errors.append(
+                Problem(
+                    f"layer {row.index} {row.kind} '{row.name}': nothing reads its output {fmt(row.output_shape)};"
+                    " read it with 'from:' or name it in 'outputs:'",
+                    row.path,
+                )
+            )
+    return outputs
+
+
+def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int, outputs: Sequence[int] = ()) -> int:
     """The most activation bytes alive at once when each tensor is freed after its last reader.
 
     A row that allocates nothing (in place, a view) shares its first input's storage.
@@ -666,7 +795,8 @@ def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int) -> int:
     for row in rows:
         for i in row.inputs:
             last[storage[i]] = max(last[storage[i]], row.index)
-    last[storage[-1]] = len(rows)  # the network's output is kept
+    for out in outputs or (len(rows) - 1,):
+        last[storage[out]] = len(rows)  # the network's outputs are kept
     persistent = {s: prod(rows[s].output_shape) * batch * bytes_per_value for s in set(storage)}
     # a running sum: each storage is added after its row and taken off after its last reader,
     # so a concat of many branches costs one step per branch, not one per branch per row
@@ -743,14 +873,17 @@ def analyze(
     )
     scope = _Scope(())
     scope.taken.add("input")
+    outputs: tuple[int, ...] = ()
     with contextlib.suppress(Stop):
-        walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], _Tensor(0, shape, rf), scope)
+        x = walker.made(_Tensor(0, shape, rf))
+        x = walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], x, scope)
+        outputs = _outputs(walker, spec, x, scope)
     if walker.errors:
         # the walk stops at the first mistake in a block use; the others are found without it
         raise SpecError(locate(spec, list(dict.fromkeys([*walker.errors, *block_use_problems(spec)]))))
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
-    kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda")
+    kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda", outputs=outputs)
     rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, kept.per_row, strict=True))
     return Report(
         name=safe_text.text(spec.name),
@@ -761,6 +894,7 @@ def analyze(
         warnings=tuple(locate(spec, walker.warnings, in_file_order=False)),
         notes=tuple(safe_text.text(note, MAX_NOTE) for note in spec.notes),
         blocks=tuple(walker.blocks),
-        peak_activation_bytes=_peak_bytes(rows, size, batch),
+        peak_activation_bytes=_peak_bytes(rows, size, batch, outputs),
         output_bytes=kept.output_bytes,
+        outputs=outputs,
     )

@@ -130,6 +130,27 @@ LayerName = Annotated[
     Before(_name, Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | NonNeg),
 ]
 
+#: A row or block by its dotted name (``layer2.0.conv1``), from the entry's own block outwards.
+RowRef = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,31}$")]
+
+
+def _refs(value: Any) -> Any:
+    """``from: a`` -> ``("a",)``; ``from: [a, b]`` -> ``("a", "b")``."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError("names no row: give one name, or a list of them")
+        return tuple(value)
+    raise ValueError(f"expected a name or a list of names, got {describe(value)}")
+
+
+FromRefs = Annotated[tuple[RowRef, ...], Field(max_length=256), Before(_refs, RowRef | list[RowRef])]
+FROM_DESCRIPTION = (
+    "Read these rows' or blocks' outputs instead of the previous entry's: one name for a layer or structure,"
+    " several for a join (add, concat, multiply without branches or body)."
+)
+
 #: Every model builds its validator on first use, not at import: a spec pays only for the kinds it uses.
 CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -147,6 +168,7 @@ class Layer(BaseModel):
         1, description="Stack this layer N times (names get _1, _2, ...)."
     )
     when: StrictBool = Field(True, description="Leave the entry out when false; in a block, e.g. ${t != 1}.")
+    from_: FromRefs | None = Field(None, alias="from", description=FROM_DESCRIPTION)
 
 
 #: ``accept_floor``, as conv and pooling take it.

@@ -155,6 +155,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "name": report.name,
         "input": {"shape": list(report.input_shape), "batch": report.batch, "dtype": report.dtype},
         "layers": [_row_dict(r) for r in report.rows],
+        "outputs": [r.name for r in report.output_rows],
         "totals": dataclasses.asdict(report.totals),
         "blocks": [{"path": list(b.path), "kind": b.kind, "detail": b.detail} for b in report.blocks],
         "warnings": [problem_dict(w) for w in report.warnings],

@@ -6,6 +6,7 @@ Every other module imports these; :mod:`cnncalc.engine` makes them and :mod:`cnn
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
@@ -162,6 +163,17 @@ class Report:
     peak_activation_bytes: int = 0
     #: the network's output in a training step, when no tensor kept for backward holds it (the loss reads it)
     output_bytes: int = 0
+    #: the rows the network returns (a spec's ``outputs``); empty: its last row
+    outputs: tuple[int, ...] = ()
+
+    @property
+    def output_rows(self) -> tuple[Row, ...]:
+        """The rows whose outputs the network returns, in order: its ``outputs``, else its last row (in a folded
+        report, the rows that hold them)."""
+        if not self.outputs:
+            return self.rows[-1:]
+        starts = [r.index for r in self.rows]
+        return tuple(self.rows[bisect_right(starts, i) - 1] for i in self.outputs)
 
     @property
     def dtype_bytes(self) -> int:

@@ -40,7 +40,7 @@ from pydantic_core import CoreSchema, ErrorDetails, PydanticKnownError, core_sch
 
 from . import safe_text
 from .errors import MAX_PROBLEMS, Path, Problem, SpecError, did_you_mean
-from .fields import CONFIG, MAX_REPEAT, Activation, Before, Layer, LayerName, Pos, describe
+from .fields import CONFIG, MAX_REPEAT, Activation, Before, FromRefs, Layer, LayerName, Pos, RowRef, describe
 from .layers import KINDS
 from .shapes import parse_shape
 from .source import SourceMap, decode, load_yaml, read_file
@@ -131,7 +131,7 @@ Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 #: (DeepLab's ASPP concatenates ``convs.0`` ... ``convs.4``); quoted in YAML (``"0": [...]``).
 PartName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]{0,63}$")]
 #: Names that block arguments may not take: they mean something else in a use or an expression.
-RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "in_channels"})
+RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels"})
 
 
 def _some_branch(branches: Any) -> Any:
@@ -185,14 +185,24 @@ class Concat(Layer):
     """Parallel branches on the same input, joined along the channels (Inception); an empty branch passes it on."""
 
     kind: Literal["concat"]
-    branches: Annotated[
-        Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
-        | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
-        Discriminator(_shape_tag),
-        AfterValidator(_some_branch),
-    ] = Field(
+    branches: (
+        Annotated[
+            Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
+            | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
+            Discriminator(_shape_tag),
+            AfterValidator(_some_branch),
+        ]
+        | None
+    ) = Field(
+        None,
         description="A list of entry lists (named branch1, branch2, ...) or a mapping name -> entries; [] passes on."
+        " Without branches, the rows named in 'from' are joined.",
     )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Concat:
+        _join_form(self.kind, self.branches is not None, self.from_, "branches")
+        return self
 
 
 class Split(Layer):
@@ -214,10 +224,39 @@ class Split(Layer):
 
 
 class Multiply(Layer):
-    """``x * body(x)``: the body's output, C x 1 x 1 or x's own shape, scales the input (squeeze-and-excitation)."""
+    """``x * body(x)``: the body's output, C x 1 x 1 or x's own shape, scales the input (squeeze-and-excitation);
+    without a body, the product of the two rows named in ``from``."""
 
     kind: Literal["multiply"]
-    body: Entries
+    body: Entries | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Multiply:
+        _join_form(self.kind, self.body is not None, self.from_, "body")
+        return self
+
+
+class Add(Layer):
+    """The sum of the rows named in ``from`` (a feature pyramid's top-down path), then an optional activation."""
+
+    kind: Literal["add"]
+    activation: Activation | None = Field(None, description="Applied after the add.")
+    inplace: StrictBool = Field(False, description="Add into the first input (PyTorch's `a += b`).")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Add:
+        _join_form(self.kind, False, self.from_, "from")
+        return self
+
+
+def _join_form(kind: str, nested: bool, refs: tuple[str, ...] | None, key: str) -> None:
+    """A join reads its own branches (a body), or the rows named in ``from``: one of the two."""
+    joined = refs is not None and len(refs) > 1
+    if nested and joined:
+        raise ValueError(f"a {kind} joins its {key} or the rows named in 'from', not both")
+    if not nested and not joined:
+        what = f"its {key}, or " if key != "from" else ""
+        raise ValueError(f"a {kind} needs {what}at least two rows named in 'from'")
 
 
 class Sequential(Layer):
@@ -239,6 +278,7 @@ class Use(BaseModel):
     )
     first: dict[str, Any] | None = Field(None, description="Arguments that differ for the first of the repeats.")
     when: StrictBool = True
+    from_: FromRefs | None = Field(None, alias="from", description="The row or block whose output the block reads.")
 
     @property
     def args(self) -> dict[str, Any]:
@@ -250,13 +290,14 @@ STRUCTURE_MODELS: dict[str, type[Layer]] = {
     "concat": Concat,
     "split": Split,
     "multiply": Multiply,
+    "add": Add,
     "sequential": Sequential,
 }
 #: What may stand in a list of layers, by the tag that picks it.
 ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, "use": Use}
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
-AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Split | Multiply | Sequential | Use
+AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Split | Multiply | Add | Sequential | Use
 
 
 @cache
@@ -299,7 +340,7 @@ def defaults_model(kind: str) -> type[BaseModel]:
     model = LAYER_MODELS[kind]
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name in ("kind", "name", "repeat", "when"):
+        if name in ("kind", "name", "repeat", "when", "from_"):
             continue
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = (annotation | None, Field(None, alias=info.alias))
@@ -385,6 +426,9 @@ class Spec(BaseModel):
     )
     blocks: dict[Name, Block] = Field(default_factory=dict, description="Reusable blocks, used as {use: name, ...}.")
     layers: Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
+    outputs: Annotated[tuple[RowRef, ...], Field(min_length=1)] | None = Field(
+        None, description="The rows or blocks the network returns, in order; none: its last row."
+    )
 
     _source: SourceMap | None = PrivateAttr(None)
     _raw: Any = PrivateAttr(None)

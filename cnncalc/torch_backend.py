@@ -124,7 +124,7 @@ class SpecModule(nn.Module):
     lets go of every tensor after its last reader, as eager PyTorch code would.
     """
 
-    def __init__(self, steps: list[tuple[int, str, nn.Module, tuple[int, ...]]]) -> None:
+    def __init__(self, steps: list[tuple[int, str, nn.Module, tuple[int, ...]]], outputs: tuple[int, ...] = ()) -> None:
         super().__init__()
         for _, name, module, _ in steps:
             *parents, leaf = name.split(".")
@@ -135,26 +135,31 @@ class SpecModule(nn.Module):
                 owner = owner._modules[part]  # type: ignore[assignment]
             owner.add_module(leaf, module)
         self.steps = steps  # a plain list: the modules are registered once, above
+        #: the rows it returns: a spec's ``outputs`` (a tuple of tensors when several), else its last row
+        self.outputs = outputs or ((steps[-1][0],) if steps else (0,))
         last: dict[int, int] = {}
         for index, _, _, inputs in steps:
             for i in inputs:
                 last[i] = index
+        for i in self.outputs:
+            last[i] = len(steps) + 1  # kept to the end
         self.last_use = last
 
-    def run(self, x: torch.Tensor, each: Callable[[int, nn.Module, torch.Tensor], None] | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor, each: Callable[[int, nn.Module, torch.Tensor], None] | None = None) -> Any:
         env = {0: x}
-        out = x
         for index, _, module, inputs in self.steps:
             out = module(*(env[i] for i in inputs))
             if each is not None:
                 each(index, module, out)
             env[index] = out
-            for i in inputs:
+            for i in set(inputs):  # a row may read one tensor twice (x + x)
                 if self.last_use.get(i) == index:
                     del env[i]
-        return out
+        outs = tuple(env[i] for i in self.outputs)
+        return outs if len(outs) > 1 else outs[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Any:
+        """The network's output; a tuple of them, in ``outputs`` order, when the spec declares several."""
         return self.run(x)
 
 
@@ -173,7 +178,7 @@ def build(net: Spec | Report, *, device: str | torch.device = "cpu", dtype: str 
     report = analyze(net) if isinstance(net, Spec) else net
     with torch.device(device):
         steps = [(row.index, row.name, _row_module(row), row.inputs) for row in report.rows[1:]]
-        model = SpecModule(steps)
+        model = SpecModule(steps, report.outputs)
     return model.to(dtype=TORCH_DTYPES[dtype]).eval()
 
 
@@ -308,7 +313,8 @@ def measure_kept(model: SpecModule, input_shape: tuple[int, ...], batch: int = 1
         x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)
         with _mode(model, True), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             y = model(x)
-        return saved, 0 if _storage(y) in state else y.untyped_storage().nbytes()
+        outs = {_storage(t): t for t in (y if isinstance(y, tuple) else (y,))}  # each storage once
+        return saved, sum(t.untyped_storage().nbytes() for ptr, t in outs.items() if ptr not in state)
     finally:
         for h in handles:
             h.remove()
@@ -458,7 +464,8 @@ def time_model(
     def step() -> None:
         if train:
             model.zero_grad(set_to_none=True)
-            model(x).float().sum().backward()
+            y = model(x)
+            sum(t.float().sum() for t in (y if isinstance(y, tuple) else (y,))).backward()
         else:
             with torch.inference_mode():
                 model(x)

@@ -43,11 +43,13 @@ class Kept:
     """What a training forward holds for backward: bytes per row, and the output when nothing keeps it."""
 
     per_row: list[int]
-    #: the network's output, which the loss reads; 0 when a row already keeps its storage (a final ReLU's result)
+    #: the network's outputs, which the loss reads; 0 for one a row already keeps (a final ReLU's result)
     output_bytes: int
 
 
-def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> Kept:
+def kept_for_backward(
+    rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device, outputs: Sequence[int] = ()
+) -> Kept:
     """Bytes each row adds to what a training forward keeps (the first row to keep a tensor counts it), and the output."""
     storage: list[int] = []  # per row, the row whose allocation holds its output
     grad: list[bool] = []  # per row, whether its output requires grad
@@ -71,8 +73,10 @@ def kept_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, devi
                 kept.add(storage[role])
                 added += nbytes(storage[role])
         out.append(added)
-    last = storage[-1] if storage else None
-    return Kept(out, 0 if last is None or last in kept else nbytes(last))
+    if not storage:
+        return Kept(out, 0)
+    returned = {storage[i] for i in outputs or (len(rows) - 1,)}  # what the loss reads, once per storage
+    return Kept(out, sum(nbytes(s) for s in returned if s not in kept))
 
 
 def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> list[int]:

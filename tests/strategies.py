@@ -175,4 +175,30 @@ def random_specs(draw: st.DrawFn) -> dict[str, Any]:
         flat = flat or layer["kind"] == "flatten" or (kind is not None and kind.input == "flat")
         channels = layer.get("out", channels)
         layers.append(layer)
+    if draw(st.integers(0, 2)) == 0:
+        return _rewired(draw, {"name": "random", "input": [c, h, w], "layers": layers})
     return {"name": "random", "input": [c, h, w], "layers": layers}
+
+
+def _rewired(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
+    """The same entries as a graph: named n0, n1 ..., some reading an earlier one ('from'), joins of two named
+    rows, and every row nobody reads among the outputs."""
+    names = ["input"]
+    reads: set[str] = set()
+    layers = []
+    for i, entry in enumerate(spec["layers"]):
+        entry = {**entry, "name": f"n{i}"}
+        source = draw(st.sampled_from(names)) if draw(st.booleans()) else names[-1]
+        if source != names[-1]:
+            entry["from"] = source
+        reads.add(source)
+        layers.append(entry)
+        names.append(entry["name"])
+        if len(names) > 2 and draw(st.integers(0, 3)) == 0:
+            pair = draw(st.lists(st.sampled_from(names), min_size=2, max_size=2))
+            join = {"kind": draw(st.sampled_from(["add", "concat", "multiply"])), "from": pair, "name": f"j{i}"}
+            layers.append(join)
+            reads.update(pair)
+            names.append(join["name"])
+    outputs = [n for n in names[1:] if n not in reads]
+    return {**spec, "layers": layers, "outputs": outputs}

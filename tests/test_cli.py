@@ -197,7 +197,7 @@ def test_bad_spec_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     assert code == 1 and out == ""
     assert err.splitlines() == [
         f"error: {bad}:4:5: conv2d needs 'kernel'",
-        f"error: {bad}:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out,"
+        f"error: {bad}:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, from, kind, out,"
         " kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
     ]
     assert sorted(tmp_path.iterdir()) == before

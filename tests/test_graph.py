@@ -191,6 +191,60 @@ def test_split_multiply_and_identity_branches() -> None:
     assert report.rows[-1].output_shape == (5, 8, 8)
 
 
+FPN = """\
+name: tiny FPN
+input: [3, 32, 32]
+defaults:
+  conv2d: {kernel: 3, padding: 1}
+layers:
+  - {kind: conv2d, out: 8, name: c1}
+  - {kind: conv2d, out: 16, stride: 2, name: c2}
+  - {kind: conv2d, out: 32, stride: 2, name: c3}
+  - {kind: conv2d, out: 16, kernel: 1, padding: 0, name: lat3}
+  - {kind: upsample, scale: 2, name: up3}
+  - {kind: conv2d, out: 16, kernel: 1, padding: 0, from: c2, name: lat2}
+  - {kind: add, from: [up3, lat2], name: p2}
+  - {kind: conv2d, out: 8, kernel: 1, padding: 0, from: c1, name: lat1}
+  - {kind: upsample, scale: 2, from: p2, name: up2}
+  - {kind: concat, from: [up2, lat1], name: p1}
+outputs: [p1, p2, lat3]
+"""
+
+
+def test_any_graph_with_from_and_outputs() -> None:
+    assert FPN in (Path(__file__).parent.parent / "docs" / "dsl.md").read_text()  # the manual's example
+    report = analyze(FPN)
+    rows = {r.name: r for r in report.rows}
+    assert rows["lat2"].inputs == (rows["c2"].index,)
+    assert rows["p2"].inputs == (rows["up3"].index, rows["lat2"].index) and rows["p2"].detail == "up3 + lat2"
+    assert rows["p1"].output_shape == (24, 32, 32) and rows["p1"].detail == "up2 + lat1"
+    assert [r.name for r in report.output_rows] == ["p1", "p2", "lat3"]
+    assert report.to_dict()["outputs"] == ["p1", "p2", "lat3"]
+    # the loss reads every output: none is kept for backward (nothing keeps a concat's, an add's or lat3's)
+    assert report.output_bytes == 4 * (24 * 32 * 32 + 16 * 16 * 16 + 16 * 8 * 8)
+    # the receptive field follows every path: p2 sees c3's 9 pixels, at c2's step upsampled (4 / 2)
+    assert rows["p2"].receptive_field is not None and rows["p2"].receptive_field.size == (9, 9)
+    # lat3 stays alive to the end: the peak while p1 is made holds it, p2 and p1's inputs
+    alive_at_p1 = sum(rows[n].activation_bytes for n in ("lat3", "p2", "up2", "lat1", "p1"))
+    assert report.peak_activation_bytes >= alive_at_p1
+    # a block's name reads its last row; inside a block, names are the block's own first
+    nested = analyze(
+        spec_of(
+            [
+                {"kind": "sequential", "name": "s", "layers": [conv(4, 1, name="a"), {"kind": "relu", "name": "r"}]},
+                {
+                    "kind": "sequential",
+                    "name": "t",
+                    "layers": [conv(4, 1, name="a"), {"kind": "add", "from": ["a", "s"]}],
+                },
+            ],
+            [4, 8, 8],
+        )
+    )
+    by = {r.name: r for r in nested.rows}
+    assert by["t.add1"].inputs == (by["t.a"].index, by["s.r"].index)
+
+
 # (id, layers, input, text of the one error line)
 GRAPH_ERRORS = [
     (
@@ -239,6 +293,49 @@ GRAPH_ERRORS = [
         "channels 2 to 6 are not a range of the input's 4 channels (0 <= start < stop <= channels)",
     ),
     ("shuffle groups", [{"kind": "channel_shuffle", "groups": 3}], [4, 8, 8], "groups 3 does not divide"),
+    (
+        "from an unknown name",
+        [conv(4, 1, name="stem"), {"kind": "relu", "from": "stme"}],
+        [4, 8, 8],
+        "no row or block named 'stme' comes before this entry (did you mean 'stem'?)",
+    ),
+    (
+        "from a later row",
+        [{"kind": "relu", "from": "late"}, conv(4, 1, name="late")],
+        [4, 8, 8],
+        "no row or block named 'late' comes before this entry",
+    ),
+    (
+        "from the enclosing block",
+        [{"kind": "sequential", "name": "s", "layers": [conv(4, 1), {"kind": "relu", "from": "s"}]}],
+        [4, 8, 8],
+        "'s' is the block this entry is in: its output is not made yet",
+    ),
+    (
+        "a row nobody reads",
+        [conv(4, 1, name="a"), conv(4, 1, name="b", **{"from": "input"})],
+        [4, 8, 8],
+        "layer 1 conv2d 'a': nothing reads its output 4x8x8; read it with 'from:' or name it in 'outputs:'",
+    ),
+    (
+        "two inputs to a layer",
+        [conv(4, 1, name="a"), {"kind": "relu", "from": ["a", "input"]}],
+        [4, 8, 8],
+        "a relu reads one input, but 'from' names 2; join them first with an add, a concat or a multiply",
+    ),
+    (
+        "add of named shapes",
+        [conv(2, 1, name="a"), {"kind": "add", "from": ["a", "input"]}],
+        [4, 8, 8],
+        "add: 'input' gives 4x8x8 but 'a' gives 2x8x8; an add needs the same shape",
+    ),
+    (
+        "multiply of named shapes",
+        [conv(2, 1, name="a"), {"kind": "multiply", "from": ["a", "input"]}],
+        [4, 8, 8],
+        "multiply: 'a' gives 2x8x8 and 'input' gives 4x8x8; a product needs the same shape, or C x 1 x 1",
+    ),
+    ("unknown output", [conv(4, 1, name="a")], [4, 8, 8], "no row or block named 'b' comes before"),
     ("unknown block", [{"use": "bottlneck"}], [4, 8, 8], "no block named 'bottlneck' (did you mean 'bottleneck'?)"),
     (
         "unknown argument",
@@ -271,8 +368,9 @@ BLOCKS = {
 
 @pytest.mark.parametrize(("layers", "input", "text"), [e[1:] for e in GRAPH_ERRORS], ids=[e[0] for e in GRAPH_ERRORS])
 def test_graph_errors_are_one_clear_line(layers: list[Any], input: list[int], text: str) -> None:
+    outputs = {"outputs": ["b"]} if "named 'b'" in text else {}
     with pytest.raises(SpecError) as err:
-        analyze(spec_of(layers, input, blocks=BLOCKS))
+        analyze(spec_of(layers, input, blocks=BLOCKS, **outputs))
     [problem] = err.value.problems
     assert text in problem.message, problem.message
 
@@ -399,7 +497,7 @@ def test_hostile_blocks_fail_fast(tmp_path: Path, case: tuple[str, str]) -> None
     assert code == 1 and text in out and out.count("\n") == 1
 
 
-def _peak_reference(rows: Any, bytes_per_value: int, batch: int) -> int:
+def _peak_reference(rows: Any, bytes_per_value: int, batch: int, outputs: Any = ()) -> int:
     """The quadratic peak of before (the alive set summed at every row): the linear one must agree with it."""
     storage = list(range(len(rows)))
     for row in rows[1:]:
@@ -409,7 +507,8 @@ def _peak_reference(rows: Any, bytes_per_value: int, batch: int) -> int:
     for row in rows:
         for i in row.inputs:
             last[storage[i]] = max(last[storage[i]], row.index)
-    last[storage[-1]] = len(rows)
+    for out in outputs or (len(rows) - 1,):
+        last[storage[out]] = len(rows)
     peak, alive = 0, {}
     for row in rows:
         alive = {s: b for s, b in alive.items() if last[s] >= row.index}
@@ -426,7 +525,7 @@ def test_peak_memory_is_the_running_sum_of_what_is_alive(data: dict[str, Any], b
         report = analyze(parse_spec(data), batch=batch)
     except SpecError:
         return
-    assert report.peak_activation_bytes == _peak_reference(report.rows, 4, batch)
+    assert report.peak_activation_bytes == _peak_reference(report.rows, 4, batch, report.outputs)
 
 
 def test_a_wide_concat_is_linear() -> None:

@@ -135,7 +135,9 @@ def test_peers_command_and_json() -> None:
 def test_the_tools_agree_on_random_specs(data: st.DataObject) -> None:
     drawn = data.draw(random_specs())
     try:
-        report = analyze(spec_of(drawn["layers"], drawn["input"]))
+        report = analyze(
+            spec_of(drawn["layers"], drawn["input"], **({"outputs": drawn["outputs"]} if "outputs" in drawn else {}))
+        )
     except SpecError:
         event("the engine refuses")
         return

@@ -55,7 +55,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernal: 3}\n",
         [
             "bad.yaml:4:5: conv2d needs 'kernel'",
-            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
+            "bad.yaml:4:28: unknown key 'kernal' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when, from, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
         ],
     ),
     (
@@ -87,7 +87,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nlayer:\n  - relu\n",
         [
             "bad.yaml:1:1: the spec needs 'layers'",
-            "bad.yaml:3:1: unknown key 'layer' in the spec (did you mean 'layers'?); allowed: name, input, notes, defaults, blocks, layers",
+            "bad.yaml:3:1: unknown key 'layer' in the spec (did you mean 'layers'?); allowed: name, input, notes, defaults, blocks, layers, outputs",
         ],
     ),
     (
@@ -182,11 +182,11 @@ BAD = [
         "my layers: 1\n",
         [
             "bad.yaml:4:39: unknown key 'kernel-size' in conv2d (did you mean 'kernel'?); allowed: name, repeat, when,"
-            " kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
-            "bad.yaml:4:55: unknown key 'in place' in conv2d; allowed: name, repeat, when, kind, out, kernel, stride,"
+            " from, kind, out, kernel, stride, padding, dilation, groups, bias, in, activation, accept_floor",
+            "bad.yaml:4:55: unknown key 'in place' in conv2d; allowed: name, repeat, when, from, kind, out, kernel, stride,"
             " padding, dilation, groups, bias, in, activation, accept_floor",
             "bad.yaml:5:1: unknown key 'my layers' in the spec (did you mean 'layers'?); allowed: name, input, notes,"
-            " defaults, blocks, layers",
+            " defaults, blocks, layers, outputs",
         ],
     ),
     (
@@ -194,7 +194,7 @@ BAD = [
         "name: t\ninput: [3, 8, 8]\nblocks:\n  b:\n    layers: [{kind: relu, in-place: true}]\nlayers: [{use: b}]\n",
         [
             "bad.yaml:5:27: unknown key 'in-place' in relu (did you mean 'inplace'?); allowed: name, repeat, when,"
-            " kind, inplace (in block 'b' as used by 'b1')"
+            " from, kind, inplace (in block 'b' as used by 'b1')"
         ],
     ),
     (

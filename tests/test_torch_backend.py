@@ -252,15 +252,33 @@ STRICTER = (
     "are not a range of the input's",  # x[:, 2:9] of 4 channels gives 2
     "a product needs the input's shape",  # x * y broadcasts any compatible shapes
     "cannot share the input's",  # torch.chunk makes unequal parts
+    "a product needs the same shape",  # a * b broadcasts any compatible shapes
+    "nothing reads its output",  # PyTorch runs dead code
 )
 
 
-def _torch_entries(entries: tuple[Any, ...], x: Any) -> Any:
+def _torch_entries(entries: tuple[Any, ...], x: Any, named: dict[str, Any] | None = None) -> Any:
+    """The entries run in torch; ``named``: the top level's outputs by name, for 'from' (random graphs name only those)."""
     for entry in entries:
+        if named is not None and entry.from_ is not None:
+            inputs = [named[ref] for ref in entry.from_]
+            if len(inputs) > 1:
+                match entry.kind:
+                    case "add":
+                        x = sum(inputs[1:], inputs[0])
+                    case "concat":
+                        x = torch.cat(inputs, dim=1)
+                    case _:
+                        x = inputs[0] * inputs[1]
+                named[entry.name] = x
+                continue
+            x = inputs[0]
         for _ in range(entry.repeat):
             x = _torch_entry(entry, x)
             if x.numel() == 0:  # x[:, 3:9] of 2 channels: torch makes an empty tensor, the engine refuses
                 raise RuntimeError("an empty tensor")
+        if named is not None and entry.name is not None:
+            named[entry.name] = x
     return x
 
 
@@ -312,7 +330,8 @@ def torch_runs(spec: Spec) -> str | None:
     """Run the spec with torch alone; None if torch accepts it, else its error."""
     try:
         with torch.no_grad():
-            _torch_entries(spec.layers, torch.zeros((1, *spec.input)))
+            x = torch.zeros((1, *spec.input))
+            _torch_entries(spec.layers, x, {"input": x})
     except (RuntimeError, ValueError, IndexError) as exc:
         return str(exc)
     return None
@@ -325,7 +344,7 @@ def torch_runs(spec: Spec) -> str | None:
 )
 @given(data=random_specs())
 def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
-    spec = spec_of(data["layers"], data["input"])
+    spec = spec_of(data["layers"], data["input"], **({"outputs": data["outputs"]} if "outputs" in data else {}))
     try:
         report = analyze(spec)
     except SpecError as exc:

@@ -142,7 +142,10 @@ def print_table(report: Report, console: Console, *, quiet: bool = False) -> Non
 
 def _total_lines(report: Report) -> list[tuple[str, str]]:
     t = report.totals
+    outputs = report.output_rows
+    returned = [("outputs", ", ".join(f"{r.name} {shape_text(r.output_shape)}" for r in outputs))]
     return [
+        *(returned if outputs != report.rows[-1:] else []),  # a spec that names its outputs
         (
             "params",
             f"{t.params:,} (trainable {t.params_trainable:,}, non-trainable {t.params_non_trainable:,})"
