@@ -667,8 +667,22 @@ def from_torch(
     if defaults:
         data["defaults"] = defaults
         layers = [_walk(e, lambda x: _leave_out(x, defaults)) for e in layers]
-    data["layers"] = layers
+    data["layers"] = [_bare(e) for e in layers]
     return parse_spec(data)
+
+
+def _bare(entry: dict[str, Any]) -> Any:
+    """An entry of only its kind written as the kind's name (``- flatten``), as the shipped specs do."""
+    if set(entry) == {"kind"} and entry["kind"] in KINDS:
+        return entry["kind"]
+    out = dict(entry)
+    for key in ("body", "layers"):
+        if key in out:
+            out[key] = [_bare(e) for e in out[key]]
+    for key in ("shortcut", "branches"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: [_bare(e) for e in b] for k, b in out[key].items()}
+    return out
 
 
 # --- entries as a person writes them ----------------------------------------------------------------

@@ -274,3 +274,12 @@ def test_torchvision_to_stdout() -> None:
 def test_a_bad_target_is_one_line(target: str, said: str) -> None:
     result = CliRunner().invoke(app, ["import", target, "--input", "3x32x32"])
     assert result.exit_code == 1 and said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_docs_example_is_the_current_output() -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = CliRunner().invoke(
+        app, ["import", str(root / "examples/import/tiny_net.py") + ":TinyNet", "--input", "3x32x32"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"```yaml\n{result.stdout}```" in (root / "docs" / "import.md").read_text()
