@@ -165,6 +165,9 @@ class _Reader:
         self.problems: list[Problem] = []
         self.calls: dict[str, int] = {}
         self.table = _functional_modules()
+        self.empty_names: dict[tuple[str, ...], set[str]] = {}
+        self.same: dict[Any, Any] = {}  # a node that is another's tensor (x.contiguous(), torch.cat([x]))
+        self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
         self.where: list[int] = []  # each problem's node, by its place in the graph
 
@@ -204,6 +207,7 @@ class _Reader:
         if not hasattr(result, "op"):
             self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
             raise _Refused
+        result = self.same.get(result, result)
         self.check_reached(result)
         return result
 
@@ -226,6 +230,7 @@ class _Reader:
             raise _Refused
 
     def tensor(self, arg: Any, node: Any) -> Any:
+        arg = self.same.get(arg, arg)
         if not hasattr(arg, "op") or (arg not in self.ops and arg not in self.refused):
             raise _Refused(f"{_describe(node)} takes {arg!r} where cnncalc expects a tensor of the graph")
         return arg
@@ -272,7 +277,7 @@ class _Reader:
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
             if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
                 raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc concatenates channels of C x H x W")
-            return _Op("cat", [self.tensor(a, node) for a in node.args[0]])
+            return self.cat(node)
         if key in (torch.chunk, "chunk"):
             dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
             if dim != 1:
@@ -281,7 +286,8 @@ class _Reader:
         if key is operator.getitem and node.args[0] in self.ops and self.ops[node.args[0]].what == "chunk":
             return _Op("part", [node.args[0]], index=int(node.args[1]))
         if key == "contiguous":
-            return self.alias(node)
+            self.alias(node)
+            return None
         if key in (torch.flatten, "flatten", "view", "reshape", torch.reshape):
             return self.reshape(node, shape)
         if key == "mean":
@@ -313,21 +319,34 @@ class _Reader:
             raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
         return _Op("entry", [self.tensor(node.args[0], node)], [found])
 
-    def alias(self, node: Any) -> _Op:
-        x = self.tensor(node.args[0], node)
-        op = self.ops.get(x)
-        if op is None:
-            raise _Refused(f"{_describe(node)} of a tensor cnncalc cannot follow")
-        return _Op(op.what, list(op.inputs), list(op.entries), op.scope, op.module, op.inplace, op.index)
+    def alias(self, node: Any, x: Any = None) -> None:
+        """``node`` is the tensor ``x`` (by default its first argument) itself: readers of it read that."""
+        self.same[node] = self.tensor(node.args[0] if x is None else x, node)
 
-    def reshape(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
+    def cat(self, node: Any) -> _Op | None:
+        """torch.cat along the channels. DenseNet's layers each concatenate every earlier output again: a
+        concatenation of what an earlier one holds, and one more, is that one and the new tensor (the same values),
+        which nests as a concat with an identity branch."""
+        inputs = [self.tensor(a, node) for a in node.args[0]]
+        if len(inputs) == 1:
+            self.alias(node, inputs[0])
+            return None
+        if tuple(inputs) in self.cats:
+            self.alias(node, self.cats[tuple(inputs)])
+            return None
+        self.cats[tuple(inputs)] = node
+        earlier = self.cats.get(tuple(inputs[:-1]))
+        return _Op("cat", [earlier, inputs[-1]] if earlier is not None else inputs)
+
+    def reshape(self, node: Any, shape: tuple[int, ...] | None) -> _Op | None:
         x = node.args[0]
         before = _shape(x)
         if shape is not None and before is not None and len(before) == 4:
             if shape == (before[0], before[1] * before[2] * before[3]):
                 return _Op("entry", [self.tensor(x, node)], [{"kind": "flatten"}])
             if shape == before:
-                return self.alias(node)
+                self.alias(node)
+                return None
         shuffle = self.shuffle(node, shape)
         if shuffle is not None:
             return shuffle
@@ -510,7 +529,10 @@ class _Reader:
                     )
                 branches[head] = entries
             else:
-                name = next(n for n in ("identity", "passthrough", "x") if n not in branches)
+                # a name no other branch of this block takes (DenseNet's block has one identity per layer)
+                taken = self.empty_names.setdefault(prefix, set())
+                name = next(n for n in ("identity", *(f"identity_{i}" for i in range(2, 10**6))) if n not in taken)
+                taken.add(name)
                 branches[name] = []
         return [{"kind": item.what, "branches": branches}]
 
