@@ -76,6 +76,7 @@ class _Struct:
     branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body]
     scope: tuple[str, ...]
     inplace: bool = False
+    reshapes: bool = False  # its output's shape is not its input's
 
 
 class _Refused(Exception):
@@ -461,7 +462,8 @@ class _Reader:
                 raise _Refused
             a, b = branches
             body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
-            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace)
+            reshapes = _shape(node) != _shape(fork)
+            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes)
         a, b = branches
         if a and b:
             self.problem(node, f"{_describe(node)}: a product of two computed tensors is no multiply (x * f(x))")
@@ -486,7 +488,9 @@ class _Reader:
                         f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
                     )
                 groups.add(head)
-                out.append({"kind": "sequential", "name": head, "layers": self.entries(items[i:j], (*prefix, head))})
+                cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
+                layers = self.entries(items[i:j], (*prefix, head))
+                out.append({"kind": "sequential", "name": head, "layers": layers, CLASS: cls})
                 i = j
                 continue
             out.extend(self.entry(items[i], prefix))
@@ -513,6 +517,10 @@ class _Reader:
             entry: dict[str, Any] = {"kind": "residual", "body": self.entries(body, prefix)}
             if shortcut:
                 entry["shortcut"] = self.named(shortcut, prefix, "shortcut")
+                if item.reshapes and _is_projection(entry["shortcut"]):
+                    entry["shortcut"] = "auto"  # what torchvision's ResNets do: a downsample where the shape changes
+            elif not item.reshapes:
+                entry["shortcut"] = "auto"  # the same: identity where the shape stays
             if item.inplace:
                 entry["inplace"] = True
             return [entry]
@@ -578,6 +586,38 @@ class _Reader:
 
     def has_params(self, name: str) -> bool:
         return any(True for _ in self.gm.get_submodule(name).parameters())
+
+
+#: The key that carries a module's class on a ``sequential`` entry until blocks are found (then dropped).
+CLASS = "_class"
+
+
+def _is_projection(shortcut: dict[str, Any]) -> bool:
+    """Whether a named shortcut is what ``shortcut: projection`` builds: ``downsample``, a 1x1 conv without bias
+    (``0``), then a batch norm at its defaults (``1``)."""
+    ((name, entries),) = shortcut.items()
+    if name != "downsample" or len(entries) != 2:
+        return False
+    conv, norm = entries
+    conv_keys = {"kind", "name", "out", "kernel", "stride", "padding", "dilation", "groups", "bias"}
+    plain = {
+        "padding": [0, 0],
+        "dilation": [1, 1],
+        "groups": 1,
+        "bias": False,
+        "kernel": [1, 1],
+        "name": "0",
+        "kind": "conv2d",
+    }
+    return (
+        conv.get("kind") == "conv2d"
+        and set(conv) <= conv_keys
+        and all(conv.get(k) == v for k, v in plain.items())
+        and norm == {"kind": "batchnorm2d", "name": "1", **_BN_DEFAULTS}
+    )
+
+
+_BN_DEFAULTS = {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True}
 
 
 def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -664,18 +704,18 @@ def from_torch(
     module.eval()
     try:
         if progress:
-            progress("tracing", 0, 3)
+            progress("tracing", 0, 4)
         gm, problems = trace(module, shape)
         if problems:
             raise SpecError(problems)
         if progress:
-            progress("reading the graph", 1, 3)
+            progress("reading the graph", 1, 4)
         reader = _Reader(gm, module)
         try:
             result = reader.read()
             items = reader.nest(result)
             if progress:
-                progress("naming the rows", 2, 3)
+                progress("naming the rows", 2, 4)
             layers = reader.entries(items, ())
         except _Refused:
             raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
@@ -683,14 +723,175 @@ def from_torch(
             raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
+    if progress:
+        progress("finding blocks", 3, 4)
+    blocks, layers = fold_blocks(layers)
     layers = [_walk(e, _clean) for e in layers]
-    defaults = _lift_defaults(layers)
+    for block in blocks.values():
+        block["layers"] = [_walk(e, _clean) for e in block["layers"]]
+        if "args" in block:
+            block["args"] = {k: _compact(v) for k, v in block["args"].items()}
+    defaults = _lift_defaults(layers + [e for b in blocks.values() for e in b["layers"]])
     data: dict[str, Any] = {"name": name or type(module).__name__, "input": list(shape)}
     if defaults:
         data["defaults"] = defaults
         layers = [_walk(e, lambda x: _leave_out(x, defaults)) for e in layers]
+        for block in blocks.values():
+            block["layers"] = [_walk(e, lambda x: _leave_out(x, defaults)) for e in block["layers"]]
+    if blocks:
+        data["blocks"] = {n: {**b, "layers": [_bare(e) for e in b["layers"]]} for n, b in blocks.items()}
     data["layers"] = [_bare(e) for e in layers]
     return parse_spec(data)
+
+
+# --- repeated modules as blocks ------------------------------------------------------------------------
+
+
+def _skeleton(entry: Any) -> Any:
+    """An entry with its values left out: its kinds, names and keys (what a block's uses share)."""
+    if isinstance(entry, dict):
+        return tuple((k, v if k in ("kind", "name", CLASS) else _skeleton(v)) for k, v in entry.items())
+    if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        return tuple(_skeleton(v) for v in entry)
+    return None
+
+
+def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every value of an entry that a block argument may stand for, by where it is (kinds and names are not)."""
+    out: dict[tuple[str, ...], Any] = {}
+    if isinstance(entry, dict):
+        label = str(entry.get("name", entry.get("kind", "")))
+        for k, v in entry.items():
+            if k not in ("kind", "name", CLASS):
+                out.update(_values(v, (*path, label, k)))
+    elif isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        for i, v in enumerate(entry):
+            out.update(_values(v, (*path, str(i))))
+    else:
+        out[path] = entry
+    return out
+
+
+def _substitute(entry: Any, args: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+    if isinstance(entry, dict):
+        label = str(entry.get("name", entry.get("kind", "")))
+        return {
+            k: v if k in ("kind", "name") else _substitute(v, args, (*path, label, k))
+            for k, v in entry.items()
+            if k != CLASS
+        }
+    if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        return [_substitute(v, args, (*path, str(i))) for i, v in enumerate(entry)]
+    return f"${args[path]}" if path in args else entry
+
+
+def _arg_name(path: tuple[str, ...], taken: set[str]) -> str:
+    """A block argument's name from where its value is: the last row's name and the field (``conv2_stride``)."""
+    parts = [p for p in path if p not in ("layers", "body", "branches") and not p.isdigit()][-2:]
+    base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts)) or "arg"
+    base = base if base[0].isalpha() else f"a{base}"
+    name, n = base, 1
+    while name in taken or name in ("use", "name", "repeat", "first", "when", "in_channels"):
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Submodules of one class with the same structure, used at least twice, as one block with arguments for
+    the values that differ (each argument's default the most common value), and a stage of uses of one block
+    named 0 ... n-1, equal but for the first, as one ``use`` with ``repeat`` (and ``first``)."""
+    found: dict[Any, list[dict[str, Any]]] = {}
+
+    def collect(entry: Any) -> None:
+        if not isinstance(entry, dict):
+            return
+        if entry.get("kind") == "sequential" and CLASS in entry:
+            found.setdefault((entry[CLASS], _skeleton(entry["layers"])), []).append(entry)
+        for v in entry.values():
+            for e in v if isinstance(v, list) else v.values() if isinstance(v, dict) else []:
+                if isinstance(e, list):
+                    for x in e:
+                        collect(x)
+                else:
+                    collect(e)
+
+    for e in layers:
+        collect(e)
+    blocks: dict[str, Any] = {}
+    uses: dict[int, dict[str, Any]] = {}  # id of a member entry -> its use
+    for members in found.values():
+        cls = members[0][CLASS]
+        if len(members) < 2 or cls in ("Sequential", "ModuleList", "ModuleDict"):
+            continue  # torch's containers are lists, not blocks a person names
+        values = [_values(m["layers"]) for m in members]
+        differing = [p for p in values[0] if any(repr(v[p]) != repr(values[0][p]) for v in values)]
+        taken: set[str] = set()
+        args = {p: _arg_name(p, taken) for p in differing}
+        defaults = {}
+        for p, a in args.items():
+            seen = [repr(v[p]) for v in values]
+            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(set(seen), key=seen.count))
+        name = _snake(cls)
+        n = 1
+        while name in blocks:
+            n += 1
+            name = f"{_snake(cls)}_{n}"
+        blocks[name] = (
+            {"args": defaults, "layers": _substitute(members[0]["layers"], args)}
+            if args
+            else {"layers": _substitute(members[0]["layers"], {})}
+        )
+        for m, v in zip(members, values, strict=True):
+            own = {a: _compact(v[p]) for p, a in args.items() if repr(v[p]) != repr(defaults[a])}
+            uses[id(m)] = {"use": name, "name": m["name"], **own}
+
+    def rewrite(entry: Any) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        if id(entry) in uses:
+            return uses[id(entry)]
+        out: dict[str, Any] = {}
+        for k, v in entry.items():
+            if k == CLASS:
+                continue
+            if isinstance(v, list):
+                out[k] = [rewrite(e) for e in v]
+            elif isinstance(v, dict) and k in ("branches", "shortcut"):
+                out[k] = {n: [rewrite(e) for e in b] for n, b in v.items()}
+            else:
+                out[k] = v
+        if out.get("kind") == "sequential":
+            return _repeated(out, blocks)
+        return out
+
+    return blocks, [rewrite(e) for e in layers]
+
+
+def _repeated(stage: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]:
+    """A stage of uses of one block, named 0 ... n-1 and equal but for the first, as one use with ``repeat``."""
+    inner = stage["layers"]
+    if len(inner) < 2 or not all(isinstance(e, dict) and "use" in e for e in inner):
+        return stage
+    if [e["name"] for e in inner] != [str(i) for i in range(len(inner))] or len({e["use"] for e in inner}) != 1:
+        return stage
+    rest = [{k: v for k, v in e.items() if k != "name"} for e in inner[1:]]
+    if any(repr(r) != repr(rest[0]) for r in rest):
+        return stage
+    first = {k: v for k, v in inner[0].items() if k not in ("name", "use") and repr(rest[0].get(k)) != repr(v)}
+    block_args = {k: v for k, v in rest[0].items() if k != "use"}
+    # an argument the later uses set but the first leaves at the block's default: the first says the default
+    defaults = blocks[inner[0]["use"]].get("args", {})
+    first |= {k: _compact(defaults[k]) for k in block_args if k not in inner[0]}
+    use: dict[str, Any] = {"use": inner[0]["use"], "name": stage["name"], "repeat": len(inner), **block_args}
+    if first:
+        use["first"] = first
+    return use
 
 
 def _bare(entry: dict[str, Any]) -> Any:
@@ -733,18 +934,29 @@ def _layers(entry: dict[str, Any]) -> list[dict[str, Any]]:
 def _clean(entry: dict[str, Any]) -> dict[str, Any]:
     """Fields at their defaults left out; a pair (or four sides) of one number written as that number."""
     model = KINDS[entry["kind"]].model
-    layer = model.model_validate(entry)
     out: dict[str, Any] = {}
     for key, value in entry.items():
         info = model.model_fields.get(key) or model.model_fields.get(f"{key}_")
-        if key not in ("kind", "name") and info is not None:
-            normal = getattr(layer, key if key in model.model_fields else f"{key}_")
-            if normal == info.default or (normal == () and info.default is None):
-                continue
-        if isinstance(value, list) and len(value) in (2, 4) and len(set(value)) == 1 and isinstance(value[0], int):
-            value = value[0]
-        out[key] = value
+        if key not in ("kind", "name") and info is not None and _at_default(value, info.default):
+            continue
+        out[key] = _compact(value)
     return out
+
+
+def _at_default(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        whole = isinstance(value, int) and not isinstance(value, bool) and all(d == value for d in default)
+        return whole or (isinstance(value, list | tuple) and list(value) == list(default))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    return bool(value == default)
+
+
+def _compact(value: Any) -> Any:
+    """A pair (or four sides) of one number as that number."""
+    if isinstance(value, list) and len(value) in (2, 4) and len(set(value)) == 1 and isinstance(value[0], int):
+        return value[0]
+    return value
 
 
 #: A value is lifted into ``defaults`` when it holds for more than this share of a kind's rows (at least 3).

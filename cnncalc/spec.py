@@ -469,7 +469,7 @@ class Spec(BaseModel):
 #: Keys of a spec written first, in this order; the rest follow as they come.
 _SPEC_ORDER = ("name", "input", "notes", "defaults", "blocks", "layers")
 #: Width up to which a mapping without entries of its own is written on one line (flow style).
-_FLOW_WIDTH = 110
+_FLOW_WIDTH = 120
 
 
 def _plain(model: Any) -> Any:
@@ -498,10 +498,11 @@ def _flow(value: Any) -> str:
 
 
 def _holds_entries(value: Any) -> bool:
+    """Whether a value holds entries (a list of mappings, at any depth): then it is written as a block."""
     if isinstance(value, dict):
-        return any(isinstance(v, dict | list) and (_holds_entries(v) or isinstance(v, dict)) for v in value.values())
+        return any(_holds_entries(v) for v in value.values())
     if isinstance(value, list):
-        return any(isinstance(v, dict | list) for v in value)
+        return any(isinstance(v, dict) or _holds_entries(v) for v in value)
     return False
 
 
@@ -511,7 +512,12 @@ def _yaml_lines(value: Any, indent: int) -> list[str]:
     if isinstance(value, dict):
         for key, v in value.items():
             head = f"{pad}{_flow(key)}:"
-            if isinstance(v, dict | list) and v and (_holds_entries(v) or len(head) + len(_flow(v)) > _FLOW_WIDTH):
+            nested = isinstance(v, dict) and any(isinstance(x, dict) for x in v.values())  # defaults: per kind
+            if (
+                isinstance(v, dict | list)
+                and v
+                and (nested or _holds_entries(v) or len(head) + len(_flow(v)) > _FLOW_WIDTH)
+            ):
                 lines.append(head)
                 lines += _yaml_lines(v, indent + 2)
             else:

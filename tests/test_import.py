@@ -283,3 +283,11 @@ def test_the_docs_example_is_the_current_output() -> None:
     )
     assert result.exit_code == 0, result.output
     assert f"```yaml\n{result.stdout}```" in (root / "docs" / "import.md").read_text()
+
+
+def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
+    torch.manual_seed(0)
+    text = round_trip(tvm.resnet50(), (3, 32, 32))
+    assert text.count("use: bottleneck") == 4 and text.count("  bottleneck:") == 1
+    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {conv2_stride: 2}}\n" in text
+    assert "shortcut: auto" in text and "downsample" not in text
