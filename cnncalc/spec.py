@@ -480,7 +480,10 @@ def _plain(model: Any) -> Any:
             value = getattr(model, key)
             if key != "kind" and (value == info.default or (info.is_required() is False and value == {})):
                 continue
-            out[info.alias or key] = _plain(value)
+            plain = _plain(value)
+            if plain == {} and not info.is_required():
+                continue  # defaults none of whose kinds are set
+            out[info.alias or key] = plain
         out.update({k: _plain(v) for k, v in (model.model_extra or {}).items()})
         return out
     if isinstance(model, dict):
