@@ -167,6 +167,7 @@ class _Reader:
         self.calls: dict[str, int] = {}
         self.table = _functional_modules()
         self.empty_names: dict[tuple[str, ...], set[str]] = {}
+        self.last_ref: str | None = "input"  # the name a later entry reads the last one's output by
         self.same: dict[Any, Any] = {}  # a node that is another's tensor (x.contiguous(), torch.cat([x]))
         self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
@@ -491,9 +492,12 @@ class _Reader:
                 cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
                 layers = self.entries(items[i:j], (*prefix, head))
                 out.append({"kind": "sequential", "name": head, "layers": layers, CLASS: cls})
+                self.last_ref = head
                 i = j
                 continue
-            out.extend(self.entry(items[i], prefix))
+            made = self.entry(items[i], prefix)
+            out.extend(made)
+            self.last_ref = made[-1].get("name") if made else self.last_ref
             i += 1
         return _fold_activations(out)
 
@@ -524,6 +528,45 @@ class _Reader:
             if item.inplace:
                 entry["inplace"] = True
             return [entry]
+        fork = self.last_ref
+        try:
+            return self.branches(item, prefix)
+        except _Names:
+            if item.what != "concat" or fork is None:
+                raise
+            return self.flat_concat(item, prefix, fork)
+
+    def flat_concat(self, item: _Struct, prefix: tuple[str, ...], fork: str) -> list[dict[str, Any]]:
+        """A concat whose branches no module each holds (SqueezeNet's Fire, Inception v3's blocks) written flat in
+        its module, as the model holds it: each branch after the first reads the fork with ``from:``, and a
+        concat of the branches' last rows (``from: [...]``)."""
+        out: list[dict[str, Any]] = []
+        refs: list[str] = []
+        for i, branch in enumerate(item.branches):
+            if not branch:
+                refs.append(fork)
+                continue
+            self.last_ref = fork
+            rows = self.entries(branch, prefix)
+            last = rows[-1]
+            if last.get("kind") == "concat" and "branches" in last and "name" not in last:
+                # a branch that ends in a concat of its own (Inception v3's 3x3 into 1x3 and 3x1): flat too
+                before = rows[-2].get("name") if len(rows) > 1 else fork
+                if before is None:
+                    raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch's concat reads an unnamed row")
+                rows = rows[:-1] + _flat_named(last, before)
+            if out:
+                rows[0] = {**rows[0], "from": fork}
+            last = rows[-1]
+            if "name" not in last:
+                if last.get("kind") not in KINDS and "from" not in last:  # a row, or a join of named rows
+                    raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch ends in an unnamed structure")
+                last["name"] = f"{last['kind']}_branch{i + 1}"  # a row without parameters: any free name
+            refs.append(last["name"])
+            out += rows
+        return [*out, {"kind": "concat", "from": refs}]
+
+    def branches(self, item: _Struct, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         branches: dict[str, Any] = {}
         for branch in item.branches:
             if branch:
@@ -566,12 +609,18 @@ class _Reader:
             return ()
         # the modules it runs say where it belongs (the join's own code, an add or a cat, may sit a level above),
         # a level above a branch's or a shortcut's, which are named after a module of their own
+        if item.what in ("concat", "split"):
+            inner = [_common([self.scope(x) for x in b]) for b in item.branches if b]
+            common = _common(inner) if inner else item.scope
+            heads = [s[len(common)] if len(s) > len(common) else None for s in inner]
+            if None not in heads and len(set(heads)) == len(heads):
+                return common  # each branch in a module of its own, all in this one (DeepLab's ASPP.convs)
+            return _common([*inner, item.scope])  # else where its code runs: its branches flat there, or named
         scopes: list[tuple[str, ...]] = []
         for i, branch in enumerate(item.branches):
             if branch:
-                inner = _common([self.scope(x) for x in branch])
-                own_level = item.what in ("concat", "split") or (item.what == "residual" and i == 1)
-                scopes.append(inner[:-1] if own_level else inner)
+                inner_scope = _common([self.scope(x) for x in branch])
+                scopes.append(inner_scope[:-1] if item.what == "residual" and i == 1 else inner_scope)
         return _common(scopes or [item.scope])
 
     def modules(self, items: Sequence[Any]) -> list[str]:
@@ -636,6 +685,23 @@ def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class _Names(Exception):
     """Rows that cannot be named as the model names them."""
+
+
+def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:
+    """A concat of named branches as its branches' blocks one after the other, each reading ``fork``, and a
+    concat of them (``from:``): the same rows under the same names."""
+    out: list[dict[str, Any]] = []
+    refs: list[str] = []
+    for head, rows in concat["branches"].items():
+        if not rows:
+            refs.append(fork)
+            continue
+        block: dict[str, Any] = {"kind": "sequential", "name": head, "layers": rows}
+        if out:
+            block["from"] = fork
+        out.append(block)
+        refs.append(head)
+    return [*out, {"kind": "concat", "from": refs}]
 
 
 def _common(scopes: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
@@ -750,7 +816,10 @@ def from_torch(
 def _skeleton(entry: Any) -> Any:
     """An entry with its values left out: its kinds, names and keys (what a block's uses share)."""
     if isinstance(entry, dict):
-        return tuple((k, v if k in ("kind", "name", CLASS) else _skeleton(v)) for k, v in entry.items())
+        return tuple(
+            (k, (tuple(v) if isinstance(v, list) else v) if k in ("kind", "name", "from", CLASS) else _skeleton(v))
+            for k, v in entry.items()
+        )
     if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         return tuple(_skeleton(v) for v in entry)
     return None
@@ -762,7 +831,7 @@ def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         for k, v in entry.items():
-            if k not in ("kind", "name", CLASS):
+            if k not in ("kind", "name", "from", CLASS):
                 out.update(_values(v, (*path, label, k)))
     elif isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         for i, v in enumerate(entry):
@@ -776,7 +845,7 @@ def _substitute(entry: Any, args: dict[tuple[str, ...], str], path: tuple[str, .
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         return {
-            k: v if k in ("kind", "name") else _substitute(v, args, (*path, label, k))
+            k: v if k in ("kind", "name", "from") else _substitute(v, args, (*path, label, k))
             for k, v in entry.items()
             if k != CLASS
         }
@@ -849,7 +918,8 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
         )
         for m, v in zip(members, values, strict=True):
             own = {a: _compact(v[p]) for p, a in args.items() if repr(v[p]) != repr(defaults[a])}
-            uses[id(m)] = {"use": name, "name": m["name"], **own}
+            reads = {"from": m["from"]} if "from" in m else {}
+            uses[id(m)] = {"use": name, "name": m["name"], **reads, **own}
 
     def rewrite(entry: Any) -> Any:
         if not isinstance(entry, dict):
