@@ -288,3 +288,10 @@ def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     assert text.count("use: bottleneck") == 4 and text.count("  bottleneck:") == 1
     assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {conv2_stride: 2}}\n" in text
     assert "shortcut: auto" in text and "downsample" not in text
+
+
+def test_a_segmentation_model_downloads_no_backbone() -> None:
+    from cnncalc.commands.import_ import model_of
+
+    model = model_of("torchvision:fcn_resnet50", {"aux_loss": False})  # weights_backbone=None: nothing fetched
+    assert sum(p.numel() for p in model.parameters()) > 0

@@ -49,7 +49,12 @@ def model_of(target: str, args: dict[str, Any]) -> nn.Module:
             factory = models.get_model_builder(attr)
         except ValueError:
             raise SpecError(f"{target}: torchvision has no model '{attr}' (torchvision.models.list_models())") from None
-        return _call(target, factory, {"weights": None, **args})
+        # never a download: no weights, and no pretrained backbone where the model takes one (segmentation)
+        import inspect
+
+        takes = inspect.signature(factory).parameters
+        no_weights = {k: None for k in ("weights", "weights_backbone") if k in takes}
+        return _call(target, factory, {**no_weights, **args})
     if source.endswith(".py"):
         path = Path(source)
         if not path.is_file():
