@@ -55,8 +55,8 @@ from . import safe_text
 from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
 from .fields import INPLACE_ACTIVATIONS, MAX_INT
-from .layers import kind_of
-from .layers.base import RF, Ctx, Stop, fmt
+from .layers import kind_of, row_kind
+from .layers.base import RF, Ctx, Stop, fmt, output_layout
 from .layers.channel import Slice
 from .layers.conv import Conv2d
 from .layers.norm import BatchNorm2d
@@ -124,6 +124,7 @@ class _Tensor:
     row: int
     shape: Shape
     rf: RF | None
+    channels_last: bool = False  # its memory layout in PyTorch (RowKind.layout)
 
 
 @dataclass
@@ -391,9 +392,20 @@ class _Walker:
         index = len(self.rows)
         rf = x.rf.copy() if x.rf else RF()
         ctx = Ctx(
-            index, scope.full(local), layer.kind, path, x.shape, self.strict, self.batch, rf, self.errors, self.warnings
+            index,
+            scope.full(local),
+            layer.kind,
+            path,
+            x.shape,
+            self.strict,
+            self.batch,
+            rf,
+            self.errors,
+            self.warnings,
+            x.channels_last,
         )
-        out = kind_of(layer).rule(ctx, layer)
+        kind = kind_of(layer)
+        out = kind.rule(ctx, layer)
         if x.rf is not None and len(out.shape) == 3:
             rf.grid = (out.shape[1], out.shape[2])
         self.add_row(
@@ -417,7 +429,9 @@ class _Walker:
                 layer=layer,
             )
         )
-        return self.made(_Tensor(index, out.shape, rf if x.rf else None))
+        return self.made(
+            _Tensor(index, out.shape, rf if x.rf else None, output_layout(kind.layout_of(layer), [x.channels_last]))
+        )
 
     def join(
         self,
@@ -455,7 +469,8 @@ class _Walker:
                 layer=join,
             )
         )
-        return self.made(_Tensor(index, shape, rf))
+        layout = output_layout(row_kind(join).layout_of(join), [t.channels_last for t in inputs])
+        return self.made(_Tensor(index, shape, rf, layout))
 
     # -- structures
 
@@ -613,7 +628,7 @@ class _Walker:
         name = entry.name or scope.auto(entry.use)
         if entry.repeat == 1:
             return self.instance(
-                entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first
+                entry, block, path, x, self.named_block(scope, name, entry.use, entry.args), entry.first, 0
             )
         stage = scope.child(name)
         text = _args_text(entry.args)
@@ -622,7 +637,7 @@ class _Walker:
         for i in range(entry.repeat):
             member = stage.child(str(i))
             self.blocks.append(BlockInfo(member.block, entry.use, first_text if i == 0 else text))
-            x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None)
+            x = self.instance(entry, block, path, x, member, entry.first if i == 0 else None, i)
         return x
 
     def named_block(self, scope: _Scope, name: str, kind: str, args: Mapping[str, Any]) -> _Scope:
@@ -637,14 +652,21 @@ class _Walker:
             raise Stop
 
     def instance(
-        self, entry: Use, block: Block, path: Path, x: _Tensor, scope: _Scope, first: Mapping[str, Any] | None
+        self,
+        entry: Use,
+        block: Block,
+        path: Path,
+        x: _Tensor,
+        scope: _Scope,
+        first: Mapping[str, Any] | None,
+        index: int,
     ) -> _Tensor:
         base: Path = ("blocks", entry.use, "layers")
         # each instance fills in the whole template, and validates what that gives: count both as steps
         if entry.use not in self.template_sizes:
             self.template_sizes[entry.use] = _size(block.layers, MAX_STEPS, template=True)
         self.step(base, self.template_sizes[entry.use] + len(block.args) + len(entry.args) + len(first or {}))
-        env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0]}
+        env = {**block.args, **entry.args, **(first or {}), "in_channels": x.shape[0], "index": index}
         used = f"(in block '{entry.use}' as used by '{'.'.join(scope.block)}')"
         items = []
         for i, template in enumerate(block.layers):

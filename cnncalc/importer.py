@@ -249,6 +249,7 @@ class _Reader:
             found = entry_for(module)
             if found is None:
                 raise _Refused(f"module '{node.target}' ({type(module).__name__}) is no layer kind of cnncalc")
+            _same_computation(module, found, _shape(node.args[0]), str(node.target))
             name = str(node.target)
             self.calls[name] = self.calls.get(name, 0) + 1
             path = tuple(name.split("."))
@@ -702,6 +703,29 @@ def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:
         out.append(block)
         refs.append(head)
     return [*out, {"kind": "concat", "from": refs}]
+
+
+def _same_computation(module: nn.Module, found: dict[str, Any], shape: tuple[int, ...] | None, name: str) -> None:
+    """Refuse an entry whose module, built at the traced input and given ``module``'s weights, does not compute
+    exactly what ``module`` does there (an nn.LayerNorm over the width of a plane, not its channels)."""
+    import torch
+
+    if shape is None:
+        return
+    kind = KINDS[found["kind"]]
+    try:
+        built = kind.torch_module(kind.model.model_validate(found), shape[1:]).eval()
+        built.load_state_dict(module.state_dict())
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            same = torch.equal(built(x.clone()), module(x.clone()))
+    except Exception:  # a module its kind cannot rebuild at this input is not that kind
+        same = False
+    if not same:
+        raise _Refused(
+            f"module '{name}' ({type(module).__name__}) on a {'x'.join(map(str, shape[1:]))} input"
+            f" does not compute what {found['kind']} does"
+        )
 
 
 def _common(scopes: Sequence[tuple[str, ...]]) -> tuple[str, ...]:

@@ -131,7 +131,7 @@ Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 #: (DeepLab's ASPP concatenates ``convs.0`` ... ``convs.4``); quoted in YAML (``"0": [...]``).
 PartName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]{0,63}$")]
 #: Names that block arguments may not take: they mean something else in a use or an expression.
-RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels"})
+RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels", "index"})
 
 
 def _some_branch(branches: Any) -> Any:

@@ -117,8 +117,104 @@ class Crop(nn.Module):
         return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
 
 
+class Lends(nn.Module):
+    """A row module that puts something else than itself under the row's name in the module tree.
+
+    :class:`SpecModule` calls :meth:`lend` with the module that holds the row and the row's leaf name, and keeps
+    this module out of the tree; it still runs it, with the per-row hooks of ``measure``, ``measure_kept`` and
+    ``time_rows``. What it lends is shared, so ``.to()``, ``train()`` and ``load_state_dict`` on the network
+    reach it.
+    """
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        raise NotImplementedError
+
+
+class ChannelsLast(Lends):
+    """``inner`` over the channels at each position of a C x H x W plane, as ConvNeXt computes it: permuted to
+    channels-last, ``inner`` (nn.LayerNorm or nn.Linear), permuted back.
+
+    The tree holds ``inner`` itself under the row's name: its type and parameter names are torchvision's, and the
+    peer tools, which hook modules by type, see what they see in torchvision's ConvNeXt (a channels-last input).
+    """
+
+    def __init__(self, inner: nn.Module, after: nn.Module | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.after = after  # an activation on the channels-last result (an elementwise op on the permuted-back view
+        # takes another path through PyTorch's kernels, and GELU's last bits differ there)
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        owner.add_module(name, self.inner)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x.permute(0, 2, 3, 1))
+        if self.after is not None:
+            out = self.after(out)
+        return out.permute(0, 3, 1, 2)
+
+
+class LentParameter(Lends):
+    """A row module whose one parameter belongs to the module that holds the row, under the row's own name.
+
+    torchvision's ConvNeXt block holds its layer scale as a parameter, ``features.1.0.layer_scale``, not as a
+    module with a ``weight``: :meth:`lend` registers the parameter on the row's owner, and the module reads it
+    from there.
+    """
+
+    def __init__(self, parameter: nn.Parameter) -> None:
+        super().__init__()
+        self.own = parameter
+        self.owner: tuple[nn.Module, str] | None = None  # a tuple: not registered as a submodule
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        owner.register_parameter(name, self._parameters.pop("own"))
+        self.owner = (owner, name)
+
+    @property
+    def parameter(self) -> nn.Parameter:
+        if self.owner is None:
+            return self.own
+        owner, name = self.owner
+        return getattr(owner, name)  # type: ignore[no-any-return]
+
+
+class LayerScaleModule(LentParameter):
+    """Its input times a learnable factor per channel (C x 1 x 1 on a plane), as ``layer_scale * x``."""
+
+    def __init__(self, shape: tuple[int, ...], init: float) -> None:
+        super().__init__(nn.Parameter(torch.full(shape, init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.parameter * x
+
+
+class StochasticDepth(nn.Module):
+    """Drops its input for a whole image (``row``) or the whole batch (``batch``) with probability ``p`` in
+    training, scaling what it keeps by 1 / (1 - p); its input itself at inference (torchvision's StochasticDepth)."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1) if self.mode == "row" else (1,) * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        if keep > 0.0:
+            noise.div_(keep)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
 class SpecModule(nn.Module):
-    """The network of a report: one module per row, registered under the row's dotted name.
+    """The network of a report: one module per row, registered under the row's dotted name (or, for a
+    :class:`Lends`, what it lends under that name).
 
     ``forward`` runs the rows in order, each on the outputs of the rows it reads, and
     lets go of every tensor after its last reader, as eager PyTorch code would.
@@ -133,7 +229,10 @@ class SpecModule(nn.Module):
                 if part not in owner._modules:
                     owner.add_module(part, nn.Module())
                 owner = owner._modules[part]  # type: ignore[assignment]
-            owner.add_module(leaf, module)
+            if isinstance(module, Lends):
+                module.lend(owner, leaf)
+            else:
+                owner.add_module(leaf, module)
         self.steps = steps  # a plain list: the modules are registered once, above
         #: the rows it returns: a spec's ``outputs`` (a tuple of tensors when several), else its last row
         self.outputs = outputs or ((steps[-1][0],) if steps else (0,))
@@ -218,7 +317,10 @@ def _leaves(module: nn.Module) -> Iterator[nn.Module]:
 
 
 def _param_counts(module: nn.Module, row: MeasuredRow) -> None:
-    for name, p in module.named_parameters():
+    params = list(module.named_parameters())
+    if isinstance(module, LentParameter):
+        params.append(("weight", module.parameter))  # a factor, counted with the weights
+    for name, p in params:
         n = p.numel()
         if p.requires_grad:
             row.params_trainable += n

@@ -11,6 +11,11 @@ the next conv also keeps) counts once, at the first row that keeps it; parameter
 running statistics are not counted here (they live anyway). The network's input counts
 when the first layer keeps it, as every conv or linear does.
 
+The walk follows each tensor's memory layout as PyTorch lays it out (each kind's ``layout``): a
+kind that keeps its input in one layout (``Keeps.input_layout``: a linear layer over channels-last
+positions, instance norm's contiguous reshape) keeps a copy instead where the input is laid out
+otherwise.
+
 Devices differ in two ops: dropout in training keeps a mask of 1 byte per value on CUDA
 (``native_dropout``) but a mask of the input's dtype on the CPU (and for in-place dropout);
 batch norm's two saved statistics are float32 on CUDA, the input's dtype on the CPU. The CPU
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from math import prod
 
 from .layers import row_kind
-from .layers.base import Device, Keeps
+from .layers.base import Device, Keeps, layouts_differ, output_layout
 from .report import Row
 
 __all__ = ["Device", "Kept", "kept_for_backward", "saved_for_backward"]
@@ -36,6 +41,14 @@ def _keeps(row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
     if row.layer is None:  # the input row
         return Keeps()
     return row_kind(row.layer).keeps(row.layer, row, device, dtype_bytes, batch, grad_in)
+
+
+def _channels_last(row: Row, layouts: list[bool]) -> bool:
+    """Whether a row's output is laid out channels-last, from its kind's :attr:`~cnncalc.layers.base.RowKind.layout`
+    and its inputs' layouts (the network's input is contiguous), as the engine's walk tracks it."""
+    if row.layer is None:
+        return False
+    return output_layout(row_kind(row.layer).layout_of(row.layer), [layouts[i] for i in row.inputs])
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ def kept_for_backward(
     """Bytes each row adds to what a training forward keeps (the first row to keep a tensor counts it), and the output."""
     storage: list[int] = []  # per row, the row whose allocation holds its output
     grad: list[bool] = []  # per row, whether its output requires grad
+    channels_last: list[bool] = []  # per row, whether its output's permute to N x H x W x C is contiguous
     kept: set[int] = set()
     out: list[int] = []
 
@@ -65,10 +79,18 @@ def kept_for_backward(
         keeps = _keeps(row, device, dtype_bytes, batch, grad_in)
         storage.append(row.index if keeps.new_output or first is None else storage[first])
         grad.append(grad_in or row.weights + row.biases > 0)
-        added = keeps.extra
+        channels_last.append(_channels_last(row, channels_last))
+        added, wants_input = keeps.extra, keeps.input
+        if (
+            keeps.input_layout is not None
+            and first is not None
+            and channels_last[first] != (keeps.input_layout == "channels_last")
+            and layouts_differ(rows[first].output_shape)
+        ):
+            added, wants_input = added + nbytes(first), False  # it keeps a copy in its layout instead
         second = row.inputs[1] if len(row.inputs) > 1 else None
         wants_second = keeps.second and first is not None and grad[first]
-        for role, wanted in ((first, keeps.input), (second, wants_second), (row.index, keeps.output)):
+        for role, wanted in ((first, wants_input), (second, wants_second), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])
                 added += nbytes(storage[role])

@@ -101,7 +101,19 @@ SHAPE_CASES = [
     ("pixel_shuffle", [12, 5, 6], [{"kind": "pixel_shuffle", "factor": 2}], (3, 10, 12), 0, 0),
     ("crop to a size", [3, 10, 9], [{"kind": "crop", "size": [7, 4]}], (3, 7, 4), 0, 0),
     ("crop by a margin", [3, 10, 9], [{"kind": "crop", "margin": [1, 3]}], (3, 8, 3), 0, 0),
-]
+    ("layernorm over channels", [96, 56, 56], [{"kind": "layernorm"}], (96, 56, 56), 192, 0),
+    ("layernorm without bias", [96, 56, 56], [{"kind": "layernorm", "bias": False}], (96, 56, 56), 96, 0),
+    ("layernorm over features", [768], [{"kind": "layernorm", "elementwise_affine": False}], (768,), 0, 0),
+    ("groupnorm", [32, 4, 4], [{"kind": "groupnorm", "groups": 8}], (32, 4, 4), 64, 0),
+    ("instancenorm2d", [32, 4, 4], ["instancenorm2d"], (32, 4, 4), 0, 0),
+    ("instancenorm2d affine", [32, 4, 4], [{"kind": "instancenorm2d", "affine": True}], (32, 4, 4), 64, 0),
+    ("prelu, one slope", [32, 4, 4], ["prelu"], (32, 4, 4), 1, 0),
+    ("prelu per channel", [32, 4, 4], [{"kind": "prelu", "per_channel": True}], (32, 4, 4), 32, 0),
+    ("layer scale", [96, 56, 56], ["layer_scale"], (96, 56, 56), 96, 0),
+    ("channel linear", [96, 56, 56], [{"kind": "channel_linear", "out": 384}], (384, 56, 56), 96 * 384 + 384,
+     96 * 384 * 56 * 56),
+    ("stochastic depth", [96, 56, 56], [{"kind": "stochastic_depth", "p": 0.1}], (96, 56, 56), 0, 0),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -132,6 +144,16 @@ MEMORY_CASES = [
     ("conv + fused relu in place", [3, 4, 4], [conv(padding=1, activation="relu")], 128),
     ("conv + fused sigmoid is a second tensor", [3, 4, 4], [conv(padding=1, activation="sigmoid")], 256),
     ("linear + fused softmax", [16], [{"kind": "linear", "out": 10, "activation": "softmax"}], 20),
+    ("layer scale is a new tensor", [8, 4, 4], ["layer_scale"], 128),
+    (
+        "channel linear + gelu is a second tensor",
+        [8, 4, 4],
+        [{"kind": "channel_linear", "out": 2, "activation": "gelu"}],
+        64,
+    ),
+    ("stochastic depth is identity at inference", [8, 4, 4], [{"kind": "stochastic_depth", "p": 0.5}], 0),
+    ("flatten copies a channels-last input", [8, 4, 4], ["layernorm", "flatten"], 128),
+    ("flatten views a channels-last 1x1 plane", [8, 1, 1], ["layernorm", "flatten"], 0),
 ]
 
 
@@ -210,6 +232,25 @@ ERROR_CASES = [
         "a margin of 4 at each side leaves no width of the input's 8",
     ),
     ("crop both", [3, 8, 8], [{"kind": "crop", "margin": 1, "size": 2}], "give exactly one of size"),
+    (
+        "groupnorm groups must divide",
+        [6, 4, 4],
+        [{"kind": "groupnorm", "groups": 4}],
+        "groups 4 do not divide the 6 input channels (PyTorch refuses it); take one of 1, 2, 3, 6",
+    ),
+    (
+        "groupnorm of one value per group",
+        [2, 1, 1],
+        [{"kind": "groupnorm", "groups": 2}],
+        "each group's statistics need more than 1 value, got 1 channel x 1x1 (PyTorch refuses it)",
+    ),
+    (
+        "instancenorm2d on one value per channel",
+        [3, 1, 1],
+        ["instancenorm2d"],
+        "each channel's statistics need more than 1 value, got 1x1 (PyTorch refuses it in training and at inference)",
+    ),
+    ("channel linear on flat", [10], [{"kind": "channel_linear", "out": 3}], "channel_linear needs a C x H x W input"),
 ]
 
 

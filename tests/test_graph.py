@@ -37,9 +37,11 @@ TORCHVISION = [
     ("mobilenet_v3_large", 5_483_032, 0.217),
     ("regnet_y_400mf", 4_344_144, 0.402),
     ("shufflenet_v2_x1_0", 2_278_604, 0.145),
+    ("efficientnet_b0", 5_288_548, 0.386),
     # torchvision publishes 27,161,264 with the auxiliary classifier (3,326,696 params), which inference skips
     ("inception_v3", 27_161_264 - 3_326_696, 5.713),
     ("densenet121", 7_978_856, 2.834),
+    ("convnext_tiny", 28_589_128, 4.456),
 ]
 
 
@@ -412,7 +414,7 @@ def test_templates_arguments_when_and_first() -> None:
     [
         (
             '"${out * 2}"',
-            "t.yaml:7:29: '${outs * 2}': unknown name 'outs' (did you mean 'out'?); known: out, k, in_channels"
+            "t.yaml:7:29: '${outs * 2}': unknown name 'outs' (did you mean 'out'?); known: out, k, in_channels, index"
             " (in block 'unit' as used by 'a')",
         ),
         (

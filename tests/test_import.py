@@ -51,6 +51,7 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "mobilenet_v3_large": (tvm.mobilenet_v3_large, 64),
     "mnasnet0_5": (tvm.mnasnet0_5, 64),
     "shufflenet_v2_x0_5": (tvm.shufflenet_v2_x0_5, 64),
+    "efficientnet_b0": (tvm.efficientnet_b0, 64),
     "regnet_x_400mf": (tvm.regnet_x_400mf, 64),
     "regnet_y_400mf": (tvm.regnet_y_400mf, 64),
     "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=False), 64),
@@ -295,3 +296,18 @@ def test_a_segmentation_model_downloads_no_backbone() -> None:
 
     model = model_of("torchvision:fcn_resnet50", {"aux_loss": False})  # weights_backbone=None: nothing fetched
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+class OverTheWidth(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm(6)  # over the last dimension of N x C x H x W: the width, not the channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:
+    (line,) = _problems(OverTheWidth(), (3, 8, 8))
+    assert "module 'norm' (LayerNorm) on a 4x6x6 input does not compute what layernorm does" in line

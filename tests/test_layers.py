@@ -94,9 +94,13 @@ def test_every_facet_answers_for_drawn_layers(name: str, data: st.DataObject) ->
             assert isinstance(kind.keeps(layer, row, device, 4, 2, grad_in), Keeps)
     terms = kind.peer_terms(layer, row, 2)
     assert set(terms) <= set(PEER_TOOLS)
-    # a term may be negative: torchinfo and thop count a transposed conv at its output positions, which a
-    # large padding makes fewer than the input ones cnncalc (FlopCounterMode) counts at
+    # a term is what a tool counts beyond cnncalc's MACs: less where torchinfo and thop count a transposed conv at
+    # its output positions (a large padding makes them fewer than the input ones FlopCounterMode counts at), and
+    # where torchinfo counts a linear layer over the channels once per image, not at each position
     assert all(isinstance(n, int) for counts in terms.values() for n in counts.values())
+    assert all(
+        n >= 0 for tool, counts in terms.items() for key, n in counts.items() if key not in ("positions", "transposed")
+    )
     peer_counts(report)  # a term no tool describes is an error there
     if len(row.output_shape) == 3:
         for axis in (0, 1):

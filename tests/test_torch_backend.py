@@ -200,6 +200,26 @@ def test_build_names_modules_as_the_rows() -> None:
     } <= keys
 
 
+def test_a_layer_scale_is_a_parameter_of_the_enclosing_module() -> None:
+    """torchvision's ConvNeXt holds its layer scale as ``features.1.0.layer_scale``: so does the build, and the
+    row still runs with every per-row hook (measure, measure_kept, time_rows) and follows .to()."""
+    layers = [
+        {"kind": "sequential", "name": "x", "layers": [{"kind": "conv2d", "out": 4, "kernel": 1}, "layer_scale"]},
+        {"kind": "layer_scale", "name": "top", "init": 0.5},
+    ]
+    report = analyze(spec_of(layers, [3, 5, 5]), batch=2)
+    model = tb.build(report)
+    assert list(model.state_dict()) == ["top", "x.layer_scale1", "x.conv1.weight", "x.conv1.bias"]
+    assert model.x.layer_scale1.shape == (4, 1, 1) and float(model.top.detach()[0, 0, 0]) == 0.5
+    assert not any(isinstance(m, tb.LentParameter) for m in model.modules())  # the rows run outside the tree
+    assert_agree(tb.compare(report, tb.measure(model, (3, 5, 5), 2), tb.measure_saved(model, (3, 5, 5), 2)))
+    assert set(tb.time_rows(model, (3, 5, 5), 2, warmup=0, iters=1)) == {r.index for r in report.rows[1:]}
+    model.load_state_dict({**model.state_dict(), "top": torch.full((4, 1, 1), 2.0)})
+    half = model.to(torch.bfloat16)
+    out = half(torch.ones(1, 3, 5, 5, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and float(half.top.detach()[0, 0, 0]) == 2.0
+
+
 def test_build_takes_a_spec_or_its_report() -> None:
     spec = load_spec(SPECS / "lenet5.yaml")
     from_spec, from_report = tb.build(spec), tb.build(analyze(spec))
@@ -254,6 +274,7 @@ STRICTER = (
     "cannot share the input's",  # torch.chunk makes unequal parts
     "a product needs the same shape",  # a * b broadcasts any compatible shapes
     "nothing reads its output",  # PyTorch runs dead code
+    "(PyTorch refuses it in training)",  # an instance norm of 1x1 planes with running stats: it cannot train
 )
 
 

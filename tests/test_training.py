@@ -72,7 +72,24 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
         [CONV, {"kind": "crop", "margin": 1}, CONV],
         [0, X, 0, Y],
     ),
-]
+    ("layer norm keeps its input and 2 stats per position", [CONV, "layernorm"], [0, X, Y + 2 * N * 6 * 6 * F]),
+    ("group norm keeps its input and 2 stats per group", [CONV, {"kind": "groupnorm", "groups": 2}],
+     [0, X, Y + 2 * N * 2 * F]),
+    ("instance norm without affine keeps its input and stats", [CONV, "instancenorm2d"], [0, X, Y + 2 * N * 4 * F]),
+    ("prelu and layer scale keep their input", [CONV, "prelu", "layer_scale"], [0, X, Y, Y]),
+    # a linear layer over channels keeps its input channels-last: a copy after a conv, the input after a layer norm
+    ("channel linear keeps a channels-last copy", [CONV, {"kind": "channel_linear", "out": 5}], [0, X, Y]),
+    ("channel linear after a layer norm keeps its input", [CONV, "layernorm", {"kind": "channel_linear", "out": 5}],
+     [0, X, Y + 2 * N * 6 * 6 * F, Y]),
+    ("channel linear + gelu keeps the matmul's result", [CONV, "layernorm", {"kind": "channel_linear", "out": 5,
+     "activation": "gelu"}], [0, X, Y + 2 * N * 6 * 6 * F, Y + N * 5 * 6 * 6 * F]),
+    ("instance norm keeps a contiguous copy of a channels-last input", ["layernorm", CONV, "instancenorm2d"],
+     [0, X + 2 * N * 8 * 8 * F, X, Y + 2 * N * 4 * F]),
+    ("stochastic depth keeps its noise, a value per image", [CONV, {"kind": "stochastic_depth", "p": 0.2}],
+     [0, X, N * F]),
+    ("stochastic depth per batch keeps one value", [CONV, {"kind": "stochastic_depth", "p": 0.2, "mode": "batch"}],
+     [0, X, F]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("layers", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -29,11 +29,7 @@ def print_peers(report: Report, counts: list[PeerCount], console: Console) -> No
     columns.append(Column("beyond cnncalc's MACs", breaks=WORDS))
     table = Table(columns, title=title, lines_between=True)
     for c in counts:
-        terms = (
-            "\n".join(f"{'+' if n > 0 else '-'} {abs(n):,} {what}" for what, n in c.terms)
-            if c.terms
-            else "+ 0: the same count"
-        )
+        terms = "\n".join(f"{'-' if n < 0 else '+'} {abs(n):,} {what}" for what, n in c.terms) or "+ 0: the same count"
         table.add_row(c.tool, [(c.label, None), (c.rule, "dim")], f"{c.value:,}", terms)
     page = Page(console)
     page.table(table)

@@ -1,6 +1,6 @@
 """Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``, the smooth ones of
-modern CNNs (``silu``, ``gelu``, ``hardswish``, ``hardsigmoid``, ``elu``, ``selu``, ``mish``, ``softplus``), and
-``identity``; and what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to
+modern CNNs (``silu``, ``gelu``, ``hardswish``, ``hardsigmoid``, ``elu``, ``selu``, ``mish``, ``softplus``),
+``prelu``, and ``identity``; and what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to
 its row."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
 from ..fields import Layer
 from ..report import Row, Shape
@@ -104,6 +104,14 @@ class Softplus(Layer):
     kind: Literal["softplus"]
     beta: float = 1.0
     threshold: float = 20.0
+
+
+class PReLU(Layer):
+    """Leaky ReLU with a learnable slope, one for all channels or one per channel."""
+
+    kind: Literal["prelu"]
+    per_channel: StrictBool = Field(False, description="One slope per channel (PyTorch's num_parameters=C), not 1.")
+    init: float = Field(0.25, description="The slopes' initial value.")
 
 
 class Identity(Layer):
@@ -291,6 +299,7 @@ class SoftmaxKind(_KeepsResult[Softmax]):
     prefix = "softmax"
     fields_doc = "none; over the channels (C x H x W) or the features (flat)"
     pytorch_doc = "`nn.Softmax(dim=1)`"
+    layout = "contiguous"
 
     def rule(self, ctx: Ctx, layer: Softmax) -> Out:
         return self.out(ctx, "over channels" if len(ctx.shape) == 3 else "over features", inplace=False)
@@ -401,6 +410,44 @@ class SoftplusKind(_KeepsInput[Softplus]):
     torch_name = "Softplus"
 
 
+class PReLUKind(_Elementwise[PReLU]):
+    """Not an ``activation:`` of a conv or linear row: it has parameters, so it is a row of its own."""
+
+    model = PReLU
+    prefix = "prelu"
+    fields_doc = "`per_channel` (false: 1 slope), `init` (0.25)"
+    torch_name = "PReLU"
+
+    def rule(self, ctx: Ctx, layer: PReLU) -> Out:
+        slopes = ctx.shape[0] if layer.per_channel else 1
+        out = self.out(ctx, f"{slopes} slope{'s' if slopes > 1 else ''}", inplace=False)
+        out.weights = slopes
+        return out
+
+    def keeps(self, layer: PReLU, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(input=True)  # the slopes require grad: both gradients read the input
+
+    def torch_module(self, layer: PReLU, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.PReLU(shape[0] if layer.per_channel else 1, layer.init)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.PReLU):
+            return None
+        slopes: Any = module.num_parameters
+        return entry(self.name, per_channel=slopes > 1, init=module.init)
+
+    def peer_terms(self, layer: PReLU, row: Row, batch: int) -> PeerTerms:
+        # ptflops: nn.PReLU's hook and the patched F.prelu; thop: 1 per value (in eval); torchinfo: its weight
+        values = out_numel(row, batch)
+        return terms(
+            ptflops={"act": 2 * values}, thop={"prelu": values}, torchinfo={"prelu": batch * row.params_trainable}
+        )
+
+
 class IdentityKind(_Elementwise[Identity]):
     model = Identity
     prefix = "identity"
@@ -421,5 +468,5 @@ class IdentityKind(_Elementwise[Identity]):
 KINDS = (
     ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind(),
     SiLUKind(), GELUKind(), HardswishKind(), HardsigmoidKind(), ELUKind(), SELUKind(), MishKind(), SoftplusKind(),
-    IdentityKind(),
+    PReLUKind(), IdentityKind(),
 )  # fmt: skip

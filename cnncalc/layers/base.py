@@ -208,6 +208,8 @@ class Ctx:
     rf: RF
     errors: list[Problem]
     warnings: list[Problem]
+    #: whether the input is laid out channels-last in PyTorch's memory (see :attr:`RowKind.layout`)
+    channels_last: bool = False
 
     def _problem(self, message: str, key: str | None) -> Problem:
         path = self.path if key is None else (*self.path, key)
@@ -307,6 +309,9 @@ class Keeps:
     output: bool = False  # the storage of its output
     extra: int = 0  # bytes of tensors made only to be saved (indices, masks, statistics)
     new_output: bool = True  # False: the output shares the input's storage (in place, a view)
+    #: the layout its input is kept in (a matmul over channels-last positions, instance norm's reshape of a
+    #: contiguous input): a copy of it instead of the input where the input is laid out otherwise
+    input_layout: Literal["channels_last", "contiguous"] | None = None
 
 
 # --- how a kind maps an input size: the sizes facet ---------------------------------------
@@ -379,6 +384,24 @@ class Crop:
 SizeStep = Keep | Slide | Fixed | Grow | Divide | Scale | Transposed | Crop
 
 
+#: See :attr:`RowKind.layout`.
+Layout = Literal["input", "channels_last", "contiguous", "all_inputs"]
+
+
+def output_layout(layout: Layout, inputs: Sequence[bool]) -> bool:
+    """Whether a row's output is laid out channels-last, given its kind's layout and its inputs' layouts."""
+    if layout == "input":
+        return inputs[0]
+    if layout == "all_inputs":
+        return all(inputs)
+    return layout == "channels_last"
+
+
+def layouts_differ(shape: Shape) -> bool:
+    """Whether a tensor's channels-last and contiguous layouts differ (C > 1 and H·W > 1): changing it copies."""
+    return len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1
+
+
 # --- the facets -----------------------------------------------------------------------
 
 L = TypeVar("L", bound=Any)
@@ -391,6 +414,14 @@ class RowKind(ABC, Generic[L]):
     name: ClassVar[str]
     #: whether the row reads and writes memory at inference (a view and an identity do not; cnncalc.roofline)
     moves_data: ClassVar[bool]
+    #: the memory layout of its output, which decides whether a later ``input_layout`` copies: its first
+    #: input's (most of PyTorch's kernels follow a channels-last input), channels-last, contiguous, or
+    #: channels-last only when all its inputs are (torch.cat)
+    layout: ClassVar[Layout] = "input"
+
+    def layout_of(self, layer: L) -> Layout:
+        """The memory layout of this row's output: its kind's, or contiguous after a fused softmax."""
+        return "contiguous" if getattr(layer, "activation", None) == "softmax" else self.layout
 
     @abstractmethod
     def keeps(self, layer: L, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:

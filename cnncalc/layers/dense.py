@@ -1,4 +1,5 @@
-"""Flat inputs: ``linear``, and ``flatten``, which makes them."""
+"""Flat inputs: ``linear``, and ``flatten``, which makes them; ``channel_linear``, a linear layer over the channels at
+each position of a plane (ConvNeXt's pointwise layers)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ from .base import (
     exactly,
     fmt,
     fused_values,
+    layouts_differ,
     merge,
+    out_numel,
+    terms,
 )
 from .conv import bias_terms
 
@@ -40,6 +44,17 @@ class Linear(Layer):
     bias: StrictBool = True
     in_: Pos | None = Field(None, alias="in", description="Input features, checked against the input.")
     activation: Activation | None = None
+
+
+class ChannelLinear(Layer):
+    """nn.Linear over the channels at every position of a C x H x W plane: C x H x W to out x H x W."""
+
+    kind: Literal["channel_linear"]
+    out: Pos = Field(description="Output channels.")
+    bias: StrictBool = True
+    activation: Literal["gelu"] | None = Field(
+        None, description="GELU on the channels-last result, before the permute back: ConvNeXt's, bit for bit."
+    )
 
 
 class Flatten(Layer):
@@ -103,19 +118,99 @@ class LinearKind(Kind[Linear]):
         return Keep()  # never reached: its input is flat
 
 
+class ChannelLinearKind(Kind[ChannelLinear]):
+    """A 1x1 convolution computed as ConvNeXt computes it: nn.Linear on the channels-last view of the plane (its
+    weight out x in, as torchvision's state_dict holds it), the same sums as a conv1x1 but a matmul's rounding."""
+
+    model = ChannelLinear
+    prefix = "pw"
+    moves_data = True
+    layout = "channels_last"  # the permute back of its channels-last result
+    input = "planar"
+    fields_doc = (
+        "`out`, `bias` (true), `activation` (none, or gelu: applied channels-last, as ConvNeXt does);"
+        " over the channels at each position: C x H x W to out x H x W"
+    )
+    pytorch_doc = "`nn.Linear(C, out)` over channels-last positions (ConvNeXt's permute, Linear, permute back)"
+
+    def rule(self, ctx: Ctx, layer: ChannelLinear) -> Out:
+        c, h, w = ctx.spatial()
+        return Out(
+            shape=(layer.out, h, w),
+            detail=f"{c} -> {layer.out}" + ("" if layer.bias else " nobias") + (" +gelu" if layer.activation else ""),
+            weights=c * layer.out,
+            biases=layer.out if layer.bias else 0,
+            macs=c * layer.out * h * w,
+            activations=fused_values(layer.out * h * w, layer.activation),
+        )
+
+    def keeps(
+        self, layer: ChannelLinear, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        # the weight always requires grad: the matmul keeps its input, a channels-last copy of it unless the input
+        # is laid out so already (what the walk of cnncalc.training tracks); a GELU keeps its input, the matmul's
+        gelu = out_numel(row, batch) * dtype_bytes if layer.activation else 0
+        return Keeps(input=True, input_layout="channels_last", extra=gelu)
+
+    def torch_module(self, layer: ChannelLinear, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        after = nn.GELU() if layer.activation else None
+        return ChannelsLast(nn.Linear(shape[0], layer.out, bias=layer.bias), after)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        if not exactly(module, ChannelsLast):
+            return None
+        inner: Any = module.inner
+        after: Any = module.after
+        if not exactly(inner, nn.Linear):
+            return None
+        if after is not None and not (exactly(after, nn.GELU) and after.approximate == "none"):
+            return None
+        fields: dict[str, Any] = {"out": inner.out_features, "bias": inner.bias is not None}
+        if after is not None:
+            fields["activation"] = "gelu"
+        return entry(self.name, **fields)
+
+    def peer_terms(self, layer: ChannelLinear, row: Row, batch: int) -> PeerTerms:
+        # torchinfo counts an nn.Linear's weights and biases once per image, not at each position
+        _, h, w = row.input_shape or (0, 0, 0)
+        weights = row.weights * batch * (1 - h * w)
+        # ptflops: the patched F.gelu (the GELU is the row's, outside the module tree its hooks walk)
+        gelu = out_numel(row, batch) if layer.activation else 0
+        return terms(
+            torchinfo={"bias": batch * row.biases, "positions": weights},
+            ptflops={"bias": out_numel(row, batch) if row.biases else 0, "act": gelu},
+        )
+
+    def size_step(self, layer: ChannelLinear, axis: int) -> SizeStep:
+        return Keep()
+
+
 class FlattenKind(Kind[Flatten]):
     model = Flatten
     prefix = "flatten"
     moves_data = False  # a view
+    layout = "contiguous"
     input = "any"
     fields_doc = "none; C x H x W to C·H·W (a view)"
     pytorch_doc = "`nn.Flatten`"
 
     def rule(self, ctx: Ctx, layer: Flatten) -> Out:
-        return Out(shape=(prod(ctx.shape),), detail="view" if len(ctx.shape) == 3 else "already flat")
+        numel = prod(ctx.shape)
+        if ctx.channels_last and layouts_differ(ctx.shape):
+            # a channels-last input (after a layer norm or a linear layer over channels) is not viewed: reshaped
+            return Out(shape=(numel,), detail="copy of a channels-last input", activations=numel)
+        return Out(shape=(numel,), detail="view" if len(ctx.shape) == 3 else "already flat")
 
     def keeps(self, layer: Flatten, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
-        return Keeps(new_output=False)
+        return Keeps(new_output=row.activations > 0)  # a view, or the copy its rule counted
 
     def torch_module(self, layer: Flatten, shape: Shape) -> nn.Module:
         from torch import nn
@@ -136,4 +231,4 @@ class FlattenKind(Kind[Flatten]):
         return Keep()  # never reached: its output is flat
 
 
-KINDS = (LinearKind(), FlattenKind())
+KINDS = (LinearKind(), ChannelLinearKind(), FlattenKind())

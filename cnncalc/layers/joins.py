@@ -42,6 +42,7 @@ class AddKind(RowKind[Join]):
 class ConcatKind(RowKind[Join]):
     name = "concat"
     moves_data = True
+    layout = "all_inputs"
 
     def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         return Keeps()  # torch.cat keeps only the sizes

@@ -1,4 +1,5 @@
-"""Normalisation: ``batchnorm2d``, ``batchnorm1d``, ``lrn``."""
+"""Normalisation: ``batchnorm2d``, ``batchnorm1d``, ``layernorm``, ``groupnorm``, ``instancenorm2d``, ``lrn``; and
+``layer_scale``, the learnable per-channel factor of a ConvNeXt block (a norm's affine scale on its own)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import Field, StrictBool
 from ..fields import Fraction, Layer, Pos
 from ..report import Row, Shape
 from .base import (
+    NO_TERMS,
     Ctx,
     Device,
     Keep,
@@ -47,6 +49,42 @@ class BatchNorm1d(_BatchNorm):
     """Batch norm on a flat input."""
 
     kind: Literal["batchnorm1d"]
+
+
+class LayerNorm(Layer):
+    """Normalisation over the channels at each position of a C x H x W plane (ConvNeXt's LayerNorm2d), or over
+    the features of a flat input."""
+
+    kind: Literal["layernorm"]
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    elementwise_affine: StrictBool = True
+    bias: StrictBool = Field(True, description="A learnable bias besides the scale (with elementwise_affine).")
+
+
+class GroupNorm(Layer):
+    """Normalisation over groups of channels, per image."""
+
+    kind: Literal["groupnorm"]
+    groups: Pos = Field(description="Channel groups; they must divide the channels.")
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: StrictBool = True
+
+
+class InstanceNorm2d(Layer):
+    """Normalisation over each channel of each image."""
+
+    kind: Literal["instancenorm2d"]
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Fraction = 0.1
+    affine: StrictBool = False
+    track_running_stats: StrictBool = False
+
+
+class LayerScale(Layer):
+    """Its input times a learnable factor per channel (ConvNeXt's layer scale)."""
+
+    kind: Literal["layer_scale"]
+    init: float = Field(1e-6, description="The factors' initial value.")
 
 
 class LRN(Layer):
@@ -163,6 +201,237 @@ class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
         return _batchnorm_entry(self.name, module, nn.BatchNorm1d)
 
 
+def _norm_terms(row: Row, batch: int, *, thop: int, ptflops: int) -> PeerTerms:
+    """torchinfo counts a norm's weights and biases once per image; thop and ptflops per value, by their rules."""
+    return terms(
+        torchinfo={"norm": batch * row.params_trainable},
+        thop={"norm": out_numel(row, batch) * thop},
+        ptflops={"norm": in_numel(row, batch) * ptflops},
+    )
+
+
+class LayerNormKind(Kind[LayerNorm]):
+    model = LayerNorm
+    prefix = "ln"
+    moves_data = True
+    layout = "channels_last"  # on a plane, the permute back of its channels-last result
+    input = "any"
+    fields_doc = (
+        "`eps` (1e-5), `elementwise_affine` (true), `bias` (true); over the channels at each position of"
+        " C x H x W, or over the features (flat)"
+    )
+    pytorch_doc = "`nn.LayerNorm(C)`, over channels-last positions on a plane (ConvNeXt's LayerNorm2d)"
+
+    def rule(self, ctx: Ctx, layer: LayerNorm) -> Out:
+        c = ctx.shape[0]
+        affine = c if layer.elementwise_affine else 0
+        detail = ["over channels" if len(ctx.shape) == 3 else "over features"]
+        if not layer.elementwise_affine:
+            detail.append("no affine")
+        elif not layer.bias:
+            detail.append("no bias")
+        return Out(
+            shape=ctx.shape,
+            detail=", ".join(detail),
+            weights=affine,
+            biases=affine if layer.bias else 0,
+            activations=prod(ctx.shape),
+        )
+
+    def keeps(self, layer: LayerNorm, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # native_layer_norm keeps its input, and a mean and an inverse std per position (per image when flat):
+        # in the dtype on the CPU, in float32 on CUDA (its accumulate type)
+        keeps = grad_in or layer.elementwise_affine
+        positions = batch * prod((row.input_shape or (0,))[1:])
+        stat = 4 if device == "cuda" else dtype_bytes
+        return Keeps(input=keeps, extra=2 * positions * stat if keeps else 0)
+
+    def torch_module(self, layer: LayerNorm, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        norm = nn.LayerNorm(shape[0], layer.eps, layer.elementwise_affine, layer.bias)
+        return ChannelsLast(norm) if len(shape) == 3 else norm
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        inner: Any = module.inner if exactly(module, ChannelsLast) and module.after is None else module
+        if not exactly(inner, nn.LayerNorm) or len(inner.normalized_shape) != 1:
+            return None
+        affine = inner.elementwise_affine
+        return entry(self.name, eps=inner.eps, elementwise_affine=affine, bias=inner.bias is not None or not affine)
+
+    def peer_terms(self, layer: LayerNorm, row: Row, batch: int) -> PeerTerms:
+        # thop reads elementwise_affine; ptflops reads `affine`, which nn.LayerNorm has not
+        return _norm_terms(row, batch, thop=4 if layer.elementwise_affine else 2, ptflops=1)
+
+    def size_step(self, layer: LayerNorm, axis: int) -> SizeStep:
+        return Keep()
+
+
+class GroupNormKind(Kind[GroupNorm]):
+    model = GroupNorm
+    prefix = "gn"
+    moves_data = True
+    input = "any"
+    fields_doc = "`groups`, `eps` (1e-5), `affine` (true); the groups divide the channels"
+    pytorch_doc = "`nn.GroupNorm`"
+
+    def rule(self, ctx: Ctx, layer: GroupNorm) -> Out:
+        c, g = ctx.shape[0], layer.groups
+        if c % g:
+            divisors = [d for d in range(1, c + 1) if c % d == 0]
+            ctx.fail(
+                f"groups {g} do not divide the {c} input channels (PyTorch refuses it);"
+                f" take one of {', '.join(map(str, divisors))}",
+                "groups",
+            )
+        per_group = c // g * prod(ctx.shape[1:])
+        if per_group < 2:
+            ctx.error(
+                f"each group's statistics need more than 1 value, got {c // g} channel x {fmt(ctx.shape[1:]) or '1'}"
+                " (PyTorch refuses it)",
+                "groups",
+            )
+        affine = c if layer.affine else 0
+        detail = f"{g} groups" + ("" if layer.affine else ", no affine")
+        return Out(shape=ctx.shape, detail=detail, weights=affine, biases=affine, activations=prod(ctx.shape))
+
+    def keeps(self, layer: GroupNorm, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # native_group_norm keeps its input, and a mean and an inverse std per image and group, in the dtype
+        keeps = grad_in or layer.affine
+        return Keeps(input=keeps, extra=2 * batch * layer.groups * dtype_bytes if keeps else 0)
+
+    def torch_module(self, layer: GroupNorm, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.GroupNorm(layer.groups, shape[0], layer.eps, layer.affine)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.GroupNorm):
+            return None
+        return entry(self.name, groups=module.num_groups, eps=module.eps, affine=module.affine)
+
+    def peer_terms(self, layer: GroupNorm, row: Row, batch: int) -> PeerTerms:
+        return _norm_terms(row, batch, thop=0, ptflops=2 if layer.affine else 1)  # thop has no rule for it
+
+    def size_step(self, layer: GroupNorm, axis: int) -> SizeStep:
+        return Keep()
+
+
+class InstanceNorm2dKind(Kind[InstanceNorm2d]):
+    model = InstanceNorm2d
+    prefix = "in"
+    moves_data = True
+    layout = "contiguous"  # F.instance_norm reshapes its input and returns a new contiguous tensor
+    input = "planar"
+    fields_doc = "`eps` (1e-5), `momentum` (0.1), `affine` (false), `track_running_stats` (false)"
+    pytorch_doc = "`nn.InstanceNorm2d`"
+
+    def rule(self, ctx: Ctx, layer: InstanceNorm2d) -> Out:
+        c, h, w = ctx.spatial()
+        if h * w < 2:
+            # PyTorch normalises each channel by its own statistics in training, and without running stats at
+            # inference too: one value has none
+            ctx.error(
+                f"each channel's statistics need more than 1 value, got {h}x{w}"
+                f" (PyTorch refuses it in training{'' if layer.track_running_stats else ' and at inference'})"
+            )
+        affine = c if layer.affine else 0
+        detail = ", ".join(
+            (["affine"] if layer.affine else []) + (["running stats"] if layer.track_running_stats else [])
+        )
+        return Out(
+            shape=ctx.shape,
+            detail=detail,
+            weights=affine,
+            biases=affine,
+            non_trainable=2 * c if layer.track_running_stats else 0,
+            activations=prod(ctx.shape),
+        )
+
+    def keeps(
+        self, layer: InstanceNorm2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        # F.instance_norm is a batch norm of 1 x (N·C) x H x W: it keeps its input (a contiguous copy of a
+        # channels-last one), a mean and an inverse std per image and channel (float32 on CUDA), and what it
+        # repeats per image for it: the weight when affine, the running mean and variance when tracked
+        keeps = grad_in or layer.affine
+        if not keeps:
+            return Keeps()
+        channels = batch * (row.input_shape or (0,))[0]
+        stat = 4 if device == "cuda" else dtype_bytes
+        repeated = (layer.affine + 2 * layer.track_running_stats) * channels * dtype_bytes
+        return Keeps(input=True, extra=2 * channels * stat + repeated, input_layout="contiguous")
+
+    def torch_module(self, layer: InstanceNorm2d, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.InstanceNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.InstanceNorm2d) or module.momentum is None:
+            return None
+        return entry(
+            self.name,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+        )
+
+    def peer_terms(self, layer: InstanceNorm2d, row: Row, batch: int) -> PeerTerms:
+        two = 2 if layer.affine else 1
+        return _norm_terms(row, batch, thop=2 * two, ptflops=two)
+
+    def size_step(self, layer: InstanceNorm2d, axis: int) -> SizeStep:
+        return Keep()
+
+
+class LayerScaleKind(Kind[LayerScale]):
+    model = LayerScale
+    prefix = "layer_scale"
+    moves_data = True
+    input = "any"
+    fields_doc = "`init` (1e-6); its input times a learnable factor per channel, held by the enclosing module"
+    pytorch_doc = "a parameter `<name>` (C x 1 x 1, or C) of the enclosing module, as ConvNeXt's block holds it"
+
+    def rule(self, ctx: Ctx, layer: LayerScale) -> Out:
+        return Out(shape=ctx.shape, detail=f"init {layer.init:g}", weights=ctx.shape[0], activations=prod(ctx.shape))
+
+    def keeps(self, layer: LayerScale, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(input=True)  # the factor requires grad: its gradient reads the input
+
+    def torch_module(self, layer: LayerScale, shape: Shape) -> nn.Module:
+        from ..torch_backend import LayerScaleModule
+
+        return LayerScaleModule((shape[0], *(1 for _ in shape[1:])), layer.init)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import LayerScaleModule
+
+        if not exactly(module, LayerScaleModule):
+            return None
+        factors: Any = module.parameter
+        values = factors.detach().flatten().unique()
+        # the factors' initial value where they still hold one; trained factors come with the state_dict
+        return entry(self.name, init=float(values[0])) if values.numel() == 1 else entry(self.name)
+
+    def peer_terms(self, layer: LayerScale, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS  # a product no tool hooks (torch's `*`), of a parameter outside the module tree
+
+    def size_step(self, layer: LayerScale, axis: int) -> SizeStep:
+        return Keep()
+
+
 class LRNKind(Kind[LRN]):
     model = LRN
     prefix = "norm"
@@ -202,4 +471,7 @@ class LRNKind(Kind[LRN]):
         return Keep()
 
 
-KINDS = (BatchNorm2dKind(), BatchNorm1dKind(), LRNKind())
+KINDS = (
+    BatchNorm2dKind(), BatchNorm1dKind(), LayerNormKind(), GroupNormKind(), InstanceNorm2dKind(), LRNKind(),
+    LayerScaleKind(),
+)  # fmt: skip
