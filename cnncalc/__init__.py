@@ -8,6 +8,7 @@
 
 from .engine import analyze
 from .errors import Problem, SpecError
+from .importer import from_torch
 from .report import Report, Row, Totals
 from .spec import Spec, load_spec, parse_spec
 
@@ -22,6 +23,7 @@ __all__ = [
     "Totals",
     "__version__",
     "analyze",
+    "from_torch",
     "load_spec",
     "parse_spec",
 ]

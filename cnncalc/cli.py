@@ -455,6 +455,49 @@ def profile(
     )  # fmt: skip
 
 
+@app.command("import")
+def import_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="torchvision:NAME (no weights downloaded), package.module:callable or path/to/file.py:Callable"
+            " (a class or a function that returns the model).",
+            show_default=False,
+        ),
+    ],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="CxHxW",
+            callback=check_input,
+            help="The input the model is traced on, e.g. 3x224x224.",
+        ),
+    ],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the spec here, not to stdout.")
+    ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", metavar="KEY=VALUE", help="An argument of the model's class or function (repeatable)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="TEXT", help="The spec's name (default: TARGET's).")
+    ] = None,
+) -> None:
+    """Write the spec of a PyTorch model, traced with torch.fx, named as its modules (its state_dict loads).
+
+    Anything the spec cannot say exactly is an error, one line each, and nothing is written.
+
+    Example: cnncalc import torchvision:resnet50 --input 3x224x224 -o resnet50.yaml
+    """
+    from .commands import import_ as command
+
+    command.run(target, input, output, arg or [], name)
+
+
 @app.command("specs")
 def specs_command(format: TextOrJson = Format.text) -> None:
     """List the shipped specs with their input, params and MACs; any command takes their names.

@@ -127,6 +127,9 @@ LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
 # --- structures and blocks --------------------------------------------------------
 
 Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+#: A branch's or a named shortcut's name: also a whole number, as nn.Sequential and nn.ModuleList name their parts
+#: (DeepLab's ASPP concatenates ``convs.0`` ... ``convs.4``); quoted in YAML (``"0": [...]``).
+PartName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]{0,63}$")]
 #: Names that block arguments may not take: they mean something else in a use or an expression.
 RESERVED_ARGS = frozenset({"use", "name", "repeat", "first", "when", "from", "in_channels", "index"})
 
@@ -171,7 +174,7 @@ class Residual(Layer):
     shortcut: Annotated[
         Annotated[ShortcutWord, Tag("<word>")]
         | Annotated[Entries, Tag("<list>")]
-        | Annotated[Annotated[dict[Name, Entries], AfterValidator(_one_name)], Tag("<mapping>")],
+        | Annotated[Annotated[dict[PartName, Entries], AfterValidator(_one_name)], Tag("<mapping>")],
         Discriminator(_shape_tag),
     ] = "identity"
     activation: Activation | None = Field(None, description="Applied after the add (ResNet: relu).")
@@ -185,7 +188,7 @@ class Concat(Layer):
     branches: (
         Annotated[
             Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
-            | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
+            | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
             Discriminator(_shape_tag),
             AfterValidator(_some_branch),
         ]
@@ -209,7 +212,7 @@ class Split(Layer):
     kind: Literal["split"]
     branches: Annotated[
         Annotated[tuple[tuple[Entry, ...], ...], Tag("<list>")]
-        | Annotated[dict[Name, tuple[Entry, ...]], Tag("<mapping>")],
+        | Annotated[dict[PartName, tuple[Entry, ...]], Tag("<mapping>")],
         Discriminator(_shape_tag),
         AfterValidator(_some_part),
     ] = Field(
@@ -448,11 +451,95 @@ class Spec(BaseModel):
         """Where this spec's values stand in its YAML file, when it was loaded from one."""
         return self._source
 
+    def to_yaml(self) -> str:
+        """The spec as YAML a person would write: as it was given when it was read from data (blocks and
+        expressions kept), else from its models; loading the text back gives the same spec."""
+        data = self._raw if isinstance(self._raw, dict) else _plain(self)
+        return dump_yaml(data)
+
     @property
     def raw_defaults(self) -> dict[str, Any]:
         """``defaults`` as plain data, to fill in block entries at each use."""
         kinds = {kind: getattr(self.defaults, kind) for kind in LAYER_KINDS}
         return {k: v.model_dump(exclude_none=True, by_alias=True) for k, v in kinds.items() if v is not None}
+
+
+# --- writing a spec ---------------------------------------------------------------------
+
+#: Keys of a spec written first, in this order; the rest follow as they come.
+_SPEC_ORDER = ("name", "input", "notes", "defaults", "blocks", "layers")
+#: Width up to which a mapping without entries of its own is written on one line (flow style).
+_FLOW_WIDTH = 120
+
+
+def _plain(model: Any) -> Any:
+    """A model as plain data: fields at their defaults left out, aliases used, tuples as lists."""
+    if isinstance(model, BaseModel):
+        out: dict[str, Any] = {}
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            if key != "kind" and (value == info.default or (info.is_required() is False and value == {})):
+                continue
+            plain = _plain(value)
+            if plain == {} and not info.is_required():
+                continue  # defaults none of whose kinds are set
+            out[info.alias or key] = plain
+        out.update({k: _plain(v) for k, v in (model.model_extra or {}).items()})
+        return out
+    if isinstance(model, dict):
+        return {k: _plain(v) for k, v in model.items()}
+    if isinstance(model, list | tuple):
+        return [_plain(v) for v in model]
+    return model
+
+
+def _flow(value: Any) -> str:
+    import yaml
+
+    text: str = yaml.safe_dump([value], default_flow_style=True, sort_keys=False, width=2**30).strip()
+    return text[1:-1]
+
+
+def _holds_entries(value: Any) -> bool:
+    """Whether a value holds entries (a list of mappings, at any depth): then it is written as a block."""
+    if isinstance(value, dict):
+        return any(_holds_entries(v) for v in value.values())
+    if isinstance(value, list):
+        return any(isinstance(v, dict) or _holds_entries(v) for v in value)
+    return False
+
+
+def _yaml_lines(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, v in value.items():
+            head = f"{pad}{_flow(key)}:"
+            nested = isinstance(v, dict) and any(isinstance(x, dict) for x in v.values())  # defaults: per kind
+            if (
+                isinstance(v, dict | list)
+                and v
+                and (nested or _holds_entries(v) or len(head) + len(_flow(v)) > _FLOW_WIDTH)
+            ):
+                lines.append(head)
+                lines += _yaml_lines(v, indent + 2)
+            else:
+                lines.append(f"{head} {_flow(v)}")
+        return lines
+    for item in value:
+        if isinstance(item, dict) and item and (_holds_entries(item) or len(pad) + len(_flow(item)) > _FLOW_WIDTH):
+            inner = _yaml_lines(item, indent + 2)
+            lines.append(f"{pad}- {inner[0].lstrip()}")
+            lines += inner[1:]
+        else:
+            lines.append(f"{pad}- {_flow(item)}")
+    return lines
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """A spec's data as YAML in the shipped specs' style: small entries on one line, structures as blocks."""
+    ordered = {k: data[k] for k in _SPEC_ORDER if k in data} | {k: v for k, v in data.items() if k not in _SPEC_ORDER}
+    return "\n".join(_yaml_lines(ordered, 0)) + "\n"
 
 
 # --- error messages ------------------------------------------------------------------

@@ -335,4 +335,4 @@ def test_a_run_builds_only_the_command_it_invokes(argv: list[str], commands: lis
     else:
         assert [_command_name(c) for c in chosen.registered_commands] == commands
         assert chosen.registered_callback is app.registered_callback  # --version stays
-        assert len(app.registered_commands) == 12
+        assert len(app.registered_commands) == 13

@@ -126,3 +126,33 @@ def test_every_kind_takes_the_input_it_declares(name: str, data: st.DataObject) 
         refused = _refusal(entry, shape) or ""
         about_rank = f"{name} needs a C x H x W input" in refused or f"{name} needs a flat input" in refused
         assert about_rank != takes, refused
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", KINDS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_every_kind_reads_back_the_module_it_builds(name: str, data: st.DataObject) -> None:
+    """``from_torch`` inverts ``torch_module``: the entry read from a drawn layer's module builds the same module
+    (a fused activation is a container of two, which the importer traces through)."""
+    torch = pytest.importorskip("torch")
+    from cnncalc.importer import entry_for
+
+    kind = KINDS[name]
+    entry = data.draw(layer_strategy(kind, 4))
+    assume(entry.get("activation") is None)
+    try:
+        report = analyze(spec_of([entry], _input(kind)))
+    except SpecError:
+        assume(False)
+    row = report.rows[1]
+    module = kind.torch_module(row.layer, row.input_shape)
+    found = entry_for(module)
+    assert found is not None, f"{name}: no kind reads back {module!r}"
+    again = kind_of(LAYER_MODELS[found["kind"]].model_validate(found))
+    rebuilt = again.torch_module(LAYER_MODELS[found["kind"]].model_validate(found), row.input_shape)
+    assert type(rebuilt) is type(module)
+    rebuilt.load_state_dict(module.state_dict())  # the same tensors under the same names
+    x = torch.randn(2, *row.input_shape)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x.clone()), module.eval()(x.clone()))

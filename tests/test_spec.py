@@ -251,3 +251,20 @@ def test_deep_nesting_is_refused() -> None:
     assert spec.notes == (brackets, brackets)
     with pytest.raises(SpecError, match="nesting deeper than"):
         load_spec(text="name: t\nnotes:\n" + "".join(" " * (2 * i) + "- \n" for i in range(300)))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "cnncalc" / "specs").glob("*.yaml")))
+def test_to_yaml_reads_back_as_the_same_network(path: Path) -> None:
+    """``Spec.to_yaml`` writes what was read (blocks and expressions kept): the text loads to the same report."""
+    spec = load_spec(path)
+    again = load_spec(text=spec.to_yaml())
+    assert analyze(again).rows == analyze(spec).rows
+
+
+def test_to_yaml_of_a_spec_built_in_python_writes_its_fields() -> None:
+    from cnncalc.spec import Spec
+
+    spec = Spec.model_validate({"name": "n", "input": [3, 8, 8], "layers": [{"kind": "conv2d", "out": 4, "kernel": 3}]})
+    text = spec.to_yaml()
+    assert text == "name: n\ninput: [3, 8, 8]\nlayers:\n  - {kind: conv2d, out: 4, kernel: [3, 3]}\n"
+    assert analyze(load_spec(text=text)).totals == analyze(spec).totals

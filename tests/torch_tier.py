@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 #: Modules that import torch as they load: the torch-free tier (-m "not torch") does not even collect them.
-TORCH_MODULES = {"test_torch_backend.py", "test_torchvision.py", "test_receptive_field.py", "torch_backend.py"}
+TORCH_MODULES = {
+    "test_torch_backend.py",
+    "test_torchvision.py",
+    "test_receptive_field.py",
+    "test_import.py",
+    "torch_backend.py",
+}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

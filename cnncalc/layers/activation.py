@@ -12,7 +12,23 @@ from pydantic import Field, StrictBool
 
 from ..fields import Layer
 from ..report import Row, Shape
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, L, Out, PeerTerms, SizeStep, in_numel, out_numel, terms
+from .base import (
+    NO_TERMS,
+    Ctx,
+    Device,
+    Keep,
+    Keeps,
+    Kind,
+    L,
+    Out,
+    PeerTerms,
+    SizeStep,
+    entry,
+    exactly,
+    in_numel,
+    out_numel,
+    terms,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -180,6 +196,14 @@ class _Elementwise(Kind[L]):
         arguments = layer.model_dump(exclude=set(Layer.model_fields) | {"kind"})
         return getattr(nn, self.torch_name)(**arguments)  # type: ignore[no-any-return]
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, getattr(nn, self.torch_name)):
+            return None
+        own = [f for f in self.model.model_fields if f not in Layer.model_fields and f != "kind"]
+        return entry(self.name, **{f: getattr(module, f) for f in own})
+
     def out(self, ctx: Ctx, detail: str, *, inplace: bool) -> Out:
         return Out(shape=ctx.shape, detail=detail, activations=0 if inplace else prod(ctx.shape))
 
@@ -284,6 +308,11 @@ class SoftmaxKind(_KeepsResult[Softmax]):
         from torch import nn
 
         return nn.Softmax(dim=1)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name) if exactly(module, nn.Softmax) and module.dim == 1 else None
 
     def peer_terms(self, layer: Softmax, row: Row, batch: int) -> PeerTerms:
         return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": _thop_softmax(row, batch)})
@@ -402,6 +431,14 @@ class PReLUKind(_Elementwise[PReLU]):
         from torch import nn
 
         return nn.PReLU(shape[0] if layer.per_channel else 1, layer.init)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.PReLU):
+            return None
+        slopes: Any = module.num_parameters
+        return entry(self.name, per_channel=slopes > 1, init=module.init)
 
     def peer_terms(self, layer: PReLU, row: Row, batch: int) -> PeerTerms:
         # ptflops: nn.PReLU's hook and the patched F.prelu; thop: 1 per value (in eval); torchinfo: its weight

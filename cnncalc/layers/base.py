@@ -464,6 +464,12 @@ class Kind(RowKind[L]):
     def size_step(self, layer: L, axis: int) -> SizeStep:
         """How the layer maps an input size along ``axis`` (0: height, 1: width) (cnncalc.sizes)."""
 
+    @abstractmethod
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        """The inverse of :meth:`torch_module` (cnncalc.importer): the entry's fields, ``kind`` first, that build a
+        module computing exactly what ``module`` does, or None when this kind does not describe it (another class,
+        a subclass that may compute otherwise, a setting the kind has no field for). Imports torch itself."""
+
 
 def fused_values(numel: int, activation: str | None) -> int:
     """Values a conv, linear or add row allocates: its output, plus a fused activation's if not in place."""
@@ -495,3 +501,13 @@ def merge(*parts: PeerTerms) -> PeerTerms:
 
 
 NO_TERMS: PeerTerms = {}
+
+
+def exactly(module: nn.Module, cls: type) -> bool:
+    """Whether ``module`` is an instance of ``cls`` itself: a subclass may override ``forward``."""
+    return type(module) is cls
+
+
+def entry(kind: str, **fields: Any) -> dict[str, Any]:
+    """An entry's fields, ``kind`` first; PyTorch's tuples as lists, as YAML writes them."""
+    return {"kind": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictInt
 
 from ..fields import Layer, Pos
 from ..report import Row, Shape
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep
+from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, entry, exactly
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,6 +53,11 @@ class ChannelShuffleKind(Kind[ChannelShuffle]):
 
         return nn.ChannelShuffle(layer.groups)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, groups=module.groups) if exactly(module, nn.ChannelShuffle) else None
+
     def peer_terms(self, layer: ChannelShuffle, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS
 
@@ -86,6 +91,11 @@ class SliceKind(Kind[Slice]):
         from ..torch_backend import ChannelSlice
 
         return ChannelSlice(layer.start, layer.stop)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import ChannelSlice
+
+        return entry(self.name, start=module.start, stop=module.stop) if exactly(module, ChannelSlice) else None
 
     def peer_terms(self, layer: Slice, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
@@ -20,6 +20,8 @@ from .base import (
     PeerTerms,
     SizeStep,
     Slide,
+    entry,
+    exactly,
     fmt,
     fused_values,
     hw,
@@ -136,6 +138,22 @@ class Conv2dKind(Kind[Conv2d]):
             bias=layer.bias,
         )
         return fused_module(conv, layer.activation, "conv")
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.Conv2d) or module.padding_mode != "zeros":
+            return None
+        return entry(
+            "conv2d",
+            out=module.out_channels,
+            kernel=module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+        )
 
     def peer_terms(self, layer: Conv2d, row: Row, batch: int) -> PeerTerms:
         return merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))

@@ -4,7 +4,7 @@ each position of a plane (ConvNeXt's pointwise layers)."""
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
@@ -21,6 +21,8 @@ from .base import (
     Out,
     PeerTerms,
     SizeStep,
+    entry,
+    exactly,
     fmt,
     fused_values,
     layouts_differ,
@@ -102,6 +104,13 @@ class LinearKind(Kind[Linear]):
         linear = nn.Linear(layer.in_ or shape[-1], layer.out, bias=layer.bias)
         return fused_module(linear, layer.activation, "linear")
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.Linear):
+            return None
+        return entry(self.name, out=module.out_features, bias=module.bias is not None)
+
     def peer_terms(self, layer: Linear, row: Row, batch: int) -> PeerTerms:
         return merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
 
@@ -151,6 +160,24 @@ class ChannelLinearKind(Kind[ChannelLinear]):
         after = nn.GELU() if layer.activation else None
         return ChannelsLast(nn.Linear(shape[0], layer.out, bias=layer.bias), after)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        if not exactly(module, ChannelsLast):
+            return None
+        inner: Any = module.inner
+        after: Any = module.after
+        if not exactly(inner, nn.Linear):
+            return None
+        if after is not None and not (exactly(after, nn.GELU) and after.approximate == "none"):
+            return None
+        fields: dict[str, Any] = {"out": inner.out_features, "bias": inner.bias is not None}
+        if after is not None:
+            fields["activation"] = "gelu"
+        return entry(self.name, **fields)
+
     def peer_terms(self, layer: ChannelLinear, row: Row, batch: int) -> PeerTerms:
         # torchinfo counts an nn.Linear's weights and biases once per image, not at each position
         _, h, w = row.input_shape or (0, 0, 0)
@@ -189,6 +216,13 @@ class FlattenKind(Kind[Flatten]):
         from torch import nn
 
         return nn.Flatten()
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        # on a batch of C x H x W, the only flatten the kind makes: dims 1 to the last
+        whole = exactly(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
+        return entry(self.name) if whole else None
 
     def peer_terms(self, layer: Flatten, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

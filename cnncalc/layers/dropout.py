@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
 from ..fields import Fraction, Layer
 from ..report import Row, Shape
-from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, out_numel
+from .base import NO_TERMS, Ctx, Device, Keep, Keeps, Kind, Out, PeerTerms, SizeStep, entry, exactly, out_numel
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,6 +60,11 @@ class DropoutKind(Kind[Dropout]):
 
         return nn.Dropout(layer.p, layer.inplace)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, p=module.p, inplace=module.inplace) if exactly(module, nn.Dropout) else None
+
     def peer_terms(self, layer: Dropout, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS
 
@@ -92,6 +97,20 @@ class StochasticDepthKind(Kind[StochasticDepth]):
         from ..torch_backend import StochasticDepth as Module
 
         return Module(layer.p, layer.mode)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import StochasticDepth as Module
+
+        classes: list[type] = [Module]
+        try:
+            from torchvision.ops import StochasticDepth as Theirs  # type: ignore[import-untyped]
+
+            classes.append(Theirs)  # EfficientNet's and ConvNeXt's
+        except ImportError:
+            pass
+        if not any(exactly(module, c) for c in classes):
+            return None
+        return entry(self.name, p=module.p, mode=module.mode)
 
     def peer_terms(self, layer: StochasticDepth, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS  # the tools run at inference, where it is its input

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from math import prod
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StrictBool
 
@@ -22,6 +22,8 @@ from .base import (
     Out,
     PeerTerms,
     SizeStep,
+    entry,
+    exactly,
     fmt,
     in_numel,
     out_numel,
@@ -144,6 +146,19 @@ class _BatchNormKind(Kind[L]):
         return Keep()
 
 
+def _batchnorm_entry(kind: str, module: nn.Module, cls: type) -> dict[str, Any] | None:
+    # momentum None (a cumulative average) has no field: only training differs, but it is not the same module
+    if not exactly(module, cls) or module.momentum is None:
+        return None
+    return entry(
+        kind,
+        eps=module.eps,
+        momentum=module.momentum,
+        affine=module.affine,
+        track_running_stats=module.track_running_stats,
+    )
+
+
 class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
     model = BatchNorm2d
     input = "planar"
@@ -157,6 +172,11 @@ class BatchNorm2dKind(_BatchNormKind[BatchNorm2d]):
         from torch import nn
 
         return nn.BatchNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return _batchnorm_entry(self.name, module, nn.BatchNorm2d)
 
 
 class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
@@ -174,6 +194,11 @@ class BatchNorm1dKind(_BatchNormKind[BatchNorm1d]):
         from torch import nn
 
         return nn.BatchNorm1d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return _batchnorm_entry(self.name, module, nn.BatchNorm1d)
 
 
 def _norm_terms(row: Row, batch: int, *, thop: int, ptflops: int) -> PeerTerms:
@@ -229,6 +254,17 @@ class LayerNormKind(Kind[LayerNorm]):
         norm = nn.LayerNorm(shape[0], layer.eps, layer.elementwise_affine, layer.bias)
         return ChannelsLast(norm) if len(shape) == 3 else norm
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        from ..torch_backend import ChannelsLast
+
+        inner: Any = module.inner if exactly(module, ChannelsLast) and module.after is None else module
+        if not exactly(inner, nn.LayerNorm) or len(inner.normalized_shape) != 1:
+            return None
+        affine = inner.elementwise_affine
+        return entry(self.name, eps=inner.eps, elementwise_affine=affine, bias=inner.bias is not None or not affine)
+
     def peer_terms(self, layer: LayerNorm, row: Row, batch: int) -> PeerTerms:
         # thop reads elementwise_affine; ptflops reads `affine`, which nn.LayerNorm has not
         return _norm_terms(row, batch, thop=4 if layer.elementwise_affine else 2, ptflops=1)
@@ -274,6 +310,13 @@ class GroupNormKind(Kind[GroupNorm]):
         from torch import nn
 
         return nn.GroupNorm(layer.groups, shape[0], layer.eps, layer.affine)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.GroupNorm):
+            return None
+        return entry(self.name, groups=module.num_groups, eps=module.eps, affine=module.affine)
 
     def peer_terms(self, layer: GroupNorm, row: Row, batch: int) -> PeerTerms:
         return _norm_terms(row, batch, thop=0, ptflops=2 if layer.affine else 1)  # thop has no rule for it
@@ -332,6 +375,19 @@ class InstanceNorm2dKind(Kind[InstanceNorm2d]):
 
         return nn.InstanceNorm2d(shape[0], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.InstanceNorm2d) or module.momentum is None:
+            return None
+        return entry(
+            self.name,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+        )
+
     def peer_terms(self, layer: InstanceNorm2d, row: Row, batch: int) -> PeerTerms:
         two = 2 if layer.affine else 1
         return _norm_terms(row, batch, thop=2 * two, ptflops=two)
@@ -358,6 +414,16 @@ class LayerScaleKind(Kind[LayerScale]):
         from ..torch_backend import LayerScaleModule
 
         return LayerScaleModule((shape[0], *(1 for _ in shape[1:])), layer.init)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import LayerScaleModule
+
+        if not exactly(module, LayerScaleModule):
+            return None
+        factors: Any = module.parameter
+        values = factors.detach().flatten().unique()
+        # the factors' initial value where they still hold one; trained factors come with the state_dict
+        return entry(self.name, init=float(values[0])) if values.numel() == 1 else entry(self.name)
 
     def peer_terms(self, layer: LayerScale, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS  # a product no tool hooks (torch's `*`), of a parameter outside the module tree
@@ -388,6 +454,13 @@ class LRNKind(Kind[LRN]):
         from torch import nn
 
         return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.LocalResponseNorm):
+            return None
+        return entry(self.name, size=module.size, alpha=module.alpha, beta=module.beta, k=module.k)
 
     def peer_terms(self, layer: LRN, row: Row, batch: int) -> PeerTerms:
         # ptflops: F.local_response_norm's x * x, avg_pool3d over the padded squares, * alpha and + k

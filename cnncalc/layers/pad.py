@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..fields import Layer, Pad4
 from ..report import Row, Shape
-from .base import NO_TERMS, Ctx, Device, Grow, Keeps, Kind, Out, PeerTerms, SizeStep
+from .base import NO_TERMS, Ctx, Device, Grow, Keeps, Kind, Out, PeerTerms, SizeStep, entry, exactly
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,6 +40,11 @@ class ZeroPad2dKind(Kind[ZeroPad2d]):
         from torch import nn
 
         return nn.ZeroPad2d(layer.padding)  # (left, right, top, bottom), PyTorch's order
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, padding=module.padding) if exactly(module, nn.ZeroPad2d) else None
 
     def peer_terms(self, layer: ZeroPad2d, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

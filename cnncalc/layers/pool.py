@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
@@ -21,6 +21,8 @@ from .base import (
     PeerTerms,
     SizeStep,
     Slide,
+    entry,
+    exactly,
     hw,
     in_numel,
     merge,
@@ -114,6 +116,24 @@ class _Pool(Kind[L]):
         )
         return Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if exactly(module, nn.MaxPool2d) and self.name == "maxpool2d" and not module.return_indices:
+            fields = {"dilation": module.dilation}
+        elif exactly(module, nn.AvgPool2d) and self.name == "avgpool2d" and module.divisor_override is None:
+            fields = {"count_include_pad": module.count_include_pad}
+        else:
+            return None
+        return entry(
+            self.name,
+            kernel=module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            ceil_mode=module.ceil_mode,
+            **fields,
+        )
+
     def size_step(self, layer: MaxPool2d | AvgPool2d, axis: int) -> SizeStep:
         stride = layer.stride or layer.kernel
         dilation = layer.dilation[axis] if isinstance(layer, MaxPool2d) else 1
@@ -201,6 +221,16 @@ def _adaptive_thop(row: Row, batch: int) -> PeerTerms:
     return terms(thop={"pool": int((kernel + 1) * out_numel(row, batch))})
 
 
+def _adaptive_entry(kind: str, module: nn.Module, cls: type) -> dict[str, Any] | None:
+    """An adaptive pooling's entry; None for another class or a size kept as the input's (``None``)."""
+    if not exactly(module, cls):
+        return None
+    output = module.output_size
+    if output is None or (isinstance(output, tuple) and None in output):
+        return None
+    return entry(kind, output=output)
+
+
 class AdaptiveAvgPool2dKind(Kind[AdaptiveAvgPool2d]):
     model = AdaptiveAvgPool2d
     prefix = "pool"
@@ -222,6 +252,11 @@ class AdaptiveAvgPool2dKind(Kind[AdaptiveAvgPool2d]):
         from torch import nn
 
         return nn.AdaptiveAvgPool2d(layer.output)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return _adaptive_entry(self.name, module, nn.AdaptiveAvgPool2d)
 
     def peer_terms(self, layer: AdaptiveAvgPool2d, row: Row, batch: int) -> PeerTerms:
         return merge(_ptflops(row, batch), _adaptive_thop(row, batch))
@@ -251,6 +286,13 @@ class AdaptiveMaxPool2dKind(Kind[AdaptiveMaxPool2d]):
 
         return nn.AdaptiveMaxPool2d(layer.output)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if exactly(module, nn.AdaptiveMaxPool2d) and module.return_indices:
+            return None
+        return _adaptive_entry(self.name, module, nn.AdaptiveMaxPool2d)
+
     def peer_terms(self, layer: AdaptiveMaxPool2d, row: Row, batch: int) -> PeerTerms:
         return _ptflops(row, batch)
 
@@ -278,6 +320,12 @@ class GlobalAvgPool2dKind(Kind[GlobalAvgPool2d]):
         from torch import nn
 
         return nn.AdaptiveAvgPool2d(1)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        whole = exactly(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1))
+        return entry(self.name) if whole else None
 
     def peer_terms(self, layer: GlobalAvgPool2d, row: Row, batch: int) -> PeerTerms:
         return merge(_ptflops(row, batch), _adaptive_thop(row, batch))

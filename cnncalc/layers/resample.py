@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt
 
@@ -25,6 +25,8 @@ from .base import (
     Scale,
     SizeStep,
     Transposed,
+    entry,
+    exactly,
     fmt,
     fused_values,
     hw,
@@ -104,6 +106,24 @@ class UpsampleKind(Kind[Upsample]):
 
         scale = None if layer.scale is None else (float(layer.scale[0]), float(layer.scale[1]))
         return nn.Upsample(size=layer.size, scale_factor=scale, mode=layer.mode, align_corners=layer.align_corners)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.Upsample) or module.mode not in ("nearest", "bilinear"):
+            return None
+        if module.recompute_scale_factor is not None:
+            return None
+        fields: dict[str, Any] = {"mode": module.mode, "align_corners": module.align_corners}
+        if module.size is not None:
+            fields["size"] = module.size
+        else:
+            scale = module.scale_factor
+            scales = scale if isinstance(scale, tuple) else (scale, scale)
+            if not all(float(s).is_integer() for s in scales):
+                return None  # the kind takes whole factors only
+            fields["scale"] = [int(s) for s in scales]
+        return entry(self.name, **fields)
 
     def peer_terms(self, layer: Upsample, row: Row, batch: int) -> PeerTerms:
         # ptflops: its Upsample hook and its F.interpolate hook, an output value each; thop: 1 (nearest) or
@@ -221,6 +241,23 @@ class ConvTranspose2dKind(Kind[ConvTranspose2d]):
         )
         return fused_module(conv, layer.activation, "conv")
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        if not exactly(module, nn.ConvTranspose2d) or module.padding_mode != "zeros":
+            return None
+        return entry(
+            self.name,
+            out=module.out_channels,
+            kernel=module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            output_padding=module.output_padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+        )
+
     def peer_terms(self, layer: ConvTranspose2d, row: Row, batch: int) -> PeerTerms:
         # torchinfo (each weight times the output positions) and thop (each output value times its group's
         # inputs and the kernel) count by output positions, cnncalc (as ptflops) by input ones
@@ -285,6 +322,11 @@ class PixelShuffleKind(Kind[PixelShuffle]):
 
         return nn.PixelShuffle(layer.factor)
 
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, factor=module.upscale_factor) if exactly(module, nn.PixelShuffle) else None
+
     def peer_terms(self, layer: PixelShuffle, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS
 
@@ -325,6 +367,11 @@ class PixelUnshuffleKind(Kind[PixelUnshuffle]):
         from torch import nn
 
         return nn.PixelUnshuffle(layer.factor)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        return entry(self.name, factor=module.downscale_factor) if exactly(module, nn.PixelUnshuffle) else None
 
     def peer_terms(self, layer: PixelUnshuffle, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS
@@ -391,6 +438,14 @@ class CropKind(Kind[Crop]):
         if (layer.size is None) == (layer.margin is None):
             raise ValueError("a crop takes exactly one of size and margin")
         return CropModule(*crop_box(layer, shape[1], shape[2]))
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import Crop as CropModule
+
+        # cnncalc's own module (a slice in a model is a function, not a module): its box, as a centred size
+        if not exactly(module, CropModule):
+            return None
+        return entry(self.name, size=[module.height, module.width])
 
     def peer_terms(self, layer: Crop, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS

@@ -1,0 +1,122 @@
+"""``cnncalc import``: a PyTorch model (torchvision's, a package's or a file's) written as a spec."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Problem, SpecError
+from . import common
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: Said when import runs where torch is not installed.
+NO_TORCH = "import needs PyTorch, which is not installed: python3 -m pip install 'cnncalc[torch]'"
+
+
+def parse_args(pairs: list[str]) -> dict[str, Any]:
+    """``--arg key=value``: the value as Python writes a number, a boolean, None or a string (quotes optional)."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            common.fail([Problem(f"--arg {pair}: expected key=value, e.g. --arg num_classes=10")])
+        try:
+            out[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = text
+    return out
+
+
+def model_of(target: str, args: dict[str, Any]) -> nn.Module:
+    """The model TARGET names, built with ``args``: ``torchvision:NAME`` (no weights), ``package.module:callable``
+    or ``path/to/file.py:Callable`` (a class or a factory)."""
+    source, sep, attr = target.rpartition(":")
+    if not sep or not source or not attr:
+        raise SpecError(f"{target}: expected torchvision:NAME, package.module:callable or path/to/file.py:Callable")
+    if source == "torchvision":
+        try:
+            import torchvision.models as models  # type: ignore[import-untyped]
+        except ImportError:
+            raise SpecError(f"{target}: torchvision is not installed (python3 -m pip install torchvision)") from None
+        try:
+            factory = models.get_model_builder(attr)
+        except ValueError:
+            raise SpecError(f"{target}: torchvision has no model '{attr}' (torchvision.models.list_models())") from None
+        # never a download: no weights, and no pretrained backbone where the model takes one (segmentation)
+        import inspect
+
+        takes = inspect.signature(factory).parameters
+        no_weights = {k: None for k in ("weights", "weights_backbone") if k in takes}
+        return _call(target, factory, {**no_weights, **args})
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.is_file():
+            raise SpecError(f"{target}: no file {source}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        holder = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(path.stem, holder)
+        try:
+            spec.loader.exec_module(holder)
+        except Exception as exc:
+            raise SpecError(f"{target}: running {source} failed: {type(exc).__name__}: {exc}") from None
+    else:
+        try:
+            holder = importlib.import_module(source)
+        except Exception as exc:
+            raise SpecError(f"{target}: cannot import {source}: {type(exc).__name__}: {exc}") from None
+    factory = getattr(holder, attr, None)
+    if not callable(factory):
+        raise SpecError(f"{target}: {source} has no class or function '{attr}'")
+    return _call(target, factory, args)
+
+
+def _call(target: str, factory: Any, args: dict[str, Any]) -> nn.Module:
+    from torch import nn
+
+    try:
+        model = factory(**args)
+    except Exception as exc:
+        raise SpecError(f"{target}: building it failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"{target}: gives {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def run(target: str, input: str, output: str | None, args: list[str], name: str | None) -> None:
+    """Build the model, import it, and write its spec (stdout, or ``output``; nothing on a problem)."""
+    shape = common.parse_input(input)
+    assert shape is not None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        common.refuse(NO_TORCH)
+    from ..importer import from_torch
+
+    err = common.console(stderr=True)
+
+    def progress(what: str, done: int, total: int) -> None:
+        if err.is_terminal:
+            err.print(f"[{done + 1}/{total}] {what} ...", end="\r")
+
+    try:
+        model = model_of(target, parse_args(args))
+        spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
+    except SpecError as exc:
+        common.fail(exc.problems)
+    text = spec.to_yaml()
+    if output is None:
+        common.out(text.rstrip("\n"))
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        common.fail([Problem(f"{output}: cannot write it: {exc.strerror}")])
+    common.wrote(output)

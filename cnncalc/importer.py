@@ -1,0 +1,1089 @@
+"""From a PyTorch module to a spec: ``cnncalc.from_torch(module, input_shape)`` (``cnncalc import``).
+
+The module is traced with ``torch.fx`` (every module a layer kind describes is a leaf; containers such as
+torchvision's ``Conv2dNormActivation`` are traced through), run once on zeros to learn every tensor's shape,
+and its graph is read back as entries:
+
+* a module becomes the entry its kind's :meth:`~cnncalc.layers.base.Kind.from_torch` gives; the functions
+  torchvision's CNNs call (``F.relu``, ``F.max_pool2d``, ``F.dropout`` ...) become the module they stand for
+  first, so that the kinds alone decide what is expressible;
+* where the graph forks and joins again, the join says the structure: an add is a ``residual``, a
+  ``torch.cat`` a ``concat`` (a ``split`` after ``chunk``), a product with the fork's own tensor a ``multiply``;
+* rows are named after the module tree, through nested ``sequential`` entries, so that the model's
+  ``state_dict`` loads into ``build(spec)`` by name.
+
+Anything else is a problem, one line each, located at its module and source line: nothing is dropped or
+counted as 0 in silence. Torch is imported here only inside the functions.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import Problem, SpecError
+from .fields import INPLACE_ACTIVATIONS
+from .layers import KINDS
+from .spec import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from torch import fx, nn
+
+#: Progress callback: (what is being done, done so far, out of).
+Progress = Callable[[str, int, int], None]
+
+
+def entry_for(module: nn.Module) -> dict[str, Any] | None:
+    """The entry of the kind that describes ``module``: where several do, the shortest (``global_avgpool2d`` over
+    ``adaptive_avgpool2d`` with output 1)."""
+    found = [e for kind in KINDS.values() if (e := kind.from_torch(module)) is not None]
+    return min(found, key=len) if found else None
+
+
+# --- the graph, as cnncalc reads it ---------------------------------------------------------------
+
+
+@dataclass
+class _Op:
+    """One tensor of the traced graph and how it is made."""
+
+    what: str  # entry, add, cat, mul, chunk, part, input
+    inputs: list[Any]  # fx nodes
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    scope: tuple[str, ...] = ()  # the module path the op runs in
+    module: str | None = None  # a leaf module's qualified name
+    inplace: bool = False
+    index: int = 0  # a part's index
+
+
+@dataclass
+class _Leaf:
+    op: _Op
+
+
+@dataclass
+class _Part:
+    index: int
+
+
+@dataclass
+class _Struct:
+    what: str  # residual, concat, split, multiply
+    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body]
+    scope: tuple[str, ...]
+    inplace: bool = False
+    reshapes: bool = False  # its output's shape is not its input's
+
+
+class _Refused(Exception):
+    pass
+
+
+def _source_line(node: Any) -> str:
+    """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
+    found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
+    return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
+
+
+def _in_torch(filename: str) -> bool:
+    import torch
+
+    return filename.startswith(str(Path(torch.__file__).parent))
+
+
+def _scope_of(node: Any) -> tuple[str, ...]:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ()
+    path = list(stack.values())[-1][0]
+    return tuple(path.split(".")) if path else ()
+
+
+_POOLS: dict[str, list[str]] = {
+    "max_pool2d": ["kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+    "avg_pool2d": ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
+    "adaptive_avg_pool2d": ["output_size"],
+    "adaptive_max_pool2d": ["output_size", "return_indices"],
+    "dropout": ["p", "training", "inplace"],
+}
+
+
+def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]]]:
+    """The functions (and methods, by name) torchvision's CNNs call, as the module each stands for and the names
+    of its arguments after the input."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    table: dict[Any, tuple[Callable[..., nn.Module], list[str]]] = {}
+    cls: type[nn.Module]
+    for fn, cls in (
+        (F.relu, nn.ReLU),
+        (torch.relu, nn.ReLU),
+        ("relu", nn.ReLU),
+        (F.relu6, nn.ReLU6),
+        (F.hardswish, nn.Hardswish),
+        (F.hardsigmoid, nn.Hardsigmoid),
+        (F.silu, nn.SiLU),
+    ):
+        table[fn] = (cls, ["inplace"])
+    table[torch.relu_] = table["relu_"] = (lambda: nn.ReLU(inplace=True), [])
+    for fn, cls in (
+        (torch.sigmoid, nn.Sigmoid),
+        ("sigmoid", nn.Sigmoid),
+        (F.sigmoid, nn.Sigmoid),
+        (torch.tanh, nn.Tanh),
+        ("tanh", nn.Tanh),
+    ):
+        table[fn] = (cls, [])
+    table[F.gelu] = (nn.GELU, ["approximate"])
+    table[F.max_pool2d] = (nn.MaxPool2d, _POOLS["max_pool2d"])
+    table[F.avg_pool2d] = (nn.AvgPool2d, _POOLS["avg_pool2d"])
+    table[F.adaptive_avg_pool2d] = (nn.AdaptiveAvgPool2d, _POOLS["adaptive_avg_pool2d"])
+    table[F.adaptive_max_pool2d] = (nn.AdaptiveMaxPool2d, _POOLS["adaptive_max_pool2d"])
+    table[F.dropout] = (lambda p=0.5, training=True, inplace=False: nn.Dropout(p, inplace), _POOLS["dropout"])
+    return table
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    meta = getattr(node, "meta", {}).get("tensor_meta")
+    shape = getattr(meta, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+class _Reader:
+    """Reads the traced, shape-propagated graph into ops, and the ops into nested items."""
+
+    def __init__(self, gm: fx.GraphModule, root: nn.Module) -> None:
+        self.gm = gm
+        self.root = root
+        self.ops: dict[Any, _Op] = {}
+        self.refused: dict[Any, str] = {}
+        self.problems: list[Problem] = []
+        self.calls: dict[str, int] = {}
+        self.table = _functional_modules()
+        self.empty_names: dict[tuple[str, ...], set[str]] = {}
+        self.last_ref: str | None = "input"  # the name a later entry reads the last one's output by
+        self.same: dict[Any, Any] = {}  # a node that is another's tensor (x.contiguous(), torch.cat([x]))
+        self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
+        self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
+        self.where: list[int] = []  # each problem's node, by its place in the graph
+
+    def sorted_problems(self) -> list[Problem]:
+        """The problems in the model's order, each once."""
+        ordered = sorted(zip(self.where, self.problems, strict=True), key=lambda p: p[0])
+        return list(dict.fromkeys(p for _, p in ordered))
+
+    # -- ops
+
+    def problem(self, node: Any, what: str) -> None:
+        where = ".".join(_scope_of(node)) or "(the model)"
+        self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
+        self.where.append(self.order.get(node, -1))
+
+    def read(self) -> Any:
+        output = None
+        for node in self.gm.graph.nodes:
+            if node.op == "output":
+                output = node
+                continue
+            try:
+                op = self.op(node)
+            except _Refused as exc:
+                self.refused[node] = str(exc)
+                continue
+            if op is not None:
+                if op.module is None:
+                    op.scope = _scope_of(node)
+                self.ops[node] = op
+        assert output is not None
+        result = output.args[0]
+        if isinstance(result, dict | tuple | list):
+            # torchvision's segmentation models return {"out": ...}: one tensor in a container is that tensor
+            values = list(result.values()) if isinstance(result, dict) else list(result)
+            result = values[0] if len(values) == 1 else result
+        if not hasattr(result, "op"):
+            self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
+            raise _Refused
+        result = self.same.get(result, result)
+        self.check_reached(result)
+        return result
+
+    def check_reached(self, result: Any) -> None:
+        seen: set[Any] = set()
+        todo = [result]
+        while todo:
+            node = todo.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in self.refused:
+                self.problem(node, self.refused[node])
+                todo.extend(n for n in node.all_input_nodes if n in self.ops or n in self.refused)
+            elif node in self.ops:
+                todo.extend(self.ops[node].inputs)
+            else:
+                self.problem(node, f"'{node.format_node()}' is not a tensor cnncalc can follow")
+        if self.problems:
+            raise _Refused
+
+    def tensor(self, arg: Any, node: Any) -> Any:
+        arg = self.same.get(arg, arg)
+        if not hasattr(arg, "op") or (arg not in self.ops and arg not in self.refused):
+            raise _Refused(f"{_describe(node)} takes {arg!r} where cnncalc expects a tensor of the graph")
+        return arg
+
+    def op(self, node: Any) -> _Op | None:
+        import torch
+
+        if node.op == "placeholder":
+            return _Op("input", [])
+        if node.op == "get_attr":
+            raise _Refused(f"the code reads the tensor '{node.target}' directly, not through a module")
+        if node.op == "call_module":
+            module = self.gm.get_submodule(str(node.target))
+            found = entry_for(module)
+            if found is None:
+                raise _Refused(f"module '{node.target}' ({type(module).__name__}) is no layer kind of cnncalc")
+            _same_computation(module, found, _shape(node.args[0]), str(node.target))
+            name = str(node.target)
+            self.calls[name] = self.calls.get(name, 0) + 1
+            path = tuple(name.split("."))
+            return _Op("entry", [self.tensor(node.args[0], node)], [found], path[:-1], name)
+        shape = _shape(node)
+        target = node.target
+        key: Any = target if node.op == "call_function" else str(target)
+        if key in self.table and node.kwargs.get("dim") is None:
+            make, names = self.table[key]
+            kwargs = dict(zip(names, node.args[1:], strict=False))
+            kwargs.update(node.kwargs)
+            if any(hasattr(v, "op") for v in kwargs.values()):
+                raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            found = entry_for(make(**kwargs))
+            if found is None:
+                raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
+            return _Op("entry", [self.tensor(node.args[0], node)], [found])
+        if key is torch.nn.functional.interpolate:
+            return self.interpolate(node, shape)
+        if key in (operator.add, torch.add, "add", operator.iadd, "add_"):
+            inputs = [self.tensor(a, node) for a in node.args[:2]]
+            if node.kwargs or len(node.args) != 2:
+                raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
+            return _Op("add", inputs, inplace=key in (operator.iadd, "add_"))
+        if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
+            return _Op("mul", [self.tensor(a, node) for a in node.args[:2]])
+        if key in (torch.cat, torch.concat):
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+            if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
+                raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc concatenates channels of C x H x W")
+            return self.cat(node)
+        if key in (torch.chunk, "chunk"):
+            dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
+            if dim != 1:
+                raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc splits the channels")
+            return _Op("chunk", [self.tensor(node.args[0], node)])
+        if key is operator.getitem and node.args[0] in self.ops and self.ops[node.args[0]].what == "chunk":
+            return _Op("part", [node.args[0]], index=int(node.args[1]))
+        if key == "contiguous":
+            self.alias(node)
+            return None
+        if key in (torch.flatten, "flatten", "view", "reshape", torch.reshape):
+            return self.reshape(node, shape)
+        if key == "mean":
+            return self.mean(node, shape)
+        if node.op in ("call_function", "call_method") and shape is None:
+            return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
+        raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
+
+    def interpolate(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
+        """F.interpolate as nn.Upsample; a size computed from a tensor's shape (``x.shape[-2:]``) is the size it
+        has for this input, as the spec's input is fixed."""
+        from torch import nn
+
+        names = ["size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias"]
+        kwargs = dict(zip(names, node.args[1:], strict=False))
+        kwargs.update(node.kwargs)
+        if kwargs.pop("antialias", False):
+            raise _Refused(f"{_describe(node)} with antialias")
+        if hasattr(kwargs.get("size"), "op") or (
+            isinstance(kwargs.get("size"), list | tuple) and any(hasattr(v, "op") for v in kwargs["size"])
+        ):
+            if shape is None or len(shape) != 4:
+                raise _Refused(f"{_describe(node)} to a size cnncalc cannot know")
+            kwargs["size"] = tuple(shape[2:])
+        if any(hasattr(v, "op") for v in kwargs.values()):
+            raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+        found = entry_for(nn.Upsample(**kwargs))
+        if found is None:
+            raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
+        return _Op("entry", [self.tensor(node.args[0], node)], [found])
+
+    def alias(self, node: Any, x: Any = None) -> None:
+        """``node`` is the tensor ``x`` (by default its first argument) itself: readers of it read that."""
+        self.same[node] = self.tensor(node.args[0] if x is None else x, node)
+
+    def cat(self, node: Any) -> _Op | None:
+        """torch.cat along the channels. DenseNet's layers each concatenate every earlier output again: a
+        concatenation of what an earlier one holds, and one more, is that one and the new tensor (the same values),
+        which nests as a concat with an identity branch."""
+        inputs = [self.tensor(a, node) for a in node.args[0]]
+        if len(inputs) == 1:
+            self.alias(node, inputs[0])
+            return None
+        if tuple(inputs) in self.cats:
+            self.alias(node, self.cats[tuple(inputs)])
+            return None
+        self.cats[tuple(inputs)] = node
+        earlier = self.cats.get(tuple(inputs[:-1]))
+        return _Op("cat", [earlier, inputs[-1]] if earlier is not None else inputs)
+
+    def reshape(self, node: Any, shape: tuple[int, ...] | None) -> _Op | None:
+        x = node.args[0]
+        before = _shape(x)
+        if shape is not None and before is not None and len(before) == 4:
+            if shape == (before[0], before[1] * before[2] * before[3]):
+                return _Op("entry", [self.tensor(x, node)], [{"kind": "flatten"}])
+            if shape == before:
+                self.alias(node)
+                return None
+        shuffle = self.shuffle(node, shape)
+        if shuffle is not None:
+            return shuffle
+        raise _Refused(f"{_describe(node)} to {list(shape or ())} from {list(before or ())}")
+
+    def shuffle(self, node: Any, shape: tuple[int, ...] | None) -> _Op | None:
+        """torchvision's channel_shuffle: view as N x g x C/g x H x W, transpose(1, 2), contiguous, view back."""
+        import torch
+
+        x = node.args[0]
+        if getattr(x, "target", None) == "contiguous":
+            x = x.args[0]
+        if getattr(x, "target", None) not in ("transpose", torch.transpose) or tuple(x.args[1:3]) not in (
+            (1, 2),
+            (2, 1),
+        ):
+            return None
+        grouped = x.args[0]
+        if getattr(grouped, "target", None) not in ("view", "reshape"):
+            return None
+        source, five = grouped.args[0], _shape(grouped)
+        if five is None or len(five) != 5 or shape is None or _shape(source) != shape:
+            return None
+        return _Op("entry", [self.tensor(source, node)], [{"kind": "channel_shuffle", "groups": five[1]}])
+
+    def mean(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
+        x = node.args[0]
+        before = _shape(x)
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+        if before is None or len(before) != 4 or sorted(d % 4 for d in (dims or ())) != [2, 3]:
+            raise _Refused(f"{_describe(node)} over {dims}; cnncalc imports a mean over H and W")
+        entries: list[dict[str, Any]] = [{"kind": "global_avgpool2d"}]
+        if not keep:
+            entries.append({"kind": "flatten"})
+        return _Op("entry", [self.tensor(x, node)], entries)
+
+    # -- nesting
+
+    def nest(self, result: Any) -> list[Any]:
+        order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
+        self.idom: dict[Any, Any] = {}
+        depth: dict[Any, int] = {}
+        for node in sorted(self.ops, key=order.__getitem__):
+            inputs = self.ops[node].inputs
+            if not inputs:
+                self.idom[node], depth[node] = None, 0
+                continue
+            d = inputs[0]
+            for other in inputs[1:]:
+                a, b = d, other
+                while a is not b:
+                    if depth[a] >= depth[b]:
+                        a = self.idom[a]
+                    else:
+                        b = self.idom[b]
+                d = a
+            self.idom[node], depth[node] = d, depth[d] + 1
+        self.emitted: set[Any] = set()
+        start = next(n for n, op in self.ops.items() if op.what == "input")
+        return self.chain(start, result)
+
+    def emit(self, node: Any) -> None:
+        if node in self.emitted:
+            self.problem(
+                node,
+                f"{_describe(node)}: its result is read across branches, so the graph cannot be nested;"
+                " it needs from: (issue 11 §1)",
+            )
+            raise _Refused
+        self.emitted.add(node)
+
+    def chain(self, src: Any, dst: Any) -> list[Any]:
+        items: list[Any] = []
+        cur = dst
+        while cur is not src:
+            if cur is None:
+                raise _Refused
+            op = self.ops[cur]
+            self.emit(cur)
+            if op.what == "entry":
+                items.append(_Leaf(op))
+                cur = op.inputs[0]
+            elif op.what == "part":
+                items.append(_Part(op.index))
+                cur = op.inputs[0]
+            elif op.what in ("add", "cat", "mul"):
+                fork = self.idom[cur]
+                items.append(self.join(cur, op, fork))
+                cur = self.ops[fork].inputs[0] if self.ops[fork].what == "chunk" else fork
+            else:
+                self.problem(cur, f"{_describe(cur)} cannot be nested here; it needs from: (issue 11 §1)")
+                raise _Refused
+        items.reverse()
+        return items
+
+    def join(self, node: Any, op: _Op, fork: Any) -> _Struct:
+        scope = op.scope
+        if self.ops[fork].what == "chunk":
+            self.emit(fork)
+            branches = [self.chain(fork, i) for i in op.inputs]
+            parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
+            if op.what != "cat" or parts != list(range(len(branches))):
+                self.problem(node, f"{_describe(node)} joins the parts of a chunk out of order or otherwise")
+                raise _Refused
+            return _Struct("split", [b[1:] for b in branches], scope)
+        branches = [self.chain(fork, i) for i in op.inputs]
+        if op.what == "cat":
+            return _Struct("concat", branches, scope)
+        if op.what == "add":
+            if len(branches) != 2:
+                raise _Refused
+            a, b = branches
+            body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
+            reshapes = _shape(node) != _shape(fork)
+            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes)
+        a, b = branches
+        if a and b:
+            self.problem(node, f"{_describe(node)}: a product of two computed tensors is no multiply (x * f(x))")
+            raise _Refused
+        return _Struct("multiply", [a or b], scope)
+
+    # -- entries named after the module tree
+
+    def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        groups: set[str] = set()
+        i = 0
+        while i < len(items):
+            scope = self.scope(items[i])
+            if len(scope) > len(prefix) and scope[: len(prefix)] == prefix:
+                head = scope[len(prefix)]
+                j = i
+                while j < len(items) and self.scope(items[j])[: len(prefix) + 1] == (*prefix, head):
+                    j += 1
+                if head in groups:
+                    raise _Names(
+                        f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
+                    )
+                groups.add(head)
+                cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
+                layers = self.entries(items[i:j], (*prefix, head))
+                out.append({"kind": "sequential", "name": head, "layers": layers, CLASS: cls})
+                self.last_ref = head
+                i = j
+                continue
+            made = self.entry(items[i], prefix)
+            out.extend(made)
+            self.last_ref = made[-1].get("name") if made else self.last_ref
+            i += 1
+        return _fold_activations(out)
+
+    def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        if isinstance(item, _Leaf):
+            op = item.op
+            entries = [dict(e) for e in op.entries]
+            if op.module is not None and self.calls[op.module] == 1:
+                entries[0] = {"kind": entries[0]["kind"], "name": op.module.rsplit(".", 1)[-1], **entries[0]}
+            elif op.module is not None and self.has_params(op.module):
+                raise _Names(
+                    f"{op.module}: the module runs {self.calls[op.module]} times with the same weights;"
+                    " a spec's rows each have their own"
+                )
+            return entries
+        assert isinstance(item, _Struct)
+        if item.what == "multiply":
+            return [{"kind": "multiply", "body": self.entries(item.branches[0], prefix)}]
+        if item.what == "residual":
+            body, shortcut = item.branches
+            entry: dict[str, Any] = {"kind": "residual", "body": self.entries(body, prefix)}
+            if shortcut:
+                entry["shortcut"] = self.named(shortcut, prefix, "shortcut")
+                if item.reshapes and _is_projection(entry["shortcut"]):
+                    entry["shortcut"] = "auto"  # what torchvision's ResNets do: a downsample where the shape changes
+            elif not item.reshapes:
+                entry["shortcut"] = "auto"  # the same: identity where the shape stays
+            if item.inplace:
+                entry["inplace"] = True
+            return [entry]
+        fork = self.last_ref
+        try:
+            return self.branches(item, prefix)
+        except _Names:
+            if item.what != "concat" or fork is None:
+                raise
+            return self.flat_concat(item, prefix, fork)
+
+    def flat_concat(self, item: _Struct, prefix: tuple[str, ...], fork: str) -> list[dict[str, Any]]:
+        """A concat whose branches no module each holds (SqueezeNet's Fire, Inception v3's blocks) written flat in
+        its module, as the model holds it: each branch after the first reads the fork with ``from:``, and a
+        concat of the branches' last rows (``from: [...]``)."""
+        out: list[dict[str, Any]] = []
+        refs: list[str] = []
+        for i, branch in enumerate(item.branches):
+            if not branch:
+                refs.append(fork)
+                continue
+            self.last_ref = fork
+            rows = self.entries(branch, prefix)
+            last = rows[-1]
+            if last.get("kind") == "concat" and "branches" in last and "name" not in last:
+                # a branch that ends in a concat of its own (Inception v3's 3x3 into 1x3 and 3x1): flat too
+                before = rows[-2].get("name") if len(rows) > 1 else fork
+                if before is None:
+                    raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch's concat reads an unnamed row")
+                rows = rows[:-1] + _flat_named(last, before)
+            if out:
+                rows[0] = {**rows[0], "from": fork}
+            last = rows[-1]
+            if "name" not in last:
+                if last.get("kind") not in KINDS and "from" not in last:  # a row, or a join of named rows
+                    raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch ends in an unnamed structure")
+                last["name"] = f"{last['kind']}_branch{i + 1}"  # a row without parameters: any free name
+            refs.append(last["name"])
+            out += rows
+        return [*out, {"kind": "concat", "from": refs}]
+
+    def branches(self, item: _Struct, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        branches: dict[str, Any] = {}
+        for branch in item.branches:
+            if branch:
+                ((head, entries),) = self.named(branch, prefix, "branch").items()
+                if head in branches:
+                    modules = [m for b in item.branches for m in self.modules(b)]
+                    raise _Names(
+                        f"{'.'.join((*prefix, head))}: the branches of a {item.what} run {', '.join(modules)};"
+                        " cnncalc names each branch's rows after one module that holds them, and these have none,"
+                        " so the state_dict would not load"
+                    )
+                branches[head] = entries
+            else:
+                # a name no other branch of this block takes (DenseNet's block has one identity per layer)
+                taken = self.empty_names.setdefault(prefix, set())
+                name = next(n for n in ("identity", *(f"identity_{i}" for i in range(2, 10**6))) if n not in taken)
+                taken.add(name)
+                branches[name] = []
+        return [{"kind": item.what, "branches": branches}]
+
+    def named(self, items: list[Any], prefix: tuple[str, ...], what: str) -> dict[str, Any]:
+        """A branch or shortcut, a block of its own: named after the module that holds all of its rows."""
+        scopes = [self.scope(i) for i in items]
+        heads = {s[len(prefix)] if len(s) > len(prefix) and s[: len(prefix)] == prefix else None for s in scopes}
+        if len(heads) != 1 or None in heads:
+            where = ".".join(prefix) or "(the model)"
+            raise _Names(
+                f"{where}: a {what} runs {', '.join(self.modules(items)) or 'no module'};"
+                f" cnncalc names each {what}'s rows after one module that holds them, and these have none,"
+                " so the state_dict would not load"
+            )
+        (head,) = heads
+        assert head is not None
+        return {head: self.entries(items, (*prefix, head))}
+
+    def scope(self, item: Any) -> tuple[str, ...]:
+        if isinstance(item, _Leaf):
+            return item.op.scope
+        if isinstance(item, _Part):
+            return ()
+        # the modules it runs say where it belongs (the join's own code, an add or a cat, may sit a level above),
+        # a level above a branch's or a shortcut's, which are named after a module of their own
+        if item.what in ("concat", "split"):
+            inner = [_common([self.scope(x) for x in b]) for b in item.branches if b]
+            common = _common(inner) if inner else item.scope
+            heads = [s[len(common)] if len(s) > len(common) else None for s in inner]
+            if None not in heads and len(set(heads)) == len(heads):
+                return common  # each branch in a module of its own, all in this one (DeepLab's ASPP.convs)
+            return _common([*inner, item.scope])  # else where its code runs: its branches flat there, or named
+        scopes: list[tuple[str, ...]] = []
+        for i, branch in enumerate(item.branches):
+            if branch:
+                inner_scope = _common([self.scope(x) for x in branch])
+                scopes.append(inner_scope[:-1] if item.what == "residual" and i == 1 else inner_scope)
+        return _common(scopes or [item.scope])
+
+    def modules(self, items: Sequence[Any]) -> list[str]:
+        """The modules ``items`` run, by qualified name."""
+        found: list[str] = []
+        for item in items:
+            if isinstance(item, _Leaf):
+                found += [f"'{item.op.module}'"] if item.op.module else []
+            elif isinstance(item, _Struct):
+                found += [m for branch in item.branches for m in self.modules(branch)]
+        return found
+
+    def has_params(self, name: str) -> bool:
+        return any(True for _ in self.gm.get_submodule(name).parameters())
+
+
+#: The key that carries a module's class on a ``sequential`` entry until blocks are found (then dropped).
+CLASS = "_class"
+
+
+def _is_projection(shortcut: dict[str, Any]) -> bool:
+    """Whether a named shortcut is what ``shortcut: projection`` builds: ``downsample``, a 1x1 conv without bias
+    (``0``), then a batch norm at its defaults (``1``)."""
+    ((name, entries),) = shortcut.items()
+    if name != "downsample" or len(entries) != 2:
+        return False
+    conv, norm = entries
+    conv_keys = {"kind", "name", "out", "kernel", "stride", "padding", "dilation", "groups", "bias"}
+    plain = {
+        "padding": [0, 0],
+        "dilation": [1, 1],
+        "groups": 1,
+        "bias": False,
+        "kernel": [1, 1],
+        "name": "0",
+        "kind": "conv2d",
+    }
+    return (
+        conv.get("kind") == "conv2d"
+        and set(conv) <= conv_keys
+        and all(conv.get(k) == v for k, v in plain.items())
+        and norm == {"kind": "batchnorm2d", "name": "1", **_BN_DEFAULTS}
+    )
+
+
+_BN_DEFAULTS = {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True}
+
+
+def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A residual's add followed by an unnamed in-place relu (torchvision's ``out += identity; out = relu(out)``)
+    written as the residual's ``activation``, as the shipped specs do."""
+    out: list[dict[str, Any]] = []
+    for e in entries:
+        last = out[-1] if out else None
+        fused = e.get("kind") in INPLACE_ACTIVATIONS and e.get("inplace") and set(e) == {"kind", "inplace"}
+        if last is not None and last["kind"] == "residual" and "activation" not in last and fused:
+            last["activation"] = e["kind"]
+            continue
+        out.append(e)
+    return out
+
+
+class _Names(Exception):
+    """Rows that cannot be named as the model names them."""
+
+
+def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:
+    """A concat of named branches as its branches' blocks one after the other, each reading ``fork``, and a
+    concat of them (``from:``): the same rows under the same names."""
+    out: list[dict[str, Any]] = []
+    refs: list[str] = []
+    for head, rows in concat["branches"].items():
+        if not rows:
+            refs.append(fork)
+            continue
+        block: dict[str, Any] = {"kind": "sequential", "name": head, "layers": rows}
+        if out:
+            block["from"] = fork
+        out.append(block)
+        refs.append(head)
+    return [*out, {"kind": "concat", "from": refs}]
+
+
+def _same_computation(module: nn.Module, found: dict[str, Any], shape: tuple[int, ...] | None, name: str) -> None:
+    """Refuse an entry whose module, built at the traced input and given ``module``'s weights, does not compute
+    exactly what ``module`` does there (an nn.LayerNorm over the width of a plane, not its channels)."""
+    import torch
+
+    if shape is None:
+        return
+    kind = KINDS[found["kind"]]
+    try:
+        built = kind.torch_module(kind.model.model_validate(found), shape[1:]).eval()
+        built.load_state_dict(module.state_dict())
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            same = torch.equal(built(x.clone()), module(x.clone()))
+    except Exception:  # a module its kind cannot rebuild at this input is not that kind
+        same = False
+    if not same:
+        raise _Refused(
+            f"module '{name}' ({type(module).__name__}) on a {'x'.join(map(str, shape[1:]))} input"
+            f" does not compute what {found['kind']} does"
+        )
+
+
+def _common(scopes: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    """The longest module path that starts every one of ``scopes``."""
+    common = scopes[0]
+    for s in scopes[1:]:
+        n = 0
+        while n < min(len(common), len(s)) and common[n] == s[n]:
+            n += 1
+        common = common[:n]
+    return common
+
+
+def _size(items: Sequence[Any]) -> int:
+    return sum(_size(b) for i in items if isinstance(i, _Struct) for b in i.branches) + len(items)
+
+
+def _describe(node: Any) -> str:
+    target = node.target
+    name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+    return f"{'x.' if node.op == 'call_method' else ''}{name}()" if node.op != "call_module" else f"'{target}'"
+
+
+def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule, list[Problem]]:
+    """The module traced with torch.fx (leaves: what a kind describes, and modules with no children), with every
+    tensor's shape from one run on zeros; or the one problem that stopped the trace."""
+    import torch
+    from torch import fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return entry_for(m) is not None or not any(True for _ in m.children())
+
+    tracer = Tracer()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:
+        return fx.GraphModule(torch.nn.Module(), fx.Graph()), [_trace_problem(exc)]
+    gm = fx.GraphModule(module, graph)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    except Exception as exc:
+        return gm, [Problem(f"(the model): it does not run on a 1 x {'x'.join(map(str, input_shape))} input: {exc}")]
+    return gm, []
+
+
+def _trace_problem(exc: BaseException) -> Problem:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _in_torch(f.filename)]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Problem(f"(the model): torch.fx cannot trace it: {first}{where}")
+
+
+def from_torch(
+    module: nn.Module, input_shape: Sequence[int], *, name: str | None = None, progress: Progress | None = None
+) -> Spec:
+    """The spec of ``module`` on a C x H x W input, named after its module tree (its ``state_dict`` loads into
+    ``build(spec)``); raises :class:`~cnncalc.errors.SpecError` with one problem per line where it cannot."""
+    shape = tuple(int(n) for n in input_shape)
+    was_training = module.training
+    module.eval()
+    try:
+        if progress:
+            progress("tracing", 0, 4)
+        gm, problems = trace(module, shape)
+        if problems:
+            raise SpecError(problems)
+        if progress:
+            progress("reading the graph", 1, 4)
+        reader = _Reader(gm, module)
+        try:
+            result = reader.read()
+            items = reader.nest(result)
+            if progress:
+                progress("naming the rows", 2, 4)
+            layers = reader.entries(items, ())
+        except _Refused:
+            raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
+        except _Names as exc:
+            raise SpecError(Problem(str(exc))) from None
+    finally:
+        module.train(was_training)
+    if progress:
+        progress("finding blocks", 3, 4)
+    blocks, layers = fold_blocks(layers)
+    layers = [_walk(e, _clean) for e in layers]
+    for block in blocks.values():
+        block["layers"] = [_walk(e, _clean) for e in block["layers"]]
+        if "args" in block:
+            block["args"] = {k: _compact(v) for k, v in block["args"].items()}
+    defaults = _lift_defaults(layers + [e for b in blocks.values() for e in b["layers"]])
+    data: dict[str, Any] = {"name": name or type(module).__name__, "input": list(shape)}
+    if defaults:
+        data["defaults"] = defaults
+        layers = [_walk(e, lambda x: _leave_out(x, defaults)) for e in layers]
+        for block in blocks.values():
+            block["layers"] = [_walk(e, lambda x: _leave_out(x, defaults)) for e in block["layers"]]
+    if blocks:
+        data["blocks"] = {n: {**b, "layers": [_bare(e) for e in b["layers"]]} for n, b in blocks.items()}
+    data["layers"] = [_bare(e) for e in layers]
+    return parse_spec(data)
+
+
+# --- repeated modules as blocks ------------------------------------------------------------------------
+
+
+def _skeleton(entry: Any) -> Any:
+    """An entry with its values left out: its kinds, names and keys (what a block's uses share)."""
+    if isinstance(entry, dict):
+        return tuple(
+            (k, (tuple(v) if isinstance(v, list) else v) if k in ("kind", "name", "from", CLASS) else _skeleton(v))
+            for k, v in entry.items()
+        )
+    if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        return tuple(_skeleton(v) for v in entry)
+    return None
+
+
+def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every value of an entry that a block argument may stand for, by where it is (kinds and names are not)."""
+    out: dict[tuple[str, ...], Any] = {}
+    if isinstance(entry, dict):
+        label = str(entry.get("name", entry.get("kind", "")))
+        for k, v in entry.items():
+            if k not in ("kind", "name", "from", CLASS):
+                out.update(_values(v, (*path, label, k)))
+    elif isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        for i, v in enumerate(entry):
+            out.update(_values(v, (*path, str(i))))
+    else:
+        out[path] = entry
+    return out
+
+
+def _substitute(entry: Any, args: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+    if isinstance(entry, dict):
+        label = str(entry.get("name", entry.get("kind", "")))
+        return {
+            k: v if k in ("kind", "name", "from") else _substitute(v, args, (*path, label, k))
+            for k, v in entry.items()
+            if k != CLASS
+        }
+    if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
+        return [_substitute(v, args, (*path, str(i))) for i, v in enumerate(entry)]
+    return f"${args[path]}" if path in args else entry
+
+
+def _arg_name(path: tuple[str, ...], taken: set[str]) -> str:
+    """A block argument's name from where its value is: the last row's name and the field (``conv2_stride``)."""
+    parts = [p for p in path if p not in ("layers", "body", "branches") and not p.isdigit()][-2:]
+    base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts)) or "arg"
+    base = base if base[0].isalpha() else f"a{base}"
+    name, n = base, 1
+    while name in taken or name in ("use", "name", "repeat", "first", "when", "in_channels"):
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Submodules of one class with the same structure, used at least twice, as one block with arguments for
+    the values that differ (each argument's default the most common value), and a stage of uses of one block
+    named 0 ... n-1, equal but for the first, as one ``use`` with ``repeat`` (and ``first``)."""
+    found: dict[Any, list[dict[str, Any]]] = {}
+
+    def collect(entry: Any) -> None:
+        if not isinstance(entry, dict):
+            return
+        if entry.get("kind") == "sequential" and CLASS in entry:
+            found.setdefault((entry[CLASS], _skeleton(entry["layers"])), []).append(entry)
+        for v in entry.values():
+            for e in v if isinstance(v, list) else v.values() if isinstance(v, dict) else []:
+                if isinstance(e, list):
+                    for x in e:
+                        collect(x)
+                else:
+                    collect(e)
+
+    for e in layers:
+        collect(e)
+    blocks: dict[str, Any] = {}
+    uses: dict[int, dict[str, Any]] = {}  # id of a member entry -> its use
+    for members in found.values():
+        cls = members[0][CLASS]
+        if len(members) < 2 or cls in ("Sequential", "ModuleList", "ModuleDict"):
+            continue  # torch's containers are lists, not blocks a person names
+        values = [_values(m["layers"]) for m in members]
+        differing = [p for p in values[0] if any(repr(v[p]) != repr(values[0][p]) for v in values)]
+        taken: set[str] = set()
+        args = {p: _arg_name(p, taken) for p in differing}
+        defaults = {}
+        for p, a in args.items():
+            seen = [repr(v[p]) for v in values]
+            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(set(seen), key=seen.count))
+        name = _snake(cls)
+        n = 1
+        while name in blocks:
+            n += 1
+            name = f"{_snake(cls)}_{n}"
+        blocks[name] = (
+            {"args": defaults, "layers": _substitute(members[0]["layers"], args)}
+            if args
+            else {"layers": _substitute(members[0]["layers"], {})}
+        )
+        for m, v in zip(members, values, strict=True):
+            own = {a: _compact(v[p]) for p, a in args.items() if repr(v[p]) != repr(defaults[a])}
+            reads = {"from": m["from"]} if "from" in m else {}
+            uses[id(m)] = {"use": name, "name": m["name"], **reads, **own}
+
+    def rewrite(entry: Any) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        if id(entry) in uses:
+            return uses[id(entry)]
+        out: dict[str, Any] = {}
+        for k, v in entry.items():
+            if k == CLASS:
+                continue
+            if isinstance(v, list):
+                out[k] = [rewrite(e) for e in v]
+            elif isinstance(v, dict) and k in ("branches", "shortcut"):
+                out[k] = {n: [rewrite(e) for e in b] for n, b in v.items()}
+            else:
+                out[k] = v
+        if out.get("kind") == "sequential":
+            return _repeated(out, blocks)
+        return out
+
+    return blocks, [rewrite(e) for e in layers]
+
+
+def _repeated(stage: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]:
+    """A stage of uses of one block, named 0 ... n-1 and equal but for the first, as one use with ``repeat``."""
+    inner = stage["layers"]
+    if len(inner) < 2 or not all(isinstance(e, dict) and "use" in e for e in inner):
+        return stage
+    if [e["name"] for e in inner] != [str(i) for i in range(len(inner))] or len({e["use"] for e in inner}) != 1:
+        return stage
+    rest = [{k: v for k, v in e.items() if k != "name"} for e in inner[1:]]
+    if any(repr(r) != repr(rest[0]) for r in rest):
+        return stage
+    first = {k: v for k, v in inner[0].items() if k not in ("name", "use") and repr(rest[0].get(k)) != repr(v)}
+    block_args = {k: v for k, v in rest[0].items() if k != "use"}
+    # an argument the later uses set but the first leaves at the block's default: the first says the default
+    defaults = blocks[inner[0]["use"]].get("args", {})
+    first |= {k: _compact(defaults[k]) for k in block_args if k not in inner[0]}
+    use: dict[str, Any] = {"use": inner[0]["use"], "name": stage["name"], "repeat": len(inner), **block_args}
+    if first:
+        use["first"] = first
+    return use
+
+
+def _bare(entry: dict[str, Any]) -> Any:
+    """An entry of only its kind written as the kind's name (``- flatten``), as the shipped specs do."""
+    if set(entry) == {"kind"} and entry["kind"] in KINDS:
+        return entry["kind"]
+    out = dict(entry)
+    for key in ("body", "layers"):
+        if key in out:
+            out[key] = [_bare(e) for e in out[key]]
+    for key in ("shortcut", "branches"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: [_bare(e) for e in b] for k, b in out[key].items()}
+    return out
+
+
+# --- entries as a person writes them ----------------------------------------------------------------
+
+
+def _walk(entry: dict[str, Any], leaf: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``leaf`` applied to every layer entry of ``entry`` (itself, or those a structure holds)."""
+    if entry.get("kind") not in KINDS:
+        out = dict(entry)
+        for key in ("body", "layers"):
+            if key in out:
+                out[key] = [_walk(e, leaf) for e in out[key]]
+        for key in ("shortcut", "branches"):
+            if isinstance(out.get(key), dict):
+                out[key] = {k: [_walk(e, leaf) for e in b] for k, b in out[key].items()}
+        return out
+    return leaf(entry)
+
+
+def _layers(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    _walk(entry, lambda e: found.append(e) or e)  # type: ignore[func-returns-value]
+    return found
+
+
+def _clean(entry: dict[str, Any]) -> dict[str, Any]:
+    """Fields at their defaults left out; a pair (or four sides) of one number written as that number."""
+    model = KINDS[entry["kind"]].model
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        info = model.model_fields.get(key) or model.model_fields.get(f"{key}_")
+        if key not in ("kind", "name") and info is not None and _at_default(value, info.default):
+            continue
+        out[key] = _compact(value)
+    return out
+
+
+def _at_default(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        whole = isinstance(value, int) and not isinstance(value, bool) and all(d == value for d in default)
+        return whole or (isinstance(value, list | tuple) and list(value) == list(default))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    return bool(value == default)
+
+
+def _compact(value: Any) -> Any:
+    """A pair (or four sides) of one number as that number."""
+    if isinstance(value, list) and len(value) in (2, 4) and len(set(value)) == 1 and isinstance(value[0], int):
+        return value[0]
+    return value
+
+
+#: A value is lifted into ``defaults`` when it holds for more than this share of a kind's rows (at least 3).
+_MAJORITY = 0.5
+
+
+def _lift_defaults(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind, the field values most of its rows share (torchvision's ``bias=False`` before batch norm, a
+    family's batch norm ``eps``): written once in ``defaults``, and only where a row differs."""
+    rows = [e for top in layers for e in _layers(top)]
+    lifted: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(e["kind"] for e in rows):
+        mine = [e for e in rows if e["kind"] == kind]
+        if len(mine) < 3:
+            continue
+        for key in dict.fromkeys(k for e in mine for k in e if k not in ("kind", "name")):
+            if not all(isinstance(e.get(key), bool | float | type(None)) for e in mine):
+                continue  # settings (true/false, eps, momentum), never sizes: those a reader looks for in each row
+            values = [repr(e.get(key)) for e in mine]
+            best = max(set(values), key=values.count)
+            if best != "None" and values.count(best) > _MAJORITY * len(mine):
+                lifted.setdefault(kind, {})[key] = next(e[key] for e in mine if repr(e.get(key)) == best)
+    return lifted
+
+
+def _leave_out(entry: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A row without the values ``defaults`` gives it, and with the kind's own default where it differs."""
+    preset = defaults.get(entry["kind"], {})
+    out = {k: v for k, v in entry.items() if k not in preset or repr(preset[k]) != repr(v)}
+    model = KINDS[entry["kind"]].model
+    for key in preset:
+        if key not in entry:
+            info = model.model_fields.get(key) or model.model_fields[f"{key}_"]
+            default = info.default
+            out[key] = list(default) if isinstance(default, tuple) else default
+    return out

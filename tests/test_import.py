@@ -1,0 +1,313 @@
+"""``cnncalc import``: torchvision's CNN families, and modules written here, round-trip through a spec.
+
+Each imported spec has the model's learnable params, its MACs are FlopCounterMode's FLOPs / 2, its rows carry
+the model's module names (the state_dict loads by name into ``build(spec)``), and the built module's outputs are
+bit-identical. Inputs are small (the families' arithmetic does not depend on the size) to keep the tier quick.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import torch
+        import torchvision.models as tvm
+        import torchvision.models.segmentation as seg
+except Exception as exc:  # a missing or broken torchvision (it can fail to load its ops)
+    pytest.skip(f"torchvision is not importable: {exc}", allow_module_level=True)
+
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnncalc import SpecError, analyze, from_torch, load_spec
+from cnncalc import torch_backend as tb
+from cnncalc.cli import app
+
+pytestmark = pytest.mark.torch
+
+ENV = {"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+
+#: One member (or two) of every torchvision CNN family the importer expresses, and the input it runs at.
+FAMILIES: dict[str, tuple[Callable[[], nn.Module], int]] = {
+    "alexnet": (tvm.alexnet, 64),
+    "vgg11": (tvm.vgg11, 32),
+    "vgg11_bn": (tvm.vgg11_bn, 32),
+    "resnet18": (tvm.resnet18, 64),
+    "resnext50_32x4d": (tvm.resnext50_32x4d, 32),
+    "wide_resnet50_2": (tvm.wide_resnet50_2, 32),
+    "squeezenet1_0": (tvm.squeezenet1_0, 64),
+    "densenet121": (tvm.densenet121, 32),
+    "googlenet": (lambda: tvm.googlenet(aux_logits=False, init_weights=True), 64),
+    "inception_v3": (lambda: tvm.inception_v3(aux_logits=False, init_weights=False), 96),
+    "mobilenet_v2": (tvm.mobilenet_v2, 64),
+    "mobilenet_v3_large": (tvm.mobilenet_v3_large, 64),
+    "mnasnet0_5": (tvm.mnasnet0_5, 64),
+    "shufflenet_v2_x0_5": (tvm.shufflenet_v2_x0_5, 64),
+    "efficientnet_b0": (tvm.efficientnet_b0, 64),
+    "regnet_x_400mf": (tvm.regnet_x_400mf, 64),
+    "regnet_y_400mf": (tvm.regnet_y_400mf, 64),
+    "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=False), 64),
+    "deeplabv3_mobilenet_v3_large": (lambda: seg.deeplabv3_mobilenet_v3_large(weights_backbone=None), 64),
+}
+
+
+def _out(y: Any) -> torch.Tensor:
+    return y["out"] if isinstance(y, dict) else y
+
+
+def round_trip(model: nn.Module, shape: tuple[int, ...]) -> str:
+    """Import ``model``, check every figure and the outputs against it, and return the spec's YAML."""
+    model.eval()
+    spec = from_torch(model, shape)
+    text = spec.to_yaml()
+    report = analyze(load_spec(text=text))  # the YAML, read back, is the same network
+    assert report.totals == analyze(spec).totals
+    x = torch.randn(1, *shape)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        y = _out(model(x))
+    assert report.totals.params_trainable == sum(p.numel() for p in model.parameters())
+    assert report.totals.macs * 2 == counter.get_total_flops()
+    assert report.rows[-1].output_shape == tuple(y.shape[1:])
+    built = tb.build(report).eval()
+    assert set(built.state_dict()) == set(model.state_dict())
+    built.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(built(x), y)
+    return text
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_torchvision_family_round_trips(name: str) -> None:
+    make, size = FAMILIES[name]
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GoogLeNet's note on its init
+        model = make()
+    round_trip(model, (3, size, size))
+
+
+# --- modules written here ----------------------------------------------------------------------------------
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, c // 4, 1)
+        self.fc2 = nn.Conv2d(c // 4, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(self.pool(x)))))
+
+
+class Gated(nn.Module):
+    """SE gating, a transposed conv, and a long skip round the encoder and decoder (a U-Net's copy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(True))
+        self.se = SqueezeExcite(16)
+        self.inner = nn.Sequential(
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.ConvTranspose2d(32, 16, 4, stride=4),
+        )
+        self.head = nn.Conv2d(32, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.se(self.stem(x))
+        return self.head(torch.cat([s, self.inner(s)], dim=1))
+
+
+def test_se_gating_a_transposed_conv_and_a_long_skip_round_trip() -> None:
+    torch.manual_seed(0)
+    text = round_trip(Gated(), (3, 32, 32))
+    assert "kind: multiply" in text and "kind: convtranspose2d" in text and "kind: concat" in text
+
+
+class Untraceable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # a branch on the data: torch.fx cannot trace it
+            return self.conv(x)
+        return x
+
+
+class Crossed(nn.Module):
+    """A tensor read inside two branches: no nesting says it (the graph DSL's ``from:`` would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(4, 4, 1)
+        self.b = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        b = self.b(a + x)
+        return torch.cat([a, b, x], 1)
+
+
+class Unknown(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(self.conv(x), dim=1) + self.conv.weight.sum()
+
+
+def _problems(model: nn.Module, shape: tuple[int, ...]) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        from_torch(model, shape)
+    return [str(p) for p in info.value.problems]
+
+
+def test_untraceable_code_is_one_problem_at_its_line() -> None:
+    (line,) = _problems(Untraceable(), (3, 8, 8))
+    assert "torch.fx cannot trace it" in line and f"{Path(__file__).name}:" in line
+
+
+def test_what_cannot_be_nested_asks_for_from() -> None:
+    (line,) = _problems(Crossed(), (4, 8, 8))
+    assert "cannot be nested" in line and "from:" in line
+
+
+def test_each_unknown_operation_is_a_problem_with_its_module_and_line() -> None:
+    lines = _problems(Unknown(), (3, 8, 8))
+    assert any("cumsum()" in line and "test_import.py:" in line for line in lines), lines
+    assert any("conv.weight" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), "a product of two computed tensors"),
+    ],
+)
+def test_what_the_dsl_cannot_name_or_nest_is_refused(make: Callable[[], nn.Module], said: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make()
+    lines = _problems(model, (3, 96, 96))
+    assert any(said in line for line in lines), lines
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+MODULE = """
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        self.fc = nn.Linear(8 * 4 * 4, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class Broken(nn.Module):
+    def forward(self, x):
+        if x.mean() > 0:
+            return x
+        return -x
+"""
+
+
+def test_a_py_file_to_a_summary_in_two_commands(tmp_path: Path) -> None:
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "small.yaml"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["import", f"{tmp_path / 'small.py'}:Small", "--input", "3x8x8", "--arg", "classes=4", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = runner.invoke(app, ["summary", str(out)], env=ENV)
+    assert summary.exit_code == 0 and "features" in summary.stdout and "linear 128 -> 4" in summary.stdout
+    assert analyze(load_spec(out)).totals.params_trainable == 8 * 27 + 8 + 128 * 4 + 4
+
+
+def test_a_refused_model_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "broken.yaml"
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'small.py'}:Broken", "--input", "3x8x8", "-o", str(out)])
+    assert result.exit_code == 1 and not out.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: (the model): torch.fx cannot trace it")
+    assert "Traceback" not in result.output
+
+
+def test_torchvision_to_stdout() -> None:
+    result = CliRunner().invoke(app, ["import", "torchvision:resnet18", "--input", "3x32x32", "--arg", "num_classes=7"])
+    assert result.exit_code == 0, result.output
+    spec = load_spec(text=result.stdout)
+    assert spec.name == "resnet18" and "conv2d: {bias: false}" in result.stdout
+    assert analyze(spec).rows[-1].output_shape == (7,)
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        ("torchvision:nonesuch", "torchvision has no model 'nonesuch'"),
+        ("resnet18", "expected torchvision:NAME"),
+        ("no/such/file.py:Net", "no file no/such/file.py"),
+        ("cnncalc.nonesuch:Net", "cannot import cnncalc.nonesuch"),
+    ],
+)
+def test_a_bad_target_is_one_line(target: str, said: str) -> None:
+    result = CliRunner().invoke(app, ["import", target, "--input", "3x32x32"])
+    assert result.exit_code == 1 and said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_docs_example_is_the_current_output() -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = CliRunner().invoke(
+        app, ["import", str(root / "examples/import/tiny_net.py") + ":TinyNet", "--input", "3x32x32"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"```yaml\n{result.stdout}```" in (root / "docs" / "import.md").read_text()
+
+
+def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
+    torch.manual_seed(0)
+    text = round_trip(tvm.resnet50(), (3, 32, 32))
+    assert text.count("use: bottleneck") == 4 and text.count("  bottleneck:") == 1
+    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {conv2_stride: 2}}\n" in text
+    assert "shortcut: auto" in text and "downsample" not in text
+
+
+def test_a_segmentation_model_downloads_no_backbone() -> None:
+    from cnncalc.commands.import_ import model_of
+
+    model = model_of("torchvision:fcn_resnet50", {"aux_loss": False})  # weights_backbone=None: nothing fetched
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+class OverTheWidth(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm(6)  # over the last dimension of N x C x H x W: the width, not the channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:
+    (line,) = _problems(OverTheWidth(), (3, 8, 8))
+    assert "module 'norm' (LayerNorm) on a 4x6x6 input does not compute what layernorm does" in line
