@@ -95,6 +95,10 @@ class Field:
 
     def window(self, kernel: int, stride: int, padding: int = 0) -> Field:
         """A sliding window (its effective kernel: dilation included): output q reads qS - P to qS - P + K - 1."""
+        lo, hi = self.lo[0], self.hi[0]
+        if self.period == 1 and lo is not None and hi is not None:  # the classic r and j, in closed form
+            j = self.step
+            return Field(1, stride * j, (lo - padding * j,), (hi + (kernel - 1 - padding) * j,))
         return self.then(1, stride, lambda q: range(q * stride - padding, q * stride - padding + kernel))
 
     def resample(self, ratio: Fraction, offset: Fraction, bilinear: bool) -> Field:
