@@ -3,7 +3,8 @@
 Each axis (height, width) is followed on its own through the rows of the report at the spec's own
 input: a window (conv, pool) maps ``n`` to ``floor((n + 2P - D(F - 1) - 1) / S) + 1`` (the pooling
 ``ceil_mode`` rounds up), padding adds, adaptive and global pooling fix the size, joins need equal
-sizes (a product: or a gate of size 1). The structure of the network (which rows, which shortcut) is the one at the spec's input.
+sizes (a product's gate may be of size 1). The structure of the network (which rows, which shortcut)
+is the one at the spec's input.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from math import ceil, lcm
 
 from .geometry import effective_kernel, misfit, output_size
-from .layers import kind_of
+from .layers import kind_of, row_kind
 from .layers.base import Crop, Divide, Fixed, Grow, Keep, Scale, SizeStep, Slide, Transposed
 from .layers.dense import Linear
 from .layers.resample import transposed_size
@@ -79,10 +80,11 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
                 valid = valid and size >= cropped
                 out = cropped
             case Keep():
-                if row.kind == "multiply":  # a gate of size 1 scales every position, else the sizes match
-                    valid = valid and ins[1] in (ins[0], 1)
-                elif isinstance(row.layer, Join) and len(set(ins)) > 1:
-                    valid = False
+                if isinstance(row.layer, Join) and len(set(ins)) > 1:
+                    # inputs meet at one size; a product's gate may also be of size 1
+                    meet = max(i or 0 for i in ins)
+                    valid = valid and row_kind(row.layer).broadcasts and set(ins) <= {meet, 1}
+                    size = meet
                 out = size
         sizes.append(max(out, 0))
     return Walk(valid, valid and lossless, tuple(flattened), tuple(sizes))

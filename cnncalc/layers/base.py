@@ -423,6 +423,8 @@ class RowKind(ABC, Generic[L]):
     name: ClassVar[str]
     #: whether the row reads and writes memory at inference (a view and an identity do not; cnncalc.roofline)
     moves_data: ClassVar[bool]
+    #: whether its inputs may differ in size where one is 1 (a product's per-channel gate; cnncalc.sizes)
+    broadcasts: ClassVar[bool] = False
     #: the memory layout of its output, which decides whether a later ``input_layout`` copies: its first
     #: input's (most of PyTorch's kernels follow a channels-last input), channels-last, contiguous, or
     #: channels-last only when all its inputs are (torch.cat)

@@ -59,6 +59,7 @@ class ConcatKind(RowKind[Join]):
 class MultiplyKind(RowKind[Join]):
     name = "multiply"
     moves_data = True
+    broadcasts = True  # a C x 1 x 1 gate scales every position
 
     def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         # a * b keeps b for a's gradient and a for b's: each factor when the other requires grad
