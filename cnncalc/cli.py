@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import sys
 from enum import StrEnum
 from typing import Annotated, Any
@@ -547,4 +548,8 @@ def run() -> None:
     # 20,000-row summary). The imports are frozen out of its sight, and it runs a hundredth as often.
     gc.freeze()
     gc.set_threshold(70_000, 10, 10)
+    # pydantic looks for plugins (observability hooks) in every installed distribution's entry points
+    # when it builds its first validator: 10 ms and more with each package installed, for hooks that a
+    # calculator's own spec models have no use for. A value the user set is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     only_invoked(sys.argv[1:])(prog_name="cnncalc")
