@@ -6,7 +6,7 @@ Conventions (docs/roofline.md):
 - Bytes moved: a row reads each of its inputs once and its parameters (running statistics
   included) once, and writes its output once, all at the report's dtype. An activation fused into
   a conv or linear adds nothing; a view (``flatten``) and an identity (``dropout`` at inference)
-  move nothing; the input row moves nothing (it is where the data starts).
+  move nothing, unless they copy (a flatten of a channels-last tensor reads and writes it); the input row moves nothing (it is where the data starts).
 - A row's time is ``max(FLOPs / peak, bytes / bandwidth)``; it is ``compute``-bound when
   ``FLOPs / peak >= bytes / bandwidth``, else ``memory``-bound. The network's time is the sum of
   its rows': no overlap between layers, no launch overhead, caches that hold nothing between rows.
@@ -143,8 +143,9 @@ class Roofline:
 
 def bytes_moved(row: Row, rows: Sequence[Row], batch: int, dtype_bytes: int) -> int:
     """What one row reads (its inputs, its parameters) and writes (its output), in bytes."""
-    # the input row and a folded row (layer None) move nothing of their own; nor a view or an identity
-    if row.layer is None or not row_kind(row.layer).moves_data:
+    # the input row and a folded row (layer None) move nothing of their own; nor a view or an identity,
+    # unless it allocated (a flatten of a channels-last tensor copies it)
+    if row.layer is None or (not row_kind(row.layer).moves_data and row.activations == 0):
         return 0
     values = sum(prod(rows[i].output_shape) for i in row.inputs) * batch + batch * prod(row.output_shape)
     return (values + row.params) * dtype_bytes

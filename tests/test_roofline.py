@@ -33,6 +33,13 @@ CASES = [
     ("a pool", [CONV, {"kind": "maxpool2d", "kernel": 2}], 1, (4 * 64 + 4 * 16) * F),
     ("batch norm reads its 4 x C values", [CONV, "batchnorm2d"], 1, (2 * 4 * 64 + 4 * 4) * F),
     ("flatten is a view", [CONV, "flatten"], 1, 0),
+    # a linear layer over channels leaves its result channels-last: flatten copies it into C·H·W order
+    (
+        "flatten copies a channels-last input",
+        [CONV, {"kind": "channel_linear", "out": 5}, "flatten"],
+        2,
+        2 * 2 * 5 * 64 * F,
+    ),
     ("dropout is the identity", [CONV, "flatten", "dropout"], 1, 0),
     ("linear", [CONV, "flatten", {"kind": "linear", "out": 10}], 3, (3 * 256 + 256 * 10 + 10 + 3 * 10) * F),
     (
