@@ -370,34 +370,6 @@ Defaults = create_model(  # type: ignore[call-overload]
 )
 
 
-def _no_defaults() -> Any:
-    return Defaults.model_construct()
-
-
-def _validate_defaults(value: Any) -> Any:
-    """``defaults`` without building the validator of all ~50 kinds (11 ms, most of a small spec's load):
-    each kind named is validated by its own model; anything else (an unknown kind, a bad value) goes
-    through the whole model, for its errors at their places."""
-    if isinstance(value, Defaults):
-        return value
-    if isinstance(value, dict) and all(isinstance(k, str) and k in LAYER_MODELS for k in value):
-        try:
-            return Defaults.model_construct(**{k: _DefaultsOf(k).validate(v) for k, v in value.items()})
-        except ValidationError:
-            pass
-    return Defaults.model_validate(value)
-
-
-class _LazyDefaults:
-    """The ``defaults`` field: validated by :func:`_validate_defaults`; its schema is the Defaults model."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_plain_validator_function(_validate_defaults)
-
-    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {}  # json_schema() puts the reference to the Defaults model here
-
-
 def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
     """Raw entry data made ready to validate: ``- relu`` -> ``{kind: relu}``, ``defaults`` filled in, recursively."""
     if isinstance(entry, str):
@@ -449,8 +421,8 @@ class Spec(BaseModel):
     name: StrictStr = Field(min_length=1)
     input: Shape = Field(description="[C, H, W] for images, or [N] for a flat input.")
     notes: tuple[StrictStr, ...] = Field((), description="Printed under the summary.")
-    defaults: Annotated[Defaults, _LazyDefaults()] = Field(
-        default_factory=_no_defaults, description="Per-kind field values used where a layer omits them."
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Per-kind field values used where a layer omits them."
     )
     blocks: dict[Name, Block] = Field(default_factory=dict, description="Reusable blocks, used as {use: name, ...}.")
     layers: Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
@@ -796,12 +768,7 @@ def json_schema() -> dict[str, Any]:
 
     # every model at once: entries and each kind's defaults are validated lazily, so the spec's own schema
     # only refers to them (Entry, <Kind>Defaults)
-    models: list[type[BaseModel]] = [
-        Spec,
-        Defaults,
-        *ENTRY_MODELS.values(),
-        *(defaults_model(kind) for kind in LAYER_KINDS),
-    ]
+    models: list[type[BaseModel]] = [Spec, *ENTRY_MODELS.values(), *(defaults_model(kind) for kind in LAYER_KINDS)]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
     defs = dict(sorted(top["$defs"].items()))
     schema = {"$defs": defs, **defs.pop("Spec")}
@@ -811,7 +778,6 @@ def json_schema() -> dict[str, Any]:
     entry = {"oneOf": [{"$ref": f"#/$defs/{m.__name__}"} for m in ENTRY_MODELS.values()]}
     defs["Entry"] = {"anyOf": [entry, bare]}
     props["layers"]["minItems"] = 1
-    props["defaults"] = {"$ref": "#/$defs/Defaults", "description": props["defaults"]["description"]}
     for kind in LAYER_KINDS:  # a reference needs no title (pydantic gives a model's none)
         defs["Defaults"]["properties"][kind].pop("title")
     # any field may come from `defaults`, which a schema cannot follow: only `kind` is required here
