@@ -7,7 +7,7 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
 - **Params** = weights + biases (trainable) + non-trainable values. The only
   non-trainable values are batch norm's running mean and variance (2 per
   channel); its ``num_batches_tracked`` counter is a buffer, not a parameter.
-- **MACs** = multiply-accumulates of conv2d and linear layers, bias excluded:
+- **MACs** = multiply-accumulates of convolutions and linear layers, bias excluded:
   ``(C_in/groups) * kH * kW`` per conv output value, ``in`` per linear output
   value. This is what torchvision's tables call "GFLOPS" and papers call
   "multiply-adds".
@@ -20,8 +20,8 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
   norm, padding, out-of-place activations, residual adds and concatenations hold
   their output; in-place activations (``inplace: true``, and relu/relu6/leaky_relu
   fused onto a conv, linear or add), in-place adds (``inplace: true`` on a
-  residual), flatten (a view) and dropout (identity at inference) allocate
-  nothing. A fused activation that PyTorch cannot apply in place (tanh, sigmoid,
+  residual), flatten (a view, unless its input is laid out channels-last: a copy)
+  and dropout (identity at inference) allocate nothing. A fused activation that PyTorch cannot apply in place (tanh, sigmoid,
   softmax) adds a second tensor of the output's size.
 - **Forward activation memory** = the sum of the rows x bytes per value of the
   dtype; the ``x2`` figure is the lecture's rule of thumb for forward +

@@ -18,9 +18,9 @@ if TYPE_CHECKING:  # render stays importable without torch, and a command import
 
 #: One line each, quoted from the engine's conventions; docs/conventions.md has them in full.
 CONVENTIONS = (
-    "MACs: multiply-accumulates of conv2d and linear, bias excluded (torchvision's 'GFLOPS'); FLOPs = 2 x MACs.",
+    "MACs: multiply-accumulates of convs and linear layers, bias excluded (torchvision's 'GFLOPS'); FLOPs = 2 x MACs.",
     "Bias, pooling, norm, activations, adds and concatenations count 0 FLOPs, as in torch.utils.flop_counter.",
-    "activations: values of the tensors each row allocates at inference; in-place ops, flatten and dropout add none.",
+    "activations: values of the tensors each row allocates at inference; in-place ops, views and dropout add none.",
     "memory: activations x bytes per value; MB = 10^6 bytes. RF: receptive field size / stride in input pixels.",
     "kept for backward: tensors autograd saves in a training forward, each counted once (parameters not).",
 )
