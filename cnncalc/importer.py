@@ -929,7 +929,7 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
         defaults = {}
         for p, a in args.items():
             seen = [repr(v[p]) for v in values]
-            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(set(seen), key=seen.count))
+            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(dict.fromkeys(seen), key=seen.count))
         name = _snake(cls)
         n = 1
         while name in blocks:
@@ -1070,7 +1070,7 @@ def _lift_defaults(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if not all(isinstance(e.get(key), bool | float | type(None)) for e in mine):
                 continue  # settings (true/false, eps, momentum), never sizes: those a reader looks for in each row
             values = [repr(e.get(key)) for e in mine]
-            best = max(set(values), key=values.count)
+            best = max(dict.fromkeys(values), key=values.count)
             if best != "None" and values.count(best) > _MAJORITY * len(mine):
                 lifted.setdefault(kind, {})[key] = next(e[key] for e in mine if repr(e.get(key)) == best)
     return lifted
