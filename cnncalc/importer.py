@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,8 @@ class _Op:
 @dataclass
 class _Leaf:
     op: _Op
+    node: Any = None  # the fx node it makes
+    reads: Any = None  # the node it reads by name (from:), where it does not read the item before it
 
 
 @dataclass
@@ -73,10 +75,26 @@ class _Part:
 @dataclass
 class _Struct:
     what: str  # residual, concat, split, multiply
-    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body]
+    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body], or [a, b] for a product of two
     scope: tuple[str, ...]
     inplace: bool = False
     reshapes: bool = False  # its output's shape is not its input's
+    node: Any = None  # the join's node
+    fork: Any = None  # the node its branches start from
+    reads: Any = None
+    flat: bool = False  # nesting cannot say it: written as its branches' rows and a join of them (from:)
+
+
+@dataclass
+class _Join:
+    """A join of named rows (``{kind: add, from: [a, b]}``): a structure written flat."""
+
+    what: str  # add, concat, multiply
+    inputs: list[Any]  # the nodes it joins
+    scope: tuple[str, ...]
+    node: Any
+    inplace: bool = False
+    reads: Any = None  # unused: a join names what it reads
 
 
 class _Refused(Exception):
@@ -172,6 +190,9 @@ class _Reader:
         self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
         self.where: list[int] = []  # each problem's node, by its place in the graph
+        self.paths: dict[Any, list[tuple[str, ...]]] = {}  # where the spec holds a node's tensor (rows, blocks)
+        self.known: set[tuple[str, ...]] = {("input",)}  # every name the spec has made so far
+        self.unnamed: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}  # rows a name can be given
 
     def sorted_problems(self) -> list[Problem]:
         """The problems in the model's order, each once."""
@@ -410,6 +431,7 @@ class _Reader:
             self.idom[node], depth[node] = d, depth[d] + 1
         self.emitted: set[Any] = set()
         start = next(n for n, op in self.ops.items() if op.what == "input")
+        self.paths[start] = [("input",)]
         return self.chain(start, result)
 
     def emit(self, node: Any) -> None:
@@ -431,7 +453,7 @@ class _Reader:
             op = self.ops[cur]
             self.emit(cur)
             if op.what == "entry":
-                items.append(_Leaf(op))
+                items.append(_Leaf(op, cur))
                 cur = op.inputs[0]
             elif op.what == "part":
                 items.append(_Part(op.index))
@@ -455,26 +477,28 @@ class _Reader:
             if op.what != "cat" or parts != list(range(len(branches))):
                 self.problem(node, f"{_describe(node)} joins the parts of a chunk out of order or otherwise")
                 raise _Refused
-            return _Struct("split", [b[1:] for b in branches], scope)
+            return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
         branches = [self.chain(fork, i) for i in op.inputs]
         if op.what == "cat":
-            return _Struct("concat", branches, scope)
+            return _Struct("concat", branches, scope, node=node, fork=fork)
         if op.what == "add":
             if len(branches) != 2:
                 raise _Refused
             a, b = branches
             body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
             reshapes = _shape(node) != _shape(fork)
-            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes)
+            return _Struct(
+                "residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes, node=node, fork=fork
+            )
         a, b = branches
-        if a and b:
-            self.problem(node, f"{_describe(node)}: a product of two computed tensors is no multiply (x * f(x))")
-            raise _Refused
-        return _Struct("multiply", [a or b], scope)
+        if a and b:  # f(x) * g(x): no body says it; the two branches' last rows, multiplied by name
+            return _Struct("multiply", [a, b], scope, node=node, fork=fork, flat=True)
+        return _Struct("multiply", [a or b], scope, node=node, fork=fork)
 
     # -- entries named after the module tree
 
     def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        items = self.spliced(list(items), prefix)
         out: list[dict[str, Any]] = []
         groups: set[str] = set()
         i = 0
@@ -492,17 +516,128 @@ class _Reader:
                 groups.add(head)
                 cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
                 layers = self.entries(items[i:j], (*prefix, head))
-                out.append({"kind": "sequential", "name": head, "layers": layers, CLASS: cls})
+                group: dict[str, Any] = {"kind": "sequential", "name": head}
+                if layers and "from" in layers[0]:  # the block reads what its first row reads (the same name)
+                    group["from"] = layers[0].pop("from")
+                out.append({**group, "layers": layers, CLASS: cls})
+                self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head
                 i = j
                 continue
             made = self.entry(items[i], prefix)
+            reads = getattr(items[i], "reads", None)
+            if made and reads is not None:
+                first = made[0]
+                made[0] = {"kind": first["kind"], **({"name": first["name"]} if "name" in first else {})}
+                made[0] |= {"from": self.ref(reads, prefix), **first}
             out.extend(made)
+            if made:
+                self.made(self.node_of(items[i]), prefix, made[-1])
             self.last_ref = made[-1].get("name") if made else self.last_ref
             i += 1
         return _fold_activations(out)
 
+    # -- structures written flat, and rows read by name
+
+    def spliced(self, items: list[Any], prefix: tuple[str, ...]) -> list[Any]:
+        """``items`` with each structure nesting cannot say here written flat: a product of two computed tensors,
+        or a structure whose branches run modules that rows outside it run too (LR-ASPP's head adds a row of the
+        backbone's middle to one of its end: the backbone's rows would come apart)."""
+        while True:
+            heads = [self.heads(item, prefix) for item in items]
+            for k, item in enumerate(items):
+                if not isinstance(item, _Struct) or item.what == "split" or len(self.scope(item)) > len(prefix):
+                    continue
+                others = set().union(*(h for n, h in enumerate(heads) if n != k))
+                if item.flat or heads[k] & others:
+                    items = [*items[:k], *self.splice(item), *items[k + 1 :]]
+                    break
+            else:
+                return items
+
+    def splice(self, item: _Struct) -> list[Any]:
+        """A structure as its branches' rows, in the model's order, each branch after the first reading the fork
+        by name, then a join of the branches' last rows by name (``{kind: add, from: [a, b]}``)."""
+        op = self.ops[item.node]
+        out: list[Any] = []
+        for branch in sorted((b for b in item.branches if b), key=self.first):
+            reads = item.reads if not out else item.fork
+            out += [replace(branch[0], reads=reads), *branch[1:]]
+        what = {"residual": "add", "concat": "concat", "multiply": "multiply"}[item.what]
+        inputs = op.inputs if what != "multiply" or len(op.inputs) == 2 else [op.inputs[0], op.inputs[0]]
+        return [*out, _Join(what, list(inputs), item.scope, item.node, item.inplace)]
+
+    def first(self, branch: list[Any]) -> int:
+        """Where a branch starts in the model's graph."""
+        return min(
+            self.order[x.node] if isinstance(x, _Leaf) else self.first([y for b in x.branches for y in b])
+            for x in branch
+            if isinstance(x, _Leaf | _Struct)
+        )
+
+    def heads(self, item: Any, prefix: tuple[str, ...]) -> set[str]:
+        """The names ``item``'s rows and blocks take in the block ``prefix`` (the module under it that holds them)."""
+        if isinstance(item, _Struct):
+            return set().union(*(self.heads(x, prefix) for b in item.branches for x in b))
+        if isinstance(item, _Leaf) and item.op.module is not None:
+            path = tuple(item.op.module.split("."))
+            if len(path) == len(prefix) + 1 and self.calls[item.op.module] > 1:
+                return set()  # a module without parameters that runs several times: unnamed rows
+        elif isinstance(item, _Leaf | _Join):
+            path = item.op.scope if isinstance(item, _Leaf) else item.scope
+            if len(path) == len(prefix):
+                return set()
+        else:
+            return set()
+        return {path[len(prefix)]} if len(path) > len(prefix) and path[: len(prefix)] == prefix else set()
+
+    def node_of(self, item: Any) -> Any:
+        return item.node if isinstance(item, _Leaf | _Struct | _Join) else None
+
+    def made(self, node: Any, path: tuple[str, ...], entry: dict[str, Any] | None = None) -> None:
+        """Where the spec holds ``node``'s tensor: the block ``path``, or ``entry``, a row in the block ``path``
+        (one without a name is named when a row reads it)."""
+        if entry is None:
+            self.paths.setdefault(node, []).append(path)
+            self.known.add(path)
+        elif "name" in entry:
+            self.paths.setdefault(node, []).append((*path, str(entry["name"])))
+            self.known.add((*path, str(entry["name"])))
+        elif entry.get("kind") in (*KINDS, "add", "concat", "multiply") and (
+            entry.get("kind") in KINDS or "from" in entry
+        ):
+            self.unnamed[node] = (entry, path)
+
+    def ref(self, node: Any, prefix: tuple[str, ...]) -> str:
+        """The name a row in the block ``prefix`` reads ``node``'s tensor by: the shortest that finds it there."""
+        if node not in self.paths and node in self.unnamed:
+            entry, at = self.unnamed.pop(node)
+            # a name no row of its block has, nor any module there (the rows after it take their modules' names)
+            taken = {p[-1] for p in self.known if p[:-1] == at}
+            taken |= {n for n, _ in self.root.get_submodule(".".join(at)).named_children()}
+            base = str(entry["kind"])
+            name = next(n for n in (base, *(f"{base}_{i}" for i in range(2, 10**6))) if n not in taken)
+            rest = {k: v for k, v in entry.items() if k != "kind"}
+            entry.clear()
+            entry.update({"kind": base, "name": name, **rest})
+            self.made(node, at, entry)
+        if node not in self.paths:
+            self.problem(node, f"{_describe(node)} is read by name, and no one row or block of the spec holds it")
+            raise _Refused
+        target = min(self.paths[node], key=len)
+        k = 0
+        while k < min(len(prefix), len(target) - 1) and prefix[k] == target[k]:
+            k += 1
+        for j in range(k, -1, -1):  # a name found nearer the reader would hide it: then a longer one
+            parts = target[j:]
+            if not any((*prefix[:m], *parts) in self.known for m in range(j + 1, len(prefix) + 1)):
+                return ".".join(parts)
+        raise _Names(f"{'.'.join(target)}: no name reads it from {'.'.join(prefix) or 'the top'}")
+
     def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        if isinstance(item, _Join):
+            join: dict[str, Any] = {"kind": item.what, "from": [self.ref(n, prefix) for n in item.inputs]}
+            return [{**join, "inplace": True} if item.inplace else join]
         if isinstance(item, _Leaf):
             op = item.op
             entries = [dict(e) for e in op.entries]
@@ -529,7 +664,7 @@ class _Reader:
             if item.inplace:
                 entry["inplace"] = True
             return [entry]
-        fork = self.last_ref
+        fork = self.ref(item.reads, prefix) if item.reads is not None else self.last_ref
         try:
             return self.branches(item, prefix)
         except _Names:
@@ -606,6 +741,8 @@ class _Reader:
     def scope(self, item: Any) -> tuple[str, ...]:
         if isinstance(item, _Leaf):
             return item.op.scope
+        if isinstance(item, _Join):
+            return item.scope
         if isinstance(item, _Part):
             return ()
         # the modules it runs say where it belongs (the join's own code, an add or a cat, may sit a level above),
