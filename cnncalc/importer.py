@@ -190,6 +190,8 @@ class _Reader:
         self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
         self.where: list[int] = []  # each problem's node, by its place in the graph
+        self.explained: set[Any] = set()  # refused nodes whose reader's problem says what they are
+        self.cl: set[Any] = set()  # nodes that are a plane's channels-last view (ConvNeXt's permute)
         self.paths: dict[Any, list[tuple[str, ...]]] = {}  # where the spec holds a node's tensor (rows, blocks)
         self.known: set[tuple[str, ...]] = {("input",)}  # every name the spec has made so far
         self.unnamed: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}  # rows a name can be given
@@ -230,6 +232,9 @@ class _Reader:
         if not hasattr(result, "op"):
             self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
             raise _Refused
+        if result in self.cl:
+            self.problem(result, "the model returns a channels-last view (x.permute(0, 2, 3, 1)); cnncalc a plane")
+            raise _Refused
         result = self.same.get(result, result)
         self.check_reached(result)
         return result
@@ -242,9 +247,12 @@ class _Reader:
             if node in seen:
                 continue
             seen.add(node)
+            if node in self.explained:
+                continue
             if node in self.refused:
                 self.problem(node, self.refused[node])
-                todo.extend(n for n in node.all_input_nodes if n in self.ops or n in self.refused)
+                ins = [self.same.get(n, n) for n in node.all_input_nodes]
+                todo.extend(n for n in ins if n in self.ops or n in self.refused)
             elif node in self.ops:
                 todo.extend(self.ops[node].inputs)
             else:
@@ -265,6 +273,9 @@ class _Reader:
             return _Op("input", [])
         if node.op == "get_attr":
             raise _Refused(f"the code reads the tensor '{node.target}' directly, not through a module")
+        if any(a in self.cl for a in node.all_input_nodes):
+            self.cl.add(node)  # until it is the permute back: what reads a refused op here is on the view too
+            return self.channels_last(node)
         if node.op == "call_module":
             module = self.gm.get_submodule(str(node.target))
             found = entry_for(module)
@@ -296,7 +307,18 @@ class _Reader:
                 raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
             return _Op("add", inputs, inplace=key in (operator.iadd, "add_"))
         if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
+            if any(getattr(a, "op", None) == "get_attr" for a in node.args[:2]):
+                return self.layer_scale(node)
             return _Op("mul", [self.tensor(a, node) for a in node.args[:2]])
+        if key in (torch.permute, "permute"):
+            if _dims(node) != [0, 2, 3, 1] or len(_shape(node.args[0]) or ()) != 4:
+                raise _Refused(
+                    f"{_describe(node)} to {_dims(node)}; cnncalc reads a permute to channels-last (0, 2, 3, 1)"
+                    " and back, around a layer norm or a linear over the channels (ConvNeXt)"
+                )
+            self.alias(node)
+            self.cl.add(node)
+            return None
         if key in (torch.cat, torch.concat):
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
             if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
@@ -319,6 +341,141 @@ class _Reader:
         if node.op in ("call_function", "call_method") and shape is None:
             return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
         raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
+
+    def plane(self, node: Any) -> tuple[int, ...] | None:
+        """A node's shape as the spec's row has it: a plane's, where the model computes it channels-last."""
+        shape = _shape(node)
+        return (shape[0], shape[3], shape[1], shape[2]) if node in self.cl and shape is not None else shape
+
+    def channels_last(self, node: Any) -> _Op | None:
+        """An operation on a channels-last view of a plane (``x.permute(0, 2, 3, 1)``), as ConvNeXt computes over
+        the channels: a module (nn.LayerNorm, nn.Linear) or ``F.layer_norm`` there is the kind that computes it
+        between the permutes (``layernorm``, ``channel_linear``), a GELU right after such a linear its
+        ``activation``, and the permute back the plane again. Anything else on it is refused."""
+        import torch
+        import torch.nn.functional as F
+
+        from .torch_backend import ChannelsLast
+
+        x = node.args[0] if node.args else None
+        if [a for a in node.all_input_nodes if a in self.cl] != [x]:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is not one cnncalc reads"
+            )
+        key: Any = node.target if node.op == "call_function" else str(node.target)
+        if key in (torch.permute, "permute") and _dims(node) == [0, 3, 1, 2]:
+            self.cl.discard(node)
+            self.alias(node)  # the plane again
+            return None
+        plane = self.plane(x)
+        assert plane is not None
+        if key is F.layer_norm:
+            module, name = self.layer_norm(node)
+        elif node.op == "call_module":
+            module, name = self.gm.get_submodule(str(node.target)), str(node.target)
+            if entry_for(ChannelsLast(module)) is None:
+                if any(True for _ in module.parameters()):
+                    raise _Refused(
+                        f"module '{name}' ({type(module).__name__}) on a channels-last view is no layer kind of cnncalc"
+                    )
+                self.after_linear(node, x, module)
+                return None
+        elif key in self.table:
+            make, names = self.table[key]
+            kwargs = dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
+            if any(hasattr(v, "op") for v in kwargs.values()):
+                raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            self.after_linear(node, x, make(**kwargs))
+            return None
+        else:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is not one cnncalc reads"
+            )
+        wrapped = ChannelsLast(module)
+        found = entry_for(wrapped)
+        assert found is not None
+        _same_computation(wrapped, found, plane, name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        self.cl.add(node)
+        return _Op("entry", [self.tensor(x, node)], [found], tuple(name.split("."))[:-1], name)
+
+    def after_linear(self, node: Any, x: Any, act: nn.Module) -> None:
+        """An activation on a channels-last linear's output that nothing else reads: that row's ``activation``
+        (ConvNeXt's GELU), where the kind takes it."""
+        from .torch_backend import ChannelsLast
+
+        made = self.ops.get(x)
+        found = None
+        alone = made is not None and made.module is not None and len(x.users) == 1 and len(made.entries) == 1
+        if made is not None and made.module is not None and alone and "activation" not in made.entries[0]:
+            found = entry_for(ChannelsLast(self.gm.get_submodule(made.module), act))
+        if found is None:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is no row of cnncalc;"
+                " it reads a GELU there only right after a linear"
+            )
+        made.entries = [found]  # type: ignore[union-attr]
+        self.alias(node, x)
+        self.cl.add(node)
+        return None
+
+    def layer_norm(self, node: Any) -> tuple[Any, str]:
+        """``F.layer_norm(x, shape, weight, bias, eps)`` with a module's own weight and bias (torchvision's
+        LayerNorm2d) as that nn.LayerNorm, named after the module."""
+        import torch
+        from torch import nn
+
+        names = ["normalized_shape", "weight", "bias", "eps"]
+        kwargs = dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
+        weight, bias = kwargs.get("weight"), kwargs.get("bias")
+        params = [p for p in (weight, bias) if p is not None]
+        owners = {str(p.target).rpartition(".")[0] for p in params if getattr(p, "op", None) == "get_attr"}
+        if len(owners) != 1 or len(params) != sum(getattr(p, "op", None) == "get_attr" for p in params):
+            raise _Refused(f"{_describe(node)} with a weight and bias not of one module")
+        (owner,) = owners
+        held = dict(self.gm.get_submodule(owner).named_parameters(recurse=False))
+        if [str(p.target).rpartition(".")[2] for p in params] != list(held) or list(held) not in (
+            ["weight", "bias"],
+            ["weight"],
+        ):
+            raise _Refused(f"{_describe(node)} with parameters its module '{owner}' holds otherwise")
+        shape = kwargs.get("normalized_shape")
+        norm = nn.LayerNorm(list(shape or ()), kwargs.get("eps", 1e-5), weight is not None, bias is not None)
+        with torch.no_grad():
+            for key, value in held.items():
+                getattr(norm, key).copy_(value)
+        return norm, owner
+
+    def layer_scale(self, node: Any) -> _Op:
+        """A parameter times a tensor (ConvNeXt's ``self.layer_scale * x``): a ``layer_scale`` row named after the
+        parameter, in its module, where the parameter is the C x 1 x 1 factors the kind holds."""
+        import torch
+
+        from .torch_backend import LayerScaleModule
+
+        a, b = node.args[:2]
+        param, x = (a, b) if getattr(a, "op", None) == "get_attr" else (b, a)
+        if getattr(x, "op", None) == "get_attr" or len(node.args) != 2 or node.kwargs:
+            raise _Refused(f"{_describe(node)} of two tensors read directly, not through modules")
+        name = str(param.target)
+        try:
+            value = self.gm.get_parameter(name)
+        except AttributeError:
+            raise _Refused(f"the code reads the tensor '{name}' directly, not through a module") from None
+        shape = _shape(x)
+        if shape is None or tuple(value.shape) != (shape[1], *(1 for _ in shape[2:])):
+            self.explained.add(param)  # this problem says what the parameter's read is
+            raise _Refused(
+                f"{_describe(node)}: the parameter '{name}' of shape {list(value.shape)} times a tensor of"
+                f" {list(shape or ())[1:]}; cnncalc's layer_scale is one factor per channel"
+            )
+        module = LayerScaleModule(tuple(value.shape), 0.0)
+        with torch.no_grad():
+            module.parameter.copy_(value)
+        found = entry_for(module)
+        assert found is not None
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return _Op("entry", [self.tensor(x, node)], [found], tuple(name.split("."))[:-1], name)
 
     def interpolate(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
         """F.interpolate as nn.Upsample; a size computed from a tensor's shape (``x.shape[-2:]``) is the size it
@@ -486,7 +643,7 @@ class _Reader:
                 raise _Refused
             a, b = branches
             body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
-            reshapes = _shape(node) != _shape(fork)
+            reshapes = _shape(node) != self.plane(fork)
             return _Struct(
                 "residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes, node=node, fork=fork
             )
@@ -772,7 +929,10 @@ class _Reader:
         return found
 
     def has_params(self, name: str) -> bool:
-        return any(True for _ in self.gm.get_submodule(name).parameters())
+        try:
+            return any(True for _ in self.gm.get_submodule(name).parameters())
+        except AttributeError:
+            return True  # a parameter read directly (a layer scale)
 
 
 #: The key that carries a module's class on a ``sequential`` entry until blocks are found (then dropped).
@@ -880,6 +1040,12 @@ def _size(items: Sequence[Any]) -> int:
     return sum(_size(b) for i in items if isinstance(i, _Struct) for b in i.branches) + len(items)
 
 
+def _dims(node: Any) -> list[int]:
+    """A permute's dimensions (``x.permute(0, 2, 3, 1)``, ``torch.permute(x, [0, 2, 3, 1])``)."""
+    dims = node.kwargs.get("dims", node.args[1:] if len(node.args) > 2 else node.args[1] if len(node.args) > 1 else ())
+    return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else []
+
+
 def _describe(node: Any) -> str:
     target = node.target
     name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
@@ -895,7 +1061,11 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            return entry_for(m) is not None or not any(True for _ in m.children())
+            # torch's own modules that no kind describes stay whole, to be refused by name; another module without
+            # children is traced through (torchvision's Permute, ConvNeXt's LayerNorm2d), its operations then
+            # read (or refused) one by one
+            childless = not any(True for _ in m.children())
+            return entry_for(m) is not None or (childless and type(m).__module__.startswith("torch.nn"))
 
     tracer = Tracer()
     tracer.record_stack_traces = True

@@ -44,24 +44,36 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "resnext50_32x4d": (tvm.resnext50_32x4d, 32),
     "wide_resnet50_2": (tvm.wide_resnet50_2, 32),
     "squeezenet1_0": (tvm.squeezenet1_0, 64),
+    "squeezenet1_1": (tvm.squeezenet1_1, 64),
     "densenet121": (tvm.densenet121, 32),
     "googlenet": (lambda: tvm.googlenet(aux_logits=False, init_weights=True), 64),
     "inception_v3": (lambda: tvm.inception_v3(aux_logits=False, init_weights=False), 96),
     "mobilenet_v2": (tvm.mobilenet_v2, 64),
     "mobilenet_v3_large": (tvm.mobilenet_v3_large, 64),
+    "mobilenet_v3_small": (tvm.mobilenet_v3_small, 64),
     "mnasnet0_5": (tvm.mnasnet0_5, 64),
     "shufflenet_v2_x0_5": (tvm.shufflenet_v2_x0_5, 64),
     "efficientnet_b0": (tvm.efficientnet_b0, 64),
+    # B1 ... B7 scale B0's widths and depths (and B7 holds 66 M params): the arithmetic does not depend on the size
+    **{f"efficientnet_b{i}": (getattr(tvm, f"efficientnet_b{i}"), 32) for i in range(1, 8)},
     "regnet_x_400mf": (tvm.regnet_x_400mf, 64),
     "regnet_y_400mf": (tvm.regnet_y_400mf, 64),
+    "convnext_tiny": (tvm.convnext_tiny, 32),
     "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=False), 64),
     "deeplabv3_mobilenet_v3_large": (lambda: seg.deeplabv3_mobilenet_v3_large(weights_backbone=None), 64),
     "lraspp_mobilenet_v3_large": (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), 64),
 }
 
-#: What a family's spec must say, where nesting cannot: LR-ASPP's head multiplies two computed tensors and adds
-#: a row of the backbone's middle to its end, read by name.
+#: What a family's spec must say. LR-ASPP's head multiplies two computed tensors and adds a row of the backbone's
+#: middle to its end, read by name; ConvNeXt's block computes on the channels-last view (permute, LayerNorm,
+#: Linear, GELU, Linear, permute back) and scales by a parameter of its own.
 SAYS: dict[str, list[str]] = {
+    "convnext_tiny": [
+        "          - {kind: conv2d, name: '0', out: 96, kernel: 4, stride: 4}\n          - {kind: layernorm, name: '1'}\n",
+        "              - {kind: layernorm, name: '2'}\n",
+        "              - {kind: channel_linear, name: '3', out: $block_out_2, activation: gelu}\n",
+        "          - {kind: layer_scale, name: layer_scale}\n",  # its init, 1e-6 in float32, is the default
+    ],
     "lraspp_mobilenet_v3_large": [
         "        name: scale\n        from: backbone\n",
         "      - {kind: multiply, from: [cbr, scale]}\n",
@@ -204,6 +216,20 @@ class Unknown(nn.Module):
         return torch.cumsum(self.conv(x), dim=1) + self.conv.weight.sum()
 
 
+class ChannelsLastOtherwise(nn.Module):
+    """What ConvNeXt's block does not: a ReLU on the channels-last view, a permute of another order, and a
+    parameter of one factor per row times a plane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.scale = nn.Parameter(torch.ones(6, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.scale * x.permute(0, 1, 3, 2)
+
+
 def _problems(model: nn.Module, shape: tuple[int, ...]) -> list[str]:
     with pytest.raises(SpecError) as info:
         from_torch(model, shape)
@@ -213,6 +239,14 @@ def _problems(model: nn.Module, shape: tuple[int, ...]) -> list[str]:
 def test_untraceable_code_is_one_problem_at_its_line() -> None:
     (line,) = _problems(Untraceable(), (3, 8, 8))
     assert "torch.fx cannot trace it" in line and f"{Path(__file__).name}:" in line
+
+
+def test_what_the_channels_last_view_and_a_layer_scale_cannot_be_is_refused() -> None:
+    lines = _problems(ChannelsLastOtherwise(), (3, 6, 6))
+    assert len(lines) == 3, lines
+    assert "relu() on a channels-last view (x.permute(0, 2, 3, 1)) is no row of cnncalc" in lines[0]
+    assert "x.permute() to [0, 1, 3, 2]; cnncalc reads a permute to channels-last (0, 2, 3, 1) and back" in lines[1]
+    assert "the parameter 'scale' of shape [6, 1] times a tensor of [4, 6, 6]" in lines[2]
 
 
 def test_what_cannot_be_nested_asks_for_from() -> None:
