@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Problem, SpecError
 from .fields import INPLACE_ACTIVATIONS
 from .layers import KINDS
-from .spec import Spec, parse_spec
+from .spec import RESERVED_ARGS, Spec, parse_spec
 
 if TYPE_CHECKING:
     from torch import fx, nn
@@ -676,7 +676,7 @@ class _Reader:
                 group: dict[str, Any] = {"kind": "sequential", "name": head}
                 if layers and "from" in layers[0]:  # the block reads what its first row reads (the same name)
                     group["from"] = layers[0].pop("from")
-                out.append({**group, "layers": layers, CLASS: cls})
+                out.append({**group, "layers": layers, CLASS: cls, IN: self.in_channels(items[i])})
                 self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head
                 i = j
@@ -747,6 +747,17 @@ class _Reader:
         else:
             return set()
         return {path[len(prefix)]} if len(path) > len(prefix) and path[: len(prefix)] == prefix else set()
+
+    def in_channels(self, item: Any) -> int | None:
+        """The channels (or features) coming into ``item``: what a block's ``in_channels`` is at its use."""
+        if isinstance(item, _Leaf):
+            x = item.reads if item.reads is not None else item.op.inputs[0]
+        elif isinstance(item, _Struct):
+            x = item.reads if item.reads is not None else item.fork
+        else:
+            return None
+        shape = self.plane(x)
+        return shape[1] if shape is not None and len(shape) in (2, 4) else None
 
     def node_of(self, item: Any) -> Any:
         return item.node if isinstance(item, _Leaf | _Struct | _Join) else None
@@ -935,8 +946,10 @@ class _Reader:
             return True  # a parameter read directly (a layer scale)
 
 
-#: The key that carries a module's class on a ``sequential`` entry until blocks are found (then dropped).
+#: The keys that carry a module's class, and the channels coming into it, on a ``sequential`` entry until blocks
+#: are found (then dropped).
 CLASS = "_class"
+IN = "_in"
 
 
 def _is_projection(shortcut: dict[str, Any]) -> bool:
@@ -1150,6 +1163,7 @@ def _skeleton(entry: Any) -> Any:
         return tuple(
             (k, (tuple(v) if isinstance(v, list) else v) if k in ("kind", "name", "from", CLASS) else _skeleton(v))
             for k, v in entry.items()
+            if k != IN
         )
     if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         return tuple(_skeleton(v) for v in entry)
@@ -1162,7 +1176,7 @@ def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         for k, v in entry.items():
-            if k not in ("kind", "name", "from", CLASS):
+            if k not in ("kind", "name", "from", CLASS, IN):
                 out.update(_values(v, (*path, label, k)))
     elif isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         for i, v in enumerate(entry):
@@ -1172,17 +1186,54 @@ def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
     return out
 
 
-def _substitute(entry: Any, args: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+def _substitute(entry: Any, exprs: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+    """An entry with each value at a path of ``exprs`` written as that argument or expression."""
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         return {
-            k: v if k in ("kind", "name", "from") else _substitute(v, args, (*path, label, k))
+            k: v if k in ("kind", "name", "from") else _substitute(v, exprs, (*path, label, k))
             for k, v in entry.items()
-            if k != CLASS
+            if k not in (CLASS, IN)
         }
     if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
-        return [_substitute(v, args, (*path, str(i))) for i, v in enumerate(entry)]
-    return f"${args[path]}" if path in args else entry
+        return [_substitute(v, exprs, (*path, str(i))) for i, v in enumerate(entry)]
+    return exprs.get(path, entry)
+
+
+#: The fields whose values a block's arguments relate (channel counts): ``conv3_out`` is ``${conv1_out * 4}``.
+_SIZES = ("out", "groups")
+#: The fields whose one argument in a block is named as the field.
+_SHORT = ("out", "kernel", "stride", "padding", "dilation", "groups")
+
+
+def _reads(expression: str, name: str) -> bool:
+    """Whether an expression written by :func:`_related` reads the argument ``name``."""
+    return re.search(rf"(?<=[${{]){name}\b", expression) is not None
+
+
+def _related(values: list[Any], bases: list[tuple[str, list[Any]]]) -> str | None:
+    """``values`` (one per use of a block) as an expression of a base's: equal (``$in_channels``), a whole multiple
+    (``${conv1_out * 4}``) or a whole part (``${in_channels // 2}``) of it in every use, the first base that holds."""
+
+    def whole(xs: list[Any]) -> bool:
+        return all(type(x) is int and x > 0 for x in xs)
+
+    if not whole(values):
+        return None
+    for name, base in bases:
+        if not whole(base):
+            continue
+        if values == base:
+            return f"${name}"
+        if all(x % b == 0 for x, b in zip(values, base, strict=True)):
+            (k, *more) = {x // b for x, b in zip(values, base, strict=True)}
+            if not more:
+                return f"${{{name} * {k}}}"
+        if all(b % x == 0 for x, b in zip(values, base, strict=True)):
+            (k, *more) = {b // x for x, b in zip(values, base, strict=True)}
+            if not more:
+                return f"${{{name} // {k}}}"
+    return None
 
 
 def _arg_name(path: tuple[str, ...], taken: set[str]) -> str:
@@ -1232,7 +1283,29 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
         values = [_values(m["layers"]) for m in members]
         differing = [p for p in values[0] if any(repr(v[p]) != repr(values[0][p]) for v in values)]
         taken: set[str] = set()
-        args = {p: _arg_name(p, taken) for p in differing}
+        # a channel count that is another's, or the block's input's, times or over a whole number in every use is
+        # that expression (a bottleneck's conv3_out is ${conv1_out * 4}); the others are arguments
+        ins = [m.get(IN) for m in members]
+        args: dict[tuple[str, ...], str] = {}
+        exprs: dict[tuple[str, ...], str] = {}
+        for p in differing:
+            column = [v[p] for v in values]
+            bases = [("in_channels", ins)] + [(a, [v[q] for v in values]) for q, a in args.items() if q[-1] in _SIZES]
+            related = _related(column, bases) if p[-1] in _SIZES else None
+            if related is not None:
+                exprs[p] = related
+            else:
+                args[p] = _arg_name(p, taken)
+        # the one channel count that others are written in is the block's width (a bottleneck's conv1_out), and
+        # the one argument of a field is named as the field (stride, not conv2_stride)
+        bases = [p for p, a in args.items() if p[-1] == "out" and any(_reads(e, a) for e in exprs.values())]
+        fields = [p[-1] for p in args]
+        for p, a in list(args.items()):
+            short = "width" if bases == [p] else p[-1] if fields.count(p[-1]) == 1 and p[-1] in _SHORT else a
+            if short != a and short not in taken and short not in RESERVED_ARGS:
+                taken.add(short)
+                args[p] = short
+                exprs = {q: re.sub(rf"(?<=[${{]){a}\b", short, e) for q, e in exprs.items()}
         defaults = {}
         for p, a in args.items():
             seen = [repr(v[p]) for v in values]
@@ -1242,11 +1315,8 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
         while name in blocks:
             n += 1
             name = f"{_snake(cls)}_{n}"
-        blocks[name] = (
-            {"args": defaults, "layers": _substitute(members[0]["layers"], args)}
-            if args
-            else {"layers": _substitute(members[0]["layers"], {})}
-        )
+        rows = _substitute(members[0]["layers"], exprs | {p: f"${a}" for p, a in args.items()})
+        blocks[name] = {"args": defaults, "layers": rows} if args else {"layers": rows}
         for m, v in zip(members, values, strict=True):
             own = {a: _compact(v[p]) for p, a in args.items() if repr(v[p]) != repr(defaults[a])}
             reads = {"from": m["from"]} if "from" in m else {}
@@ -1259,7 +1329,7 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
             return uses[id(entry)]
         out: dict[str, Any] = {}
         for k, v in entry.items():
-            if k == CLASS:
+            if k in (CLASS, IN):
                 continue
             if isinstance(v, list):
                 out[k] = [rewrite(e) for e in v]

@@ -71,7 +71,9 @@ SAYS: dict[str, list[str]] = {
     "convnext_tiny": [
         "          - {kind: conv2d, name: '0', out: 96, kernel: 4, stride: 4}\n          - {kind: layernorm, name: '1'}\n",
         "              - {kind: layernorm, name: '2'}\n",
-        "              - {kind: channel_linear, name: '3', out: $block_out_2, activation: gelu}\n",
+        "              - {kind: conv2d, name: '0', out: $in_channels, kernel: 7, padding: 3, groups: $in_channels}\n",
+        "              - {kind: channel_linear, name: '3', out: '${in_channels * 4}', activation: gelu}\n",
+        "          - {use: cnblock, name: '1', stochastic_depth_p: 0.0058823529411764705}\n",
         "          - {kind: layer_scale, name: layer_scale}\n",  # its init, 1e-6 in float32, is the default
     ],
     "lraspp_mobilenet_v3_large": [
@@ -343,7 +345,11 @@ def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     torch.manual_seed(0)
     text = round_trip(tvm.resnet50(), (3, 32, 32))
     assert text.count("use: bottleneck") == 4 and text.count("  bottleneck:") == 1
-    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {conv2_stride: 2}}\n" in text
+    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {stride: 2}}\n" in text
+    # the arguments as a person writes them: one width, the others expressions of it
+    assert "    args: {width: 256, stride: 1}\n" in text
+    assert "{kind: conv2d, name: conv2, out: $width, kernel: 3, stride: $stride, padding: 1}" in text
+    assert "{kind: conv2d, name: conv3, out: '${width * 4}', kernel: 1}" in text
     assert "shortcut: auto" in text and "downsample" not in text
 
 
