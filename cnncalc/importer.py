@@ -33,8 +33,14 @@ from .spec import RESERVED_ARGS, Spec, parse_spec
 if TYPE_CHECKING:
     from torch import fx, nn
 
-#: Progress callback: (what is being done, done so far, out of).
+#: Progress callback: (what is being done, the step it is, out of how many steps).
 Progress = Callable[[str, int, int], None]
+
+#: The steps of an import, for progress.
+_STEPS = 5
+
+#: Reading the graph reports progress every this many operations.
+_EVERY = 50
 
 
 def entry_for(module: nn.Module) -> dict[str, Any] | None:
@@ -208,9 +214,12 @@ class _Reader:
         self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
         self.where.append(self.order.get(node, -1))
 
-    def read(self) -> Any:
+    def read(self, progress: Callable[[int, int], None] | None = None) -> Any:
         output = None
-        for node in self.gm.graph.nodes:
+        total = len(self.order)
+        for i, node in enumerate(self.gm.graph.nodes):
+            if progress is not None and i % _EVERY == 0:
+                progress(i, total)
             if node.op == "output":
                 output = node
                 continue
@@ -1110,22 +1119,20 @@ def from_torch(
     """The spec of ``module`` on a C x H x W input, named after its module tree (its ``state_dict`` loads into
     ``build(spec)``); raises :class:`~cnncalc.errors.SpecError` with one problem per line where it cannot."""
     shape = tuple(int(n) for n in input_shape)
+    say: Progress = progress or (lambda what, step, steps: None)
     was_training = module.training
     module.eval()
     try:
-        if progress:
-            progress("tracing", 0, 4)
+        say(f"tracing {type(module).__name__} with torch.fx", 0, _STEPS)
         gm, problems = trace(module, shape)
         if problems:
             raise SpecError(problems)
-        if progress:
-            progress("reading the graph", 1, 4)
         reader = _Reader(gm, module)
         try:
-            result = reader.read()
+            # each module is checked here too: built as its kind, given its weights, it must give its output
+            result = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
+            say("nesting the joins and naming the rows", 2, _STEPS)
             items = reader.nest(result)
-            if progress:
-                progress("naming the rows", 2, 4)
             layers = reader.entries(items, ())
         except _Refused:
             raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
@@ -1133,8 +1140,7 @@ def from_torch(
             raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
-    if progress:
-        progress("finding blocks", 3, 4)
+    say("finding repeated blocks", 3, _STEPS)
     blocks, layers = fold_blocks(layers)
     layers = [_walk(e, _clean) for e in layers]
     for block in blocks.values():
@@ -1151,6 +1157,7 @@ def from_torch(
     if blocks:
         data["blocks"] = {n: {**b, "layers": [_bare(e) for e in b["layers"]]} for n, b in blocks.items()}
     data["layers"] = [_bare(e) for e in layers]
+    say("checking the spec", 4, _STEPS)
     return parse_spec(data)
 
 

@@ -315,7 +315,17 @@ def test_torchvision_to_stdout() -> None:
     assert result.exit_code == 0, result.output
     spec = load_spec(text=result.stdout)
     assert spec.name == "resnet18" and "conv2d: {bias: false}" in result.stdout
+    assert result.stderr == ""  # no progress where stderr is no terminal
     assert analyze(spec).rows[-1].output_shape == (7,)
+
+
+def test_progress_names_each_step_in_order() -> None:
+    seen: list[tuple[int, int, str]] = []
+    from_torch(tvm.resnet18(), (3, 32, 32), progress=lambda what, step, steps: seen.append((step, steps, what)))
+    assert [s for s, _, _ in seen] == sorted(s for s, _, _ in seen) and {s for s, _, _ in seen} == set(range(5))
+    assert all(steps == 5 for _, steps, _ in seen)
+    assert seen[0][2] == "tracing ResNet with torch.fx" and seen[-1][2] == "checking the spec"
+    assert any(what.startswith("reading operations: 50 of ") for _, _, what in seen)
 
 
 @pytest.mark.parametrize(
