@@ -577,6 +577,8 @@ class _Reader:
     # -- nesting
 
     def nest(self, result: Any) -> list[Any]:
+        """The graph as nested items, each join's branches from the fork that dominates it; raises _Refused where
+        nesting cannot say it (then :meth:`flat` does)."""
         order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
         self.idom: dict[Any, Any] = {}
         depth: dict[Any, int] = {}
@@ -600,14 +602,46 @@ class _Reader:
         self.paths[start] = [("input",)]
         return self.chain(start, result)
 
+    def flat(self, result: Any) -> list[Any]:
+        """The graph nesting cannot say (a tensor read inside two branches of a join), written flat: every op the
+        result needs in the model's order, each reading by name (``from:``) what is not the row before it, each
+        join a join of named rows, and each part of a chunk a ``slice`` of its input."""
+        self.problems.clear()  # nesting's, which this way says
+        self.where.clear()
+        needed: set[Any] = set()
+        todo = [result]
+        while todo:
+            node = todo.pop()
+            if node not in needed:
+                needed.add(node)
+                todo.extend(self.ops[node].inputs)
+        items: list[Any] = []
+        before = None
+        for node in sorted(needed, key=self.order.__getitem__):
+            op = self.ops[node]
+            if op.what == "chunk":
+                continue  # its parts are slices of its input
+            if op.what == "input":
+                self.paths[node] = [("input",)]
+            elif op.what == "part":
+                chunk = op.inputs[0]
+                x = self.ops[chunk].inputs[0]
+                channels, parts = (self.plane(x) or (0, 0))[1], int(chunk.args[1])
+                size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
+                part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
+                items.append(_Leaf(_Op("entry", [x], [part], op.scope), node, None if x is before else x))
+            elif op.what == "entry":
+                x = op.inputs[0]
+                items.append(_Leaf(op, node, None if x is before else x))
+            else:
+                what = {"add": "add", "cat": "concat", "mul": "multiply"}[op.what]
+                items.append(_Join(what, list(op.inputs), op.scope, node, op.inplace))
+            before = node
+        return items
+
     def emit(self, node: Any) -> None:
         if node in self.emitted:
-            self.problem(
-                node,
-                f"{_describe(node)}: its result is read across branches, so the graph cannot be nested;"
-                " it needs from: (issue 11 §1)",
-            )
-            raise _Refused
+            raise _Refused  # read inside two branches: nesting cannot say it (the model is written flat)
         self.emitted.add(node)
 
     def chain(self, src: Any, dst: Any) -> list[Any]:
@@ -629,8 +663,7 @@ class _Reader:
                 items.append(self.join(cur, op, fork))
                 cur = self.ops[fork].inputs[0] if self.ops[fork].what == "chunk" else fork
             else:
-                self.problem(cur, f"{_describe(cur)} cannot be nested here; it needs from: (issue 11 §1)")
-                raise _Refused
+                raise _Refused  # a chunk whose parts do not meet again in one concat
         items.reverse()
         return items
 
@@ -641,8 +674,7 @@ class _Reader:
             branches = [self.chain(fork, i) for i in op.inputs]
             parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
             if op.what != "cat" or parts != list(range(len(branches))):
-                self.problem(node, f"{_describe(node)} joins the parts of a chunk out of order or otherwise")
-                raise _Refused
+                raise _Refused  # the parts of a chunk joined out of order or otherwise
             return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
         branches = [self.chain(fork, i) for i in op.inputs]
         if op.what == "cat":
@@ -1132,7 +1164,10 @@ def from_torch(
             # each module is checked here too: built as its kind, given its weights, it must give its output
             result = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
             say("nesting the joins and naming the rows", 2, _STEPS)
-            items = reader.nest(result)
+            try:
+                items = reader.nest(result)
+            except _Refused:
+                items = reader.flat(result)
             layers = reader.entries(items, ())
         except _Refused:
             raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None

@@ -196,7 +196,7 @@ class Untraceable(nn.Module):
 
 
 class Crossed(nn.Module):
-    """A tensor read inside two branches: no nesting says it (the graph DSL's ``from:`` would)."""
+    """A tensor read inside two branches: no nesting says it, the graph DSL's ``from:`` does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,6 +207,19 @@ class Crossed(nn.Module):
         a = self.a(x)
         b = self.b(a + x)
         return torch.cat([a, b, x], 1)
+
+
+class CrossedChunk(nn.Module):
+    """A part of a chunk read by two joins: its parts are slices, read by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 7, 1)
+        self.f = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.conv(x).chunk(2, dim=1)  # 7 channels: 4 and 3
+        return torch.cat([self.f(a) + b, a], dim=1)
 
 
 class Unknown(nn.Module):
@@ -251,9 +264,19 @@ def test_what_the_channels_last_view_and_a_layer_scale_cannot_be_is_refused() ->
     assert "the parameter 'scale' of shape [6, 1] times a tensor of [4, 6, 6]" in lines[2]
 
 
-def test_what_cannot_be_nested_asks_for_from() -> None:
-    (line,) = _problems(Crossed(), (4, 8, 8))
-    assert "cannot be nested" in line and "from:" in line
+def test_a_graph_nesting_cannot_say_is_written_flat_with_from() -> None:
+    torch.manual_seed(0)
+    text = round_trip(Crossed(), (4, 8, 8))
+    assert text.endswith(
+        "  - {kind: conv2d, name: a, out: 4, kernel: 1}\n"
+        "  - {kind: add, from: [a, input]}\n"
+        "  - {kind: conv2d, name: b, out: 4, kernel: 1}\n"
+        "  - {kind: concat, from: [a, b, input]}\n"
+    )
+    text = round_trip(CrossedChunk(), (3, 8, 8))
+    assert "  - {kind: slice, name: slice, stop: 4}\n" in text
+    assert "  - {kind: slice, name: slice_2, from: conv, start: 4, stop: 7}\n" in text
+    assert "  - {kind: add, name: add, from: [f, slice_2]}\n  - {kind: concat, from: [add, slice]}\n" in text
 
 
 def test_each_unknown_operation_is_a_problem_with_its_module_and_line() -> None:
