@@ -626,7 +626,8 @@ class _Reader:
             elif op.what == "part":
                 chunk = op.inputs[0]
                 x = self.ops[chunk].inputs[0]
-                channels, parts = (self.plane(x) or (0, 0))[1], int(chunk.args[1])
+                parts = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
+                channels = (self.plane(x) or (0, 0))[1]
                 size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
                 part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
                 items.append(_Leaf(_Op("entry", [x], [part], op.scope), node, None if x is before else x))
@@ -733,7 +734,12 @@ class _Reader:
                 self.made(self.node_of(items[i]), prefix, made[-1])
             self.last_ref = made[-1].get("name") if made else self.last_ref
             i += 1
-        return _fold_activations(out)
+        folded = _fold_activations(out)
+        kept = {id(e) for e in folded}
+        for node, (e, _) in list(self.unnamed.items()):
+            if id(e) not in kept and any(e is x for x in out):
+                del self.unnamed[node]  # a relu folded into its residual: no row of its own to read by name
+        return folded
 
     # -- structures written flat, and rows read by name
 
