@@ -107,16 +107,34 @@ class _Refused(Exception):
     pass
 
 
-def _source_line(node: Any) -> str:
+def _frame(node: Any) -> tuple[str, int] | None:
     """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
     found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
-    return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
+    return (found[-1][0], int(found[-1][1])) if found else None
+
+
+def _source_line(node: Any) -> str:
+    where = _frame(node)
+    return f" ({where[0]}:{where[1]})" if where else ""
+
+
+def _augmented(node: Any) -> bool:
+    """Whether an add is the ``+=`` of the model's ``out += identity``, which PyTorch computes in place: torch.fx
+    records it as ``out + identity``, so the source says it (the line is an augmented assignment, and the add is
+    the last operation it makes)."""
+    import linecache
+
+    where = _frame(node)
+    if where is None or (node.next.op != "output" and _frame(node.next) == where):
+        return False
+    return re.match(r"\s*[A-Za-z_][\w.]*\s*\+=", linecache.getline(*where)) is not None
 
 
 def _in_torch(filename: str) -> bool:
     import torch
 
-    return filename.startswith(str(Path(torch.__file__).parent))
+    # torch's folder and what is in it, not torchvision's beside it (site-packages/torchvision starts the same)
+    return Path(filename).is_relative_to(Path(torch.__file__).parent)
 
 
 def _scope_of(node: Any) -> tuple[str, ...]:
@@ -314,7 +332,7 @@ class _Reader:
             inputs = [self.tensor(a, node) for a in node.args[:2]]
             if node.kwargs or len(node.args) != 2:
                 raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
-            return _Op("add", inputs, inplace=key in (operator.iadd, "add_"))
+            return _Op("add", inputs, inplace=key in (operator.iadd, "add_") or _augmented(node))
         if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
             if any(getattr(a, "op", None) == "get_attr" for a in node.args[:2]):
                 return self.layer_scale(node)
@@ -686,8 +704,10 @@ class _Reader:
             a, b = branches
             body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
             reshapes = _shape(node) != self.plane(fork)
+            # in place only where the add writes into the body's output (a residual's inplace), not the shortcut's
+            inplace = op.inplace and body is a
             return _Struct(
-                "residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes, node=node, fork=fork
+                "residual", [body, shortcut], scope, inplace=inplace, reshapes=reshapes, node=node, fork=fork
             )
         a, b = branches
         if a and b:  # f(x) * g(x): no body says it; the two branches' last rows, multiplied by name

@@ -386,6 +386,13 @@ def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     assert "shortcut: auto" in text and "downsample" not in text
 
 
+@pytest.mark.parametrize(("make", "shipped"), [(tvm.resnet50, "resnet50"), (tvm.convnext_tiny, "convnext_tiny")])
+def test_an_import_is_the_shipped_hand_written_spec_in_every_total(make: Callable[[], nn.Module], shipped: str) -> None:
+    """At 224, to the byte: `out += identity` in place, ConvNeXt's channels-last rows, its layer scale."""
+    imported = analyze(from_torch(make().eval(), (3, 224, 224))).totals
+    assert imported == analyze(shipped).totals
+
+
 def test_a_segmentation_model_downloads_no_backbone() -> None:
     from cnncalc.commands.import_ import model_of
 
