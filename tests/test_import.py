@@ -383,6 +383,11 @@ def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     assert "    args: {width: 256, stride: 1}\n" in text
     assert "{kind: conv2d, name: conv2, out: $width, kernel: 3, stride: $stride, padding: 1}" in text
     assert "{kind: conv2d, name: conv3, out: '${width * 4}', kernel: 1}" in text
+    # docs/import.md quotes it (its blocks and its stages; the size does not change them)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
+    (quoted,) = [b for b in page.split("```yaml\n")[1:] if b.startswith("blocks:\n  bottleneck:")]
+    for part in quoted.split("```")[0].split("  ...\n"):
+        assert part in text, part
     assert "shortcut: auto" in text and "downsample" not in text
 
 
