@@ -1162,6 +1162,51 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
     return gm, []
 
 
+def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list[Problem]:
+    """A problem for each module whose parameters the traced model never reads (GoogLeNet's and Inception v3's
+    auxiliary classifiers, which run in training only): the spec would leave them out, in silence."""
+    used = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+
+    def runs(name: str) -> bool:
+        parts = name.split(".")
+        return any(".".join(parts[:k]) in used for k in range(1, len(parts) + 1))
+
+    names: dict[int, list[str]] = {}  # a parameter shared by two modules runs where either runs
+    for name, value in module.named_parameters(remove_duplicate=False):
+        names.setdefault(id(value), []).append(name)
+    idle = [name for name, value in module.named_parameters() if not any(runs(n) for n in names[id(value)])]
+    if not idle:
+        return []
+    counts = dict(module.named_parameters())
+    out: list[Problem] = []
+    said: set[str] = set()
+    for name in idle:
+        parts = name.split(".")
+        # the outermost module all of whose parameters are idle
+        owner = (
+            next(
+                p
+                for p in (".".join(parts[:k]) for k in range(1, len(parts)))
+                if all(not runs(n) for n in counts if n.startswith(p + "."))
+            )
+            if len(parts) > 1
+            else name
+        )
+        if owner in said:
+            continue
+        said.add(owner)
+        held = sum(v.numel() for n, v in counts.items() if n == owner or n.startswith(owner + "."))
+        what = type(module.get_submodule(owner)).__name__ if len(parts) > 1 else "a parameter"
+        out.append(
+            Problem(
+                f"{owner}: {what} holds {held:,} parameters that do not run on a"
+                f" {'x'.join(map(str, shape))} input at inference; cnncalc imports what runs: build the model"
+                " without it (torchvision's GoogLeNet and Inception v3: --arg aux_logits=False)"
+            )
+        )
+    return out
+
+
 def _trace_problem(exc: BaseException) -> Problem:
     import traceback
 
@@ -1185,6 +1230,9 @@ def from_torch(
         gm, problems = trace(module, shape)
         if problems:
             raise SpecError(problems)
+        idle = _idle(module, gm, shape)
+        if idle:
+            raise SpecError(idle)
         reader = _Reader(gm, module)
         try:
             # each module is checked here too: built as its kind, given its weights, it must give its output

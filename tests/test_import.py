@@ -415,6 +415,13 @@ class OverTheWidth(nn.Module):
         return self.norm(self.conv(x))
 
 
+def test_parameters_that_do_not_run_are_refused_not_left_out() -> None:
+    lines = _problems(tvm.googlenet(aux_logits=True, init_weights=False), (3, 64, 64))
+    assert [line.split(":")[0] for line in lines] == ["aux1", "aux2"]
+    assert "aux1: InceptionAux holds 3,188,968 parameters that do not run on a 3x64x64 input at inference" in lines[0]
+    assert "--arg aux_logits=False" in lines[0]
+
+
 def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:
     (line,) = _problems(OverTheWidth(), (3, 8, 8))
     assert "module 'norm' (LayerNorm) on a 4x6x6 input does not compute what layernorm does" in line
