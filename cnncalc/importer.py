@@ -21,20 +21,26 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, SpecError
 from .fields import INPLACE_ACTIVATIONS
 from .layers import KINDS
-from .spec import Spec, parse_spec
+from .spec import RESERVED_ARGS, Spec, parse_spec
 
 if TYPE_CHECKING:
     from torch import fx, nn
 
-#: Progress callback: (what is being done, done so far, out of).
+#: Progress callback: (what is being done, the step it is, out of how many steps).
 Progress = Callable[[str, int, int], None]
+
+#: The steps of an import, for progress.
+_STEPS = 5
+
+#: Reading the graph reports progress every this many operations.
+_EVERY = 50
 
 
 def entry_for(module: nn.Module) -> dict[str, Any] | None:
@@ -63,6 +69,8 @@ class _Op:
 @dataclass
 class _Leaf:
     op: _Op
+    node: Any = None  # the fx node it makes
+    reads: Any = None  # the node it reads by name (from:), where it does not read the item before it
 
 
 @dataclass
@@ -73,26 +81,60 @@ class _Part:
 @dataclass
 class _Struct:
     what: str  # residual, concat, split, multiply
-    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body]
+    branches: list[list[Any]]  # residual: [body, shortcut]; multiply: [body], or [a, b] for a product of two
     scope: tuple[str, ...]
     inplace: bool = False
     reshapes: bool = False  # its output's shape is not its input's
+    node: Any = None  # the join's node
+    fork: Any = None  # the node its branches start from
+    reads: Any = None
+    flat: bool = False  # nesting cannot say it: written as its branches' rows and a join of them (from:)
+
+
+@dataclass
+class _Join:
+    """A join of named rows (``{kind: add, from: [a, b]}``): a structure written flat."""
+
+    what: str  # add, concat, multiply
+    inputs: list[Any]  # the nodes it joins
+    scope: tuple[str, ...]
+    node: Any
+    inplace: bool = False
+    reads: Any = None  # unused: a join names what it reads
 
 
 class _Refused(Exception):
     pass
 
 
-def _source_line(node: Any) -> str:
+def _frame(node: Any) -> tuple[str, int] | None:
     """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
     found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
-    return f" ({found[-1][0]}:{found[-1][1]})" if found else ""
+    return (found[-1][0], int(found[-1][1])) if found else None
+
+
+def _source_line(node: Any) -> str:
+    where = _frame(node)
+    return f" ({where[0]}:{where[1]})" if where else ""
+
+
+def _augmented(node: Any) -> bool:
+    """Whether an add is the ``+=`` of the model's ``out += identity``, which PyTorch computes in place: torch.fx
+    records it as ``out + identity``, so the source says it (the line is an augmented assignment, and the add is
+    the last operation it makes)."""
+    import linecache
+
+    where = _frame(node)
+    if where is None or (node.next.op != "output" and _frame(node.next) == where):
+        return False
+    return re.match(r"\s*[A-Za-z_][\w.]*\s*\+=", linecache.getline(*where)) is not None
 
 
 def _in_torch(filename: str) -> bool:
     import torch
 
-    return filename.startswith(str(Path(torch.__file__).parent))
+    # torch's folder and what is in it, not torchvision's beside it (site-packages/torchvision starts the same)
+    return Path(filename).is_relative_to(Path(torch.__file__).parent)
 
 
 def _scope_of(node: Any) -> tuple[str, ...]:
@@ -172,6 +214,11 @@ class _Reader:
         self.cats: dict[tuple[Any, ...], Any] = {}  # each concatenation, by what it concatenates
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
         self.where: list[int] = []  # each problem's node, by its place in the graph
+        self.explained: set[Any] = set()  # refused nodes whose reader's problem says what they are
+        self.cl: set[Any] = set()  # nodes that are a plane's channels-last view (ConvNeXt's permute)
+        self.paths: dict[Any, list[tuple[str, ...]]] = {}  # where the spec holds a node's tensor (rows, blocks)
+        self.known: set[tuple[str, ...]] = {("input",)}  # every name the spec has made so far
+        self.unnamed: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}  # rows a name can be given
 
     def sorted_problems(self) -> list[Problem]:
         """The problems in the model's order, each once."""
@@ -185,9 +232,12 @@ class _Reader:
         self.problems.append(Problem(f"{where}: {what}{_source_line(node)}"))
         self.where.append(self.order.get(node, -1))
 
-    def read(self) -> Any:
+    def read(self, progress: Callable[[int, int], None] | None = None) -> Any:
         output = None
-        for node in self.gm.graph.nodes:
+        total = len(self.order)
+        for i, node in enumerate(self.gm.graph.nodes):
+            if progress is not None and i % _EVERY == 0:
+                progress(i, total)
             if node.op == "output":
                 output = node
                 continue
@@ -209,6 +259,9 @@ class _Reader:
         if not hasattr(result, "op"):
             self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
             raise _Refused
+        if result in self.cl:
+            self.problem(result, "the model returns a channels-last view (x.permute(0, 2, 3, 1)); cnncalc a plane")
+            raise _Refused
         result = self.same.get(result, result)
         self.check_reached(result)
         return result
@@ -221,9 +274,12 @@ class _Reader:
             if node in seen:
                 continue
             seen.add(node)
+            if node in self.explained:
+                continue
             if node in self.refused:
                 self.problem(node, self.refused[node])
-                todo.extend(n for n in node.all_input_nodes if n in self.ops or n in self.refused)
+                ins = [self.same.get(n, n) for n in node.all_input_nodes]
+                todo.extend(n for n in ins if n in self.ops or n in self.refused)
             elif node in self.ops:
                 todo.extend(self.ops[node].inputs)
             else:
@@ -244,6 +300,9 @@ class _Reader:
             return _Op("input", [])
         if node.op == "get_attr":
             raise _Refused(f"the code reads the tensor '{node.target}' directly, not through a module")
+        if any(a in self.cl for a in node.all_input_nodes):
+            self.cl.add(node)  # until it is the permute back: what reads a refused op here is on the view too
+            return self.channels_last(node)
         if node.op == "call_module":
             module = self.gm.get_submodule(str(node.target))
             found = entry_for(module)
@@ -273,9 +332,20 @@ class _Reader:
             inputs = [self.tensor(a, node) for a in node.args[:2]]
             if node.kwargs or len(node.args) != 2:
                 raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
-            return _Op("add", inputs, inplace=key in (operator.iadd, "add_"))
+            return _Op("add", inputs, inplace=key in (operator.iadd, "add_") or _augmented(node))
         if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
+            if any(getattr(a, "op", None) == "get_attr" for a in node.args[:2]):
+                return self.layer_scale(node)
             return _Op("mul", [self.tensor(a, node) for a in node.args[:2]])
+        if key in (torch.permute, "permute"):
+            if _dims(node) != [0, 2, 3, 1] or len(_shape(node.args[0]) or ()) != 4:
+                raise _Refused(
+                    f"{_describe(node)} to {_dims(node)}; cnncalc reads a permute to channels-last (0, 2, 3, 1)"
+                    " and back, around a layer norm or a linear over the channels (ConvNeXt)"
+                )
+            self.alias(node)
+            self.cl.add(node)
+            return None
         if key in (torch.cat, torch.concat):
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
             if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
@@ -298,6 +368,141 @@ class _Reader:
         if node.op in ("call_function", "call_method") and shape is None:
             return None  # a size or a number: it matters only where a tensor op reads it, and is refused there
         raise _Refused(f"{_describe(node)} is not an operation cnncalc imports")
+
+    def plane(self, node: Any) -> tuple[int, ...] | None:
+        """A node's shape as the spec's row has it: a plane's, where the model computes it channels-last."""
+        shape = _shape(node)
+        return (shape[0], shape[3], shape[1], shape[2]) if node in self.cl and shape is not None else shape
+
+    def channels_last(self, node: Any) -> _Op | None:
+        """An operation on a channels-last view of a plane (``x.permute(0, 2, 3, 1)``), as ConvNeXt computes over
+        the channels: a module (nn.LayerNorm, nn.Linear) or ``F.layer_norm`` there is the kind that computes it
+        between the permutes (``layernorm``, ``channel_linear``), a GELU right after such a linear its
+        ``activation``, and the permute back the plane again. Anything else on it is refused."""
+        import torch
+        import torch.nn.functional as F
+
+        from .torch_backend import ChannelsLast
+
+        x = node.args[0] if node.args else None
+        if [a for a in node.all_input_nodes if a in self.cl] != [x]:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is not one cnncalc reads"
+            )
+        key: Any = node.target if node.op == "call_function" else str(node.target)
+        if key in (torch.permute, "permute") and _dims(node) == [0, 3, 1, 2]:
+            self.cl.discard(node)
+            self.alias(node)  # the plane again
+            return None
+        plane = self.plane(x)
+        assert plane is not None
+        if key is F.layer_norm:
+            module, name = self.layer_norm(node)
+        elif node.op == "call_module":
+            module, name = self.gm.get_submodule(str(node.target)), str(node.target)
+            if entry_for(ChannelsLast(module)) is None:
+                if any(True for _ in module.parameters()):
+                    raise _Refused(
+                        f"module '{name}' ({type(module).__name__}) on a channels-last view is no layer kind of cnncalc"
+                    )
+                self.after_linear(node, x, module)
+                return None
+        elif key in self.table:
+            make, names = self.table[key]
+            kwargs = dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
+            if any(hasattr(v, "op") for v in kwargs.values()):
+                raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            self.after_linear(node, x, make(**kwargs))
+            return None
+        else:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is not one cnncalc reads"
+            )
+        wrapped = ChannelsLast(module)
+        found = entry_for(wrapped)
+        assert found is not None
+        _same_computation(wrapped, found, plane, name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        self.cl.add(node)
+        return _Op("entry", [self.tensor(x, node)], [found], tuple(name.split("."))[:-1], name)
+
+    def after_linear(self, node: Any, x: Any, act: nn.Module) -> None:
+        """An activation on a channels-last linear's output that nothing else reads: that row's ``activation``
+        (ConvNeXt's GELU), where the kind takes it."""
+        from .torch_backend import ChannelsLast
+
+        made = self.ops.get(x)
+        found = None
+        alone = made is not None and made.module is not None and len(x.users) == 1 and len(made.entries) == 1
+        if made is not None and made.module is not None and alone and "activation" not in made.entries[0]:
+            found = entry_for(ChannelsLast(self.gm.get_submodule(made.module), act))
+        if found is None:
+            raise _Refused(
+                f"{_describe(node)} on a channels-last view (x.permute(0, 2, 3, 1)) is no row of cnncalc;"
+                " it reads a GELU there only right after a linear"
+            )
+        made.entries = [found]  # type: ignore[union-attr]
+        self.alias(node, x)
+        self.cl.add(node)
+        return None
+
+    def layer_norm(self, node: Any) -> tuple[Any, str]:
+        """``F.layer_norm(x, shape, weight, bias, eps)`` with a module's own weight and bias (torchvision's
+        LayerNorm2d) as that nn.LayerNorm, named after the module."""
+        import torch
+        from torch import nn
+
+        names = ["normalized_shape", "weight", "bias", "eps"]
+        kwargs = dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
+        weight, bias = kwargs.get("weight"), kwargs.get("bias")
+        params = [p for p in (weight, bias) if p is not None]
+        owners = {str(p.target).rpartition(".")[0] for p in params if getattr(p, "op", None) == "get_attr"}
+        if len(owners) != 1 or len(params) != sum(getattr(p, "op", None) == "get_attr" for p in params):
+            raise _Refused(f"{_describe(node)} with a weight and bias not of one module")
+        (owner,) = owners
+        held = dict(self.gm.get_submodule(owner).named_parameters(recurse=False))
+        if [str(p.target).rpartition(".")[2] for p in params] != list(held) or list(held) not in (
+            ["weight", "bias"],
+            ["weight"],
+        ):
+            raise _Refused(f"{_describe(node)} with parameters its module '{owner}' holds otherwise")
+        shape = kwargs.get("normalized_shape")
+        norm = nn.LayerNorm(list(shape or ()), kwargs.get("eps", 1e-5), weight is not None, bias is not None)
+        with torch.no_grad():
+            for key, value in held.items():
+                getattr(norm, key).copy_(value)
+        return norm, owner
+
+    def layer_scale(self, node: Any) -> _Op:
+        """A parameter times a tensor (ConvNeXt's ``self.layer_scale * x``): a ``layer_scale`` row named after the
+        parameter, in its module, where the parameter is the C x 1 x 1 factors the kind holds."""
+        import torch
+
+        from .torch_backend import LayerScaleModule
+
+        a, b = node.args[:2]
+        param, x = (a, b) if getattr(a, "op", None) == "get_attr" else (b, a)
+        if getattr(x, "op", None) == "get_attr" or len(node.args) != 2 or node.kwargs:
+            raise _Refused(f"{_describe(node)} of two tensors read directly, not through modules")
+        name = str(param.target)
+        try:
+            value = self.gm.get_parameter(name)
+        except AttributeError:
+            raise _Refused(f"the code reads the tensor '{name}' directly, not through a module") from None
+        shape = _shape(x)
+        if shape is None or tuple(value.shape) != (shape[1], *(1 for _ in shape[2:])):
+            self.explained.add(param)  # this problem says what the parameter's read is
+            raise _Refused(
+                f"{_describe(node)}: the parameter '{name}' of shape {list(value.shape)} times a tensor of"
+                f" {list(shape or ())[1:]}; cnncalc's layer_scale is one factor per channel"
+            )
+        module = LayerScaleModule(tuple(value.shape), 0.0)
+        with torch.no_grad():
+            module.parameter.copy_(value)
+        found = entry_for(module)
+        assert found is not None
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return _Op("entry", [self.tensor(x, node)], [found], tuple(name.split("."))[:-1], name)
 
     def interpolate(self, node: Any, shape: tuple[int, ...] | None) -> _Op:
         """F.interpolate as nn.Upsample; a size computed from a tensor's shape (``x.shape[-2:]``) is the size it
@@ -390,6 +595,8 @@ class _Reader:
     # -- nesting
 
     def nest(self, result: Any) -> list[Any]:
+        """The graph as nested items, each join's branches from the fork that dominates it; raises _Refused where
+        nesting cannot say it (then :meth:`flat` does)."""
         order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
         self.idom: dict[Any, Any] = {}
         depth: dict[Any, int] = {}
@@ -410,16 +617,50 @@ class _Reader:
             self.idom[node], depth[node] = d, depth[d] + 1
         self.emitted: set[Any] = set()
         start = next(n for n, op in self.ops.items() if op.what == "input")
+        self.paths[start] = [("input",)]
         return self.chain(start, result)
+
+    def flat(self, result: Any) -> list[Any]:
+        """The graph nesting cannot say (a tensor read inside two branches of a join), written flat: every op the
+        result needs in the model's order, each reading by name (``from:``) what is not the row before it, each
+        join a join of named rows, and each part of a chunk a ``slice`` of its input."""
+        self.problems.clear()  # nesting's, which this way says
+        self.where.clear()
+        needed: set[Any] = set()
+        todo = [result]
+        while todo:
+            node = todo.pop()
+            if node not in needed:
+                needed.add(node)
+                todo.extend(self.ops[node].inputs)
+        items: list[Any] = []
+        before = None
+        for node in sorted(needed, key=self.order.__getitem__):
+            op = self.ops[node]
+            if op.what == "chunk":
+                continue  # its parts are slices of its input
+            if op.what == "input":
+                self.paths[node] = [("input",)]
+            elif op.what == "part":
+                chunk = op.inputs[0]
+                x = self.ops[chunk].inputs[0]
+                parts = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
+                channels = (self.plane(x) or (0, 0))[1]
+                size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
+                part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
+                items.append(_Leaf(_Op("entry", [x], [part], op.scope), node, None if x is before else x))
+            elif op.what == "entry":
+                x = op.inputs[0]
+                items.append(_Leaf(op, node, None if x is before else x))
+            else:
+                what = {"add": "add", "cat": "concat", "mul": "multiply"}[op.what]
+                items.append(_Join(what, list(op.inputs), op.scope, node, op.inplace))
+            before = node
+        return items
 
     def emit(self, node: Any) -> None:
         if node in self.emitted:
-            self.problem(
-                node,
-                f"{_describe(node)}: its result is read across branches, so the graph cannot be nested;"
-                " it needs from: (issue 11 §1)",
-            )
-            raise _Refused
+            raise _Refused  # read inside two branches: nesting cannot say it (the model is written flat)
         self.emitted.add(node)
 
     def chain(self, src: Any, dst: Any) -> list[Any]:
@@ -431,7 +672,7 @@ class _Reader:
             op = self.ops[cur]
             self.emit(cur)
             if op.what == "entry":
-                items.append(_Leaf(op))
+                items.append(_Leaf(op, cur))
                 cur = op.inputs[0]
             elif op.what == "part":
                 items.append(_Part(op.index))
@@ -441,8 +682,7 @@ class _Reader:
                 items.append(self.join(cur, op, fork))
                 cur = self.ops[fork].inputs[0] if self.ops[fork].what == "chunk" else fork
             else:
-                self.problem(cur, f"{_describe(cur)} cannot be nested here; it needs from: (issue 11 §1)")
-                raise _Refused
+                raise _Refused  # a chunk whose parts do not meet again in one concat
         items.reverse()
         return items
 
@@ -453,28 +693,31 @@ class _Reader:
             branches = [self.chain(fork, i) for i in op.inputs]
             parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
             if op.what != "cat" or parts != list(range(len(branches))):
-                self.problem(node, f"{_describe(node)} joins the parts of a chunk out of order or otherwise")
-                raise _Refused
-            return _Struct("split", [b[1:] for b in branches], scope)
+                raise _Refused  # the parts of a chunk joined out of order or otherwise
+            return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
         branches = [self.chain(fork, i) for i in op.inputs]
         if op.what == "cat":
-            return _Struct("concat", branches, scope)
+            return _Struct("concat", branches, scope, node=node, fork=fork)
         if op.what == "add":
             if len(branches) != 2:
                 raise _Refused
             a, b = branches
             body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
-            reshapes = _shape(node) != _shape(fork)
-            return _Struct("residual", [body, shortcut], scope, inplace=op.inplace, reshapes=reshapes)
+            reshapes = _shape(node) != self.plane(fork)
+            # in place only where the add writes into the body's output (a residual's inplace), not the shortcut's
+            inplace = op.inplace and body is a
+            return _Struct(
+                "residual", [body, shortcut], scope, inplace=inplace, reshapes=reshapes, node=node, fork=fork
+            )
         a, b = branches
-        if a and b:
-            self.problem(node, f"{_describe(node)}: a product of two computed tensors is no multiply (x * f(x))")
-            raise _Refused
-        return _Struct("multiply", [a or b], scope)
+        if a and b:  # f(x) * g(x): no body says it; the two branches' last rows, multiplied by name
+            return _Struct("multiply", [a, b], scope, node=node, fork=fork, flat=True)
+        return _Struct("multiply", [a or b], scope, node=node, fork=fork)
 
     # -- entries named after the module tree
 
     def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        items = self.spliced(list(items), prefix)
         out: list[dict[str, Any]] = []
         groups: set[str] = set()
         i = 0
@@ -492,17 +735,144 @@ class _Reader:
                 groups.add(head)
                 cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
                 layers = self.entries(items[i:j], (*prefix, head))
-                out.append({"kind": "sequential", "name": head, "layers": layers, CLASS: cls})
+                group: dict[str, Any] = {"kind": "sequential", "name": head}
+                if layers and "from" in layers[0]:  # the block reads what its first row reads (the same name)
+                    group["from"] = layers[0].pop("from")
+                out.append({**group, "layers": layers, CLASS: cls, IN: self.in_channels(items[i])})
+                self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head
                 i = j
                 continue
             made = self.entry(items[i], prefix)
+            reads = getattr(items[i], "reads", None)
+            if made and reads is not None:
+                first = made[0]
+                made[0] = {"kind": first["kind"], **({"name": first["name"]} if "name" in first else {})}
+                made[0] |= {"from": self.ref(reads, prefix), **first}
             out.extend(made)
+            if made:
+                self.made(self.node_of(items[i]), prefix, made[-1])
             self.last_ref = made[-1].get("name") if made else self.last_ref
             i += 1
-        return _fold_activations(out)
+        folded = _fold_activations(out)
+        kept = {id(e) for e in folded}
+        for node, (e, _) in list(self.unnamed.items()):
+            if id(e) not in kept and any(e is x for x in out):
+                del self.unnamed[node]  # a relu folded into its residual: no row of its own to read by name
+        return folded
+
+    # -- structures written flat, and rows read by name
+
+    def spliced(self, items: list[Any], prefix: tuple[str, ...]) -> list[Any]:
+        """``items`` with each structure nesting cannot say here written flat: a product of two computed tensors,
+        or a structure whose branches run modules that rows outside it run too (LR-ASPP's head adds a row of the
+        backbone's middle to one of its end: the backbone's rows would come apart)."""
+        while True:
+            heads = [self.heads(item, prefix) for item in items]
+            for k, item in enumerate(items):
+                if not isinstance(item, _Struct) or item.what == "split" or len(self.scope(item)) > len(prefix):
+                    continue
+                others = set().union(*(h for n, h in enumerate(heads) if n != k))
+                if item.flat or heads[k] & others:
+                    items = [*items[:k], *self.splice(item), *items[k + 1 :]]
+                    break
+            else:
+                return items
+
+    def splice(self, item: _Struct) -> list[Any]:
+        """A structure as its branches' rows, in the model's order, each branch after the first reading the fork
+        by name, then a join of the branches' last rows by name (``{kind: add, from: [a, b]}``)."""
+        op = self.ops[item.node]
+        out: list[Any] = []
+        for branch in sorted((b for b in item.branches if b), key=self.first):
+            reads = item.reads if not out else item.fork
+            out += [replace(branch[0], reads=reads), *branch[1:]]
+        what = {"residual": "add", "concat": "concat", "multiply": "multiply"}[item.what]
+        inputs = op.inputs if what != "multiply" or len(op.inputs) == 2 else [op.inputs[0], op.inputs[0]]
+        return [*out, _Join(what, list(inputs), item.scope, item.node, item.inplace)]
+
+    def first(self, branch: list[Any]) -> int:
+        """Where a branch starts in the model's graph."""
+        return min(
+            self.order[x.node] if isinstance(x, _Leaf) else self.first([y for b in x.branches for y in b])
+            for x in branch
+            if isinstance(x, _Leaf | _Struct)
+        )
+
+    def heads(self, item: Any, prefix: tuple[str, ...]) -> set[str]:
+        """The names ``item``'s rows and blocks take in the block ``prefix`` (the module under it that holds them)."""
+        if isinstance(item, _Struct):
+            return set().union(*(self.heads(x, prefix) for b in item.branches for x in b))
+        if isinstance(item, _Leaf) and item.op.module is not None:
+            path = tuple(item.op.module.split("."))
+            if len(path) == len(prefix) + 1 and self.calls[item.op.module] > 1:
+                return set()  # a module without parameters that runs several times: unnamed rows
+        elif isinstance(item, _Leaf | _Join):
+            path = item.op.scope if isinstance(item, _Leaf) else item.scope
+            if len(path) == len(prefix):
+                return set()
+        else:
+            return set()
+        return {path[len(prefix)]} if len(path) > len(prefix) and path[: len(prefix)] == prefix else set()
+
+    def in_channels(self, item: Any) -> int | None:
+        """The channels (or features) coming into ``item``: what a block's ``in_channels`` is at its use."""
+        if isinstance(item, _Leaf):
+            x = item.reads if item.reads is not None else item.op.inputs[0]
+        elif isinstance(item, _Struct):
+            x = item.reads if item.reads is not None else item.fork
+        else:
+            return None
+        shape = self.plane(x)
+        return shape[1] if shape is not None and len(shape) in (2, 4) else None
+
+    def node_of(self, item: Any) -> Any:
+        return item.node if isinstance(item, _Leaf | _Struct | _Join) else None
+
+    def made(self, node: Any, path: tuple[str, ...], entry: dict[str, Any] | None = None) -> None:
+        """Where the spec holds ``node``'s tensor: the block ``path``, or ``entry``, a row in the block ``path``
+        (one without a name is named when a row reads it)."""
+        if entry is None:
+            self.paths.setdefault(node, []).append(path)
+            self.known.add(path)
+        elif "name" in entry:
+            self.paths.setdefault(node, []).append((*path, str(entry["name"])))
+            self.known.add((*path, str(entry["name"])))
+        elif entry.get("kind") in (*KINDS, "add", "concat", "multiply") and (
+            entry.get("kind") in KINDS or "from" in entry
+        ):
+            self.unnamed[node] = (entry, path)
+
+    def ref(self, node: Any, prefix: tuple[str, ...]) -> str:
+        """The name a row in the block ``prefix`` reads ``node``'s tensor by: the shortest that finds it there."""
+        if node not in self.paths and node in self.unnamed:
+            entry, at = self.unnamed.pop(node)
+            # a name no row of its block has, nor any module there (the rows after it take their modules' names)
+            taken = {p[-1] for p in self.known if p[:-1] == at}
+            taken |= {n for n, _ in self.root.get_submodule(".".join(at)).named_children()}
+            base = str(entry["kind"])
+            name = next(n for n in (base, *(f"{base}_{i}" for i in range(2, 10**6))) if n not in taken)
+            rest = {k: v for k, v in entry.items() if k != "kind"}
+            entry.clear()
+            entry.update({"kind": base, "name": name, **rest})
+            self.made(node, at, entry)
+        if node not in self.paths:
+            self.problem(node, f"{_describe(node)} is read by name, and no one row or block of the spec holds it")
+            raise _Refused
+        target = min(self.paths[node], key=len)
+        k = 0
+        while k < min(len(prefix), len(target) - 1) and prefix[k] == target[k]:
+            k += 1
+        for j in range(k, -1, -1):  # a name found nearer the reader would hide it: then a longer one
+            parts = target[j:]
+            if not any((*prefix[:m], *parts) in self.known for m in range(j + 1, len(prefix) + 1)):
+                return ".".join(parts)
+        raise _Names(f"{'.'.join(target)}: no name reads it from {'.'.join(prefix) or 'the top'}")
 
     def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+        if isinstance(item, _Join):
+            join: dict[str, Any] = {"kind": item.what, "from": [self.ref(n, prefix) for n in item.inputs]}
+            return [{**join, "inplace": True} if item.inplace else join]
         if isinstance(item, _Leaf):
             op = item.op
             entries = [dict(e) for e in op.entries]
@@ -529,7 +899,7 @@ class _Reader:
             if item.inplace:
                 entry["inplace"] = True
             return [entry]
-        fork = self.last_ref
+        fork = self.ref(item.reads, prefix) if item.reads is not None else self.last_ref
         try:
             return self.branches(item, prefix)
         except _Names:
@@ -606,6 +976,8 @@ class _Reader:
     def scope(self, item: Any) -> tuple[str, ...]:
         if isinstance(item, _Leaf):
             return item.op.scope
+        if isinstance(item, _Join):
+            return item.scope
         if isinstance(item, _Part):
             return ()
         # the modules it runs say where it belongs (the join's own code, an add or a cat, may sit a level above),
@@ -635,11 +1007,16 @@ class _Reader:
         return found
 
     def has_params(self, name: str) -> bool:
-        return any(True for _ in self.gm.get_submodule(name).parameters())
+        try:
+            return any(True for _ in self.gm.get_submodule(name).parameters())
+        except AttributeError:
+            return True  # a parameter read directly (a layer scale)
 
 
-#: The key that carries a module's class on a ``sequential`` entry until blocks are found (then dropped).
+#: The keys that carry a module's class, and the channels coming into it, on a ``sequential`` entry until blocks
+#: are found (then dropped).
 CLASS = "_class"
+IN = "_in"
 
 
 def _is_projection(shortcut: dict[str, Any]) -> bool:
@@ -743,6 +1120,12 @@ def _size(items: Sequence[Any]) -> int:
     return sum(_size(b) for i in items if isinstance(i, _Struct) for b in i.branches) + len(items)
 
 
+def _dims(node: Any) -> list[int]:
+    """A permute's dimensions (``x.permute(0, 2, 3, 1)``, ``torch.permute(x, [0, 2, 3, 1])``)."""
+    dims = node.kwargs.get("dims", node.args[1:] if len(node.args) > 2 else node.args[1] if len(node.args) > 1 else ())
+    return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else []
+
+
 def _describe(node: Any) -> str:
     target = node.target
     name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
@@ -758,7 +1141,11 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            return entry_for(m) is not None or not any(True for _ in m.children())
+            # torch's own modules that no kind describes stay whole, to be refused by name; another module without
+            # children is traced through (torchvision's Permute, ConvNeXt's LayerNorm2d), its operations then
+            # read (or refused) one by one
+            childless = not any(True for _ in m.children())
+            return entry_for(m) is not None or (childless and type(m).__module__.startswith("torch.nn"))
 
     tracer = Tracer()
     tracer.record_stack_traces = True
@@ -773,6 +1160,51 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
     except Exception as exc:
         return gm, [Problem(f"(the model): it does not run on a 1 x {'x'.join(map(str, input_shape))} input: {exc}")]
     return gm, []
+
+
+def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list[Problem]:
+    """A problem for each module whose parameters the traced model never reads (GoogLeNet's and Inception v3's
+    auxiliary classifiers, which run in training only): the spec would leave them out, in silence."""
+    used = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+
+    def runs(name: str) -> bool:
+        parts = name.split(".")
+        return any(".".join(parts[:k]) in used for k in range(1, len(parts) + 1))
+
+    names: dict[int, list[str]] = {}  # a parameter shared by two modules runs where either runs
+    for name, value in module.named_parameters(remove_duplicate=False):
+        names.setdefault(id(value), []).append(name)
+    idle = [name for name, value in module.named_parameters() if not any(runs(n) for n in names[id(value)])]
+    if not idle:
+        return []
+    counts = dict(module.named_parameters())
+    out: list[Problem] = []
+    said: set[str] = set()
+    for name in idle:
+        parts = name.split(".")
+        # the outermost module all of whose parameters are idle
+        owner = (
+            next(
+                p
+                for p in (".".join(parts[:k]) for k in range(1, len(parts)))
+                if all(not runs(n) for n in counts if n.startswith(p + "."))
+            )
+            if len(parts) > 1
+            else name
+        )
+        if owner in said:
+            continue
+        said.add(owner)
+        held = sum(v.numel() for n, v in counts.items() if n == owner or n.startswith(owner + "."))
+        what = type(module.get_submodule(owner)).__name__ if len(parts) > 1 else "a parameter"
+        out.append(
+            Problem(
+                f"{owner}: {what} holds {held:,} parameters that do not run on a"
+                f" {'x'.join(map(str, shape))} input at inference; cnncalc imports what runs: build the model"
+                " without it (torchvision's GoogLeNet and Inception v3: --arg aux_logits=False)"
+            )
+        )
+    return out
 
 
 def _trace_problem(exc: BaseException) -> Problem:
@@ -790,22 +1222,26 @@ def from_torch(
     """The spec of ``module`` on a C x H x W input, named after its module tree (its ``state_dict`` loads into
     ``build(spec)``); raises :class:`~cnncalc.errors.SpecError` with one problem per line where it cannot."""
     shape = tuple(int(n) for n in input_shape)
+    say: Progress = progress or (lambda what, step, steps: None)
     was_training = module.training
     module.eval()
     try:
-        if progress:
-            progress("tracing", 0, 4)
+        say(f"tracing {type(module).__name__} with torch.fx", 0, _STEPS)
         gm, problems = trace(module, shape)
         if problems:
             raise SpecError(problems)
-        if progress:
-            progress("reading the graph", 1, 4)
+        idle = _idle(module, gm, shape)
+        if idle:
+            raise SpecError(idle)
         reader = _Reader(gm, module)
         try:
-            result = reader.read()
-            items = reader.nest(result)
-            if progress:
-                progress("naming the rows", 2, 4)
+            # each module is checked here too: built as its kind, given its weights, it must give its output
+            result = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
+            say("nesting the joins and naming the rows", 2, _STEPS)
+            try:
+                items = reader.nest(result)
+            except _Refused:
+                items = reader.flat(result)
             layers = reader.entries(items, ())
         except _Refused:
             raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
@@ -813,8 +1249,7 @@ def from_torch(
             raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
-    if progress:
-        progress("finding blocks", 3, 4)
+    say("finding repeated blocks", 3, _STEPS)
     blocks, layers = fold_blocks(layers)
     layers = [_walk(e, _clean) for e in layers]
     for block in blocks.values():
@@ -831,6 +1266,7 @@ def from_torch(
     if blocks:
         data["blocks"] = {n: {**b, "layers": [_bare(e) for e in b["layers"]]} for n, b in blocks.items()}
     data["layers"] = [_bare(e) for e in layers]
+    say("checking the spec", 4, _STEPS)
     return parse_spec(data)
 
 
@@ -843,6 +1279,7 @@ def _skeleton(entry: Any) -> Any:
         return tuple(
             (k, (tuple(v) if isinstance(v, list) else v) if k in ("kind", "name", "from", CLASS) else _skeleton(v))
             for k, v in entry.items()
+            if k != IN
         )
     if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         return tuple(_skeleton(v) for v in entry)
@@ -855,7 +1292,7 @@ def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         for k, v in entry.items():
-            if k not in ("kind", "name", "from", CLASS):
+            if k not in ("kind", "name", "from", CLASS, IN):
                 out.update(_values(v, (*path, label, k)))
     elif isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
         for i, v in enumerate(entry):
@@ -865,17 +1302,54 @@ def _values(entry: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any
     return out
 
 
-def _substitute(entry: Any, args: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+def _substitute(entry: Any, exprs: dict[tuple[str, ...], str], path: tuple[str, ...] = ()) -> Any:
+    """An entry with each value at a path of ``exprs`` written as that argument or expression."""
     if isinstance(entry, dict):
         label = str(entry.get("name", entry.get("kind", "")))
         return {
-            k: v if k in ("kind", "name", "from") else _substitute(v, args, (*path, label, k))
+            k: v if k in ("kind", "name", "from") else _substitute(v, exprs, (*path, label, k))
             for k, v in entry.items()
-            if k != CLASS
+            if k not in (CLASS, IN)
         }
     if isinstance(entry, list) and any(isinstance(v, dict | list) for v in entry):
-        return [_substitute(v, args, (*path, str(i))) for i, v in enumerate(entry)]
-    return f"${args[path]}" if path in args else entry
+        return [_substitute(v, exprs, (*path, str(i))) for i, v in enumerate(entry)]
+    return exprs.get(path, entry)
+
+
+#: The fields whose values a block's arguments relate (channel counts): ``conv3_out`` is ``${conv1_out * 4}``.
+_SIZES = ("out", "groups")
+#: The fields whose one argument in a block is named as the field.
+_SHORT = ("out", "kernel", "stride", "padding", "dilation", "groups")
+
+
+def _reads(expression: str, name: str) -> bool:
+    """Whether an expression written by :func:`_related` reads the argument ``name``."""
+    return re.search(rf"(?<=[${{]){name}\b", expression) is not None
+
+
+def _related(values: list[Any], bases: list[tuple[str, list[Any]]]) -> str | None:
+    """``values`` (one per use of a block) as an expression of a base's: equal (``$in_channels``), a whole multiple
+    (``${conv1_out * 4}``) or a whole part (``${in_channels // 2}``) of it in every use, the first base that holds."""
+
+    def whole(xs: list[Any]) -> bool:
+        return all(type(x) is int and x > 0 for x in xs)
+
+    if not whole(values):
+        return None
+    for name, base in bases:
+        if not whole(base):
+            continue
+        if values == base:
+            return f"${name}"
+        if all(x % b == 0 for x, b in zip(values, base, strict=True)):
+            (k, *more) = {x // b for x, b in zip(values, base, strict=True)}
+            if not more:
+                return f"${{{name} * {k}}}"
+        if all(b % x == 0 for x, b in zip(values, base, strict=True)):
+            (k, *more) = {b // x for x, b in zip(values, base, strict=True)}
+            if not more:
+                return f"${{{name} // {k}}}"
+    return None
 
 
 def _arg_name(path: tuple[str, ...], taken: set[str]) -> str:
@@ -925,21 +1399,40 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
         values = [_values(m["layers"]) for m in members]
         differing = [p for p in values[0] if any(repr(v[p]) != repr(values[0][p]) for v in values)]
         taken: set[str] = set()
-        args = {p: _arg_name(p, taken) for p in differing}
+        # a channel count that is another's, or the block's input's, times or over a whole number in every use is
+        # that expression (a bottleneck's conv3_out is ${conv1_out * 4}); the others are arguments
+        ins = [m.get(IN) for m in members]
+        args: dict[tuple[str, ...], str] = {}
+        exprs: dict[tuple[str, ...], str] = {}
+        for p in differing:
+            column = [v[p] for v in values]
+            bases = [("in_channels", ins)] + [(a, [v[q] for v in values]) for q, a in args.items() if q[-1] in _SIZES]
+            related = _related(column, bases) if p[-1] in _SIZES else None
+            if related is not None:
+                exprs[p] = related
+            else:
+                args[p] = _arg_name(p, taken)
+        # the one channel count that others are written in is the block's width (a bottleneck's conv1_out), and
+        # the one argument of a field is named as the field (stride, not conv2_stride)
+        bases = [p for p, a in args.items() if p[-1] == "out" and any(_reads(e, a) for e in exprs.values())]
+        fields = [p[-1] for p in args]
+        for p, a in list(args.items()):
+            short = "width" if bases == [p] else p[-1] if fields.count(p[-1]) == 1 and p[-1] in _SHORT else a
+            if short != a and short not in taken and short not in RESERVED_ARGS:
+                taken.add(short)
+                args[p] = short
+                exprs = {q: re.sub(rf"(?<=[${{]){a}\b", short, e) for q, e in exprs.items()}
         defaults = {}
         for p, a in args.items():
             seen = [repr(v[p]) for v in values]
-            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(set(seen), key=seen.count))
+            defaults[a] = next(v[p] for v in values if repr(v[p]) == max(dict.fromkeys(seen), key=seen.count))
         name = _snake(cls)
         n = 1
         while name in blocks:
             n += 1
             name = f"{_snake(cls)}_{n}"
-        blocks[name] = (
-            {"args": defaults, "layers": _substitute(members[0]["layers"], args)}
-            if args
-            else {"layers": _substitute(members[0]["layers"], {})}
-        )
+        rows = _substitute(members[0]["layers"], exprs | {p: f"${a}" for p, a in args.items()})
+        blocks[name] = {"args": defaults, "layers": rows} if args else {"layers": rows}
         for m, v in zip(members, values, strict=True):
             own = {a: _compact(v[p]) for p, a in args.items() if repr(v[p]) != repr(defaults[a])}
             reads = {"from": m["from"]} if "from" in m else {}
@@ -952,7 +1445,7 @@ def fold_blocks(layers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict
             return uses[id(entry)]
         out: dict[str, Any] = {}
         for k, v in entry.items():
-            if k == CLASS:
+            if k in (CLASS, IN):
                 continue
             if isinstance(v, list):
                 out[k] = [rewrite(e) for e in v]
@@ -1070,7 +1563,7 @@ def _lift_defaults(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if not all(isinstance(e.get(key), bool | float | type(None)) for e in mine):
                 continue  # settings (true/false, eps, momentum), never sizes: those a reader looks for in each row
             values = [repr(e.get(key)) for e in mine]
-            best = max(set(values), key=values.count)
+            best = max(dict.fromkeys(values), key=values.count)
             if best != "None" and values.count(best) > _MAJORITY * len(mine):
                 lifted.setdefault(kind, {})[key] = next(e[key] for e in mine if repr(e.get(key)) == best)
     return lifted

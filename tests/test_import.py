@@ -44,18 +44,44 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "resnext50_32x4d": (tvm.resnext50_32x4d, 32),
     "wide_resnet50_2": (tvm.wide_resnet50_2, 32),
     "squeezenet1_0": (tvm.squeezenet1_0, 64),
+    "squeezenet1_1": (tvm.squeezenet1_1, 64),
     "densenet121": (tvm.densenet121, 32),
     "googlenet": (lambda: tvm.googlenet(aux_logits=False, init_weights=True), 64),
     "inception_v3": (lambda: tvm.inception_v3(aux_logits=False, init_weights=False), 96),
     "mobilenet_v2": (tvm.mobilenet_v2, 64),
     "mobilenet_v3_large": (tvm.mobilenet_v3_large, 64),
+    "mobilenet_v3_small": (tvm.mobilenet_v3_small, 64),
     "mnasnet0_5": (tvm.mnasnet0_5, 64),
     "shufflenet_v2_x0_5": (tvm.shufflenet_v2_x0_5, 64),
     "efficientnet_b0": (tvm.efficientnet_b0, 64),
+    # B1 ... B7 scale B0's widths and depths (and B7 holds 66 M params): the arithmetic does not depend on the size
+    **{f"efficientnet_b{i}": (getattr(tvm, f"efficientnet_b{i}"), 32) for i in range(1, 8)},
     "regnet_x_400mf": (tvm.regnet_x_400mf, 64),
     "regnet_y_400mf": (tvm.regnet_y_400mf, 64),
+    "convnext_tiny": (tvm.convnext_tiny, 32),
     "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=False), 64),
     "deeplabv3_mobilenet_v3_large": (lambda: seg.deeplabv3_mobilenet_v3_large(weights_backbone=None), 64),
+    "lraspp_mobilenet_v3_large": (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), 64),
+}
+
+#: What a family's spec must say. LR-ASPP's head multiplies two computed tensors and adds a row of the backbone's
+#: middle to its end, read by name; ConvNeXt's block computes on the channels-last view (permute, LayerNorm,
+#: Linear, GELU, Linear, permute back) and scales by a parameter of its own.
+SAYS: dict[str, list[str]] = {
+    "convnext_tiny": [
+        "          - {kind: conv2d, name: '0', out: 96, kernel: 4, stride: 4}\n          - {kind: layernorm, name: '1'}\n",
+        "              - {kind: layernorm, name: '2'}\n",
+        "              - {kind: conv2d, name: '0', out: $in_channels, kernel: 7, padding: 3, groups: $in_channels}\n",
+        "              - {kind: channel_linear, name: '3', out: '${in_channels * 4}', activation: gelu}\n",
+        "          - {use: cnblock, name: '1', stochastic_depth_p: 0.0058823529411764705}\n",
+        "          - {kind: layer_scale, name: layer_scale}\n",  # its init, 1e-6 in float32, is the default
+    ],
+    "lraspp_mobilenet_v3_large": [
+        "        name: scale\n        from: backbone\n",
+        "      - {kind: multiply, from: [cbr, scale]}\n",
+        "      - {kind: conv2d, name: low_classifier, from: backbone.4, out: 21, kernel: 1, bias: true}\n",
+        "      - {kind: add, from: [low_classifier, high_classifier]}\n",
+    ],
 }
 
 
@@ -91,7 +117,9 @@ def test_torchvision_family_round_trips(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GoogLeNet's note on its init
         model = make()
-    round_trip(model, (3, size, size))
+    text = round_trip(model, (3, size, size))
+    for said in SAYS.get(name, []):
+        assert said in text, text
 
 
 # --- modules written here ----------------------------------------------------------------------------------
@@ -134,6 +162,28 @@ def test_se_gating_a_transposed_conv_and_a_long_skip_round_trip() -> None:
     assert "kind: multiply" in text and "kind: convtranspose2d" in text and "kind: concat" in text
 
 
+class Product(nn.Module):
+    """A product of two computed tensors (a gated linear unit of convs), forked at an unnamed row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.value = nn.Conv2d(8, 8, 1)
+        self.gate = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        return self.value(x) * torch.sigmoid(self.gate(x))
+
+
+def test_a_product_of_two_computed_tensors_reads_them_by_name() -> None:
+    torch.manual_seed(0)
+    text = round_trip(Product(), (3, 8, 8))
+    assert "  - {kind: relu, name: relu}\n" in text  # the fork, named so that the second branch can read it
+    assert "  - {kind: conv2d, name: gate, from: relu, out: 8, kernel: 1}\n" in text
+    assert "  - {kind: multiply, from: [value, sigmoid]}\n" in text
+
+
 class Untraceable(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -146,7 +196,7 @@ class Untraceable(nn.Module):
 
 
 class Crossed(nn.Module):
-    """A tensor read inside two branches: no nesting says it (the graph DSL's ``from:`` would)."""
+    """A tensor read inside two branches: no nesting says it, the graph DSL's ``from:`` does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,6 +209,19 @@ class Crossed(nn.Module):
         return torch.cat([a, b, x], 1)
 
 
+class CrossedChunk(nn.Module):
+    """A part of a chunk read by two joins: its parts are slices, read by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 7, 1)
+        self.f = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.conv(x).chunk(2, dim=1)  # 7 channels: 4 and 3
+        return torch.cat([self.f(a) + b, a], dim=1)
+
+
 class Unknown(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -166,6 +229,20 @@ class Unknown(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cumsum(self.conv(x), dim=1) + self.conv.weight.sum()
+
+
+class ChannelsLastOtherwise(nn.Module):
+    """What ConvNeXt's block does not: a ReLU on the channels-last view, a permute of another order, and a
+    parameter of one factor per row times a plane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.scale = nn.Parameter(torch.ones(6, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.scale * x.permute(0, 1, 3, 2)
 
 
 def _problems(model: nn.Module, shape: tuple[int, ...]) -> list[str]:
@@ -179,29 +256,33 @@ def test_untraceable_code_is_one_problem_at_its_line() -> None:
     assert "torch.fx cannot trace it" in line and f"{Path(__file__).name}:" in line
 
 
-def test_what_cannot_be_nested_asks_for_from() -> None:
-    (line,) = _problems(Crossed(), (4, 8, 8))
-    assert "cannot be nested" in line and "from:" in line
+def test_what_the_channels_last_view_and_a_layer_scale_cannot_be_is_refused() -> None:
+    lines = _problems(ChannelsLastOtherwise(), (3, 6, 6))
+    assert len(lines) == 3, lines
+    assert "relu() on a channels-last view (x.permute(0, 2, 3, 1)) is no row of cnncalc" in lines[0]
+    assert "x.permute() to [0, 1, 3, 2]; cnncalc reads a permute to channels-last (0, 2, 3, 1) and back" in lines[1]
+    assert "the parameter 'scale' of shape [6, 1] times a tensor of [4, 6, 6]" in lines[2]
+
+
+def test_a_graph_nesting_cannot_say_is_written_flat_with_from() -> None:
+    torch.manual_seed(0)
+    text = round_trip(Crossed(), (4, 8, 8))
+    assert text.endswith(
+        "  - {kind: conv2d, name: a, out: 4, kernel: 1}\n"
+        "  - {kind: add, from: [a, input]}\n"
+        "  - {kind: conv2d, name: b, out: 4, kernel: 1}\n"
+        "  - {kind: concat, from: [a, b, input]}\n"
+    )
+    text = round_trip(CrossedChunk(), (3, 8, 8))
+    assert "  - {kind: slice, name: slice, stop: 4}\n" in text
+    assert "  - {kind: slice, name: slice_2, from: conv, start: 4, stop: 7}\n" in text
+    assert "  - {kind: add, name: add, from: [f, slice_2]}\n  - {kind: concat, from: [add, slice]}\n" in text
 
 
 def test_each_unknown_operation_is_a_problem_with_its_module_and_line() -> None:
     lines = _problems(Unknown(), (3, 8, 8))
     assert any("cumsum()" in line and "test_import.py:" in line for line in lines), lines
     assert any("conv.weight" in line for line in lines), lines
-
-
-@pytest.mark.parametrize(
-    ("make", "said"),
-    [
-        (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), "a product of two computed tensors"),
-    ],
-)
-def test_what_the_dsl_cannot_name_or_nest_is_refused(make: Callable[[], nn.Module], said: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = make()
-    lines = _problems(model, (3, 96, 96))
-    assert any(said in line for line in lines), lines
 
 
 # --- the command -----------------------------------------------------------------------------------------
@@ -257,7 +338,17 @@ def test_torchvision_to_stdout() -> None:
     assert result.exit_code == 0, result.output
     spec = load_spec(text=result.stdout)
     assert spec.name == "resnet18" and "conv2d: {bias: false}" in result.stdout
+    assert result.stderr == ""  # no progress where stderr is no terminal
     assert analyze(spec).rows[-1].output_shape == (7,)
+
+
+def test_progress_names_each_step_in_order() -> None:
+    seen: list[tuple[int, int, str]] = []
+    from_torch(tvm.resnet18(), (3, 32, 32), progress=lambda what, step, steps: seen.append((step, steps, what)))
+    assert [s for s, _, _ in seen] == sorted(s for s, _, _ in seen) and {s for s, _, _ in seen} == set(range(5))
+    assert all(steps == 5 for _, steps, _ in seen)
+    assert seen[0][2] == "tracing ResNet with torch.fx" and seen[-1][2] == "checking the spec"
+    assert any(what.startswith("reading operations: 50 of ") for _, _, what in seen)
 
 
 @pytest.mark.parametrize(
@@ -287,8 +378,24 @@ def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     torch.manual_seed(0)
     text = round_trip(tvm.resnet50(), (3, 32, 32))
     assert text.count("use: bottleneck") == 4 and text.count("  bottleneck:") == 1
-    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {conv2_stride: 2}}\n" in text
+    assert "  - {use: bottleneck, name: layer3, repeat: 6, first: {stride: 2}}\n" in text
+    # the arguments as a person writes them: one width, the others expressions of it
+    assert "    args: {width: 256, stride: 1}\n" in text
+    assert "{kind: conv2d, name: conv2, out: $width, kernel: 3, stride: $stride, padding: 1}" in text
+    assert "{kind: conv2d, name: conv3, out: '${width * 4}', kernel: 1}" in text
+    # docs/import.md quotes it (its blocks and its stages; the size does not change them)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
+    (quoted,) = [b for b in page.split("```yaml\n")[1:] if b.startswith("blocks:\n  bottleneck:")]
+    for part in quoted.split("```")[0].split("  ...\n"):
+        assert part in text, part
     assert "shortcut: auto" in text and "downsample" not in text
+
+
+@pytest.mark.parametrize(("make", "shipped"), [(tvm.resnet50, "resnet50"), (tvm.convnext_tiny, "convnext_tiny")])
+def test_an_import_is_the_shipped_hand_written_spec_in_every_total(make: Callable[[], nn.Module], shipped: str) -> None:
+    """At 224, to the byte: `out += identity` in place, ConvNeXt's channels-last rows, its layer scale."""
+    imported = analyze(from_torch(make().eval(), (3, 224, 224))).totals
+    assert imported == analyze(shipped).totals
 
 
 def test_a_segmentation_model_downloads_no_backbone() -> None:
@@ -306,6 +413,13 @@ class OverTheWidth(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x))
+
+
+def test_parameters_that_do_not_run_are_refused_not_left_out() -> None:
+    lines = _problems(tvm.googlenet(aux_logits=True, init_weights=False), (3, 64, 64))
+    assert [line.split(":")[0] for line in lines] == ["aux1", "aux2"]
+    assert "aux1: InceptionAux holds 3,188,968 parameters that do not run on a 3x64x64 input at inference" in lines[0]
+    assert "--arg aux_logits=False" in lines[0]
 
 
 def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:

@@ -170,6 +170,17 @@ def phase(what: str, show: bool) -> Iterator[None]:
 
 
 @contextmanager
+def steps(show: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming each step of a long command as it comes (hidden when not a terminal)."""
+    err = console(stderr=True)
+    if not (show and err.is_terminal):
+        yield lambda what: None
+        return
+    with err.status(Text("")) as status:
+        yield lambda what: status.update(Text(what))
+
+
+@contextmanager
 def progress(total: int | None, show: bool) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr over warm-up and timed iterations (hidden when not a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

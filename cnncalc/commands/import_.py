@@ -100,15 +100,16 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
         common.refuse(NO_TORCH)
     from ..importer import from_torch
 
-    err = common.console(stderr=True)
-
-    def progress(what: str, done: int, total: int) -> None:
-        if err.is_terminal:
-            err.print(f"[{done + 1}/{total}] {what} ...", end="\r")
-
     try:
-        model = model_of(target, parse_args(args))
-        spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
+        # what it does, on stderr where that is a terminal (a big model takes a while); stdout stays the spec
+        with common.phase(f"building {target}", show=True):
+            model = model_of(target, parse_args(args))
+        with common.steps(show=True) as step:
+
+            def progress(what: str, done: int, total: int) -> None:
+                step(f"importing {target}: [{done + 1}/{total}] {what}")
+
+            spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
     except SpecError as exc:
         common.fail(exc.problems)
     text = spec.to_yaml()

@@ -420,10 +420,16 @@ class LayerScaleKind(Kind[LayerScale]):
 
         if not exactly(module, LayerScaleModule):
             return None
+        import torch
+
         factors: Any = module.parameter
         values = factors.detach().flatten().unique()
-        # the factors' initial value where they still hold one; trained factors come with the state_dict
-        return entry(self.name, init=float(values[0])) if values.numel() == 1 else entry(self.name)
+        if values.numel() != 1:
+            return entry(self.name)  # trained factors come with the state_dict
+        # the factors' initial value, as the fewest digits that give the same number in their dtype (1e-06)
+        value = values[0]
+        digits = (float(f"{float(value):.{n}g}") for n in range(1, 18))
+        return entry(self.name, init=next(d for d in digits if torch.tensor(d, dtype=value.dtype) == value))
 
     def peer_terms(self, layer: LayerScale, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS  # a product no tool hooks (torch's `*`), of a parameter outside the module tree
