@@ -422,6 +422,16 @@ def test_parameters_that_do_not_run_are_refused_not_left_out() -> None:
     assert "--arg aux_logits=False" in lines[0]
 
 
+def test_the_cli_refuses_googlenet_in_one_line_per_head_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "g.yaml"
+    args = ["import", "torchvision:googlenet", "--input", "3x64x64", "-o", str(out)]
+    result = CliRunner().invoke(app, args, env=ENV)
+    assert result.exit_code == 1
+    # torchvision's FutureWarning about init_weights is not one of the problems
+    assert [line.split(":")[1].strip() for line in result.stderr.splitlines()] == ["aux1", "aux2"]
+    assert not out.exists()
+
+
 def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:
     (line,) = _problems(OverTheWidth(), (3, 8, 8))
     assert "module 'norm' (LayerNorm) on a 4x6x6 input does not compute what layernorm does" in line

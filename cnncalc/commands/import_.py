@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,10 @@ def model_of(target: str, args: dict[str, Any]) -> nn.Module:
 
         takes = inspect.signature(factory).parameters
         no_weights = {k: None for k in ("weights", "weights_backbone") if k in takes}
-        return _call(target, factory, {**no_weights, **args})
+        # torchvision's own notices about its defaults (GoogLeNet's init_weights) say nothing about the spec
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _call(target, factory, {**no_weights, **args})
     if source.endswith(".py"):
         path = Path(source)
         if not path.is_file():
