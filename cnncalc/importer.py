@@ -1128,6 +1128,8 @@ def _dims(node: Any) -> list[int]:
 
 def _describe(node: Any) -> str:
     target = node.target
+    if getattr(target, "__name__", None) == "getattr" and len(node.args) == 2 and isinstance(node.args[1], str):
+        return f"the attribute x.{node.args[1]}"  # x.real, x.shape: fx records reading it as getattr(x, name)
     name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
     return f"{'x.' if node.op == 'call_method' else ''}{name}()" if node.op != "call_module" else f"'{target}'"
 

@@ -228,7 +228,7 @@ class Unknown(nn.Module):
         self.conv = nn.Conv2d(3, 8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cumsum(self.conv(x), dim=1) + self.conv.weight.sum()
+        return torch.cumsum(self.conv(x), dim=1) + self.conv.weight.sum() + torch.fft.fft2(x).real.sum()
 
 
 class ChannelsLastOtherwise(nn.Module):
@@ -283,6 +283,7 @@ def test_each_unknown_operation_is_a_problem_with_its_module_and_line() -> None:
     lines = _problems(Unknown(), (3, 8, 8))
     assert any("cumsum()" in line and "test_import.py:" in line for line in lines), lines
     assert any("conv.weight" in line for line in lines), lines
+    assert any("the attribute x.real is not an operation cnncalc imports" in line for line in lines), lines
 
 
 # --- the command -----------------------------------------------------------------------------------------
