@@ -20,8 +20,11 @@ from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 
 #: Where a text may wrap: after spaces, and after a hyphen or underscore between two words of two or more
-#: letters ("multiply-" / "accumulates", "global_" / "avgpool2d"; not "A-" / "LRN").
-WORDS = re.compile(r"\s*(?:\S*?[A-Za-z0-9]{2}[-_](?=[A-Za-z]{2})|\S+)\s*")
+#: letters ("multiply-" / "accumulates", "global_" / "avgpool2d"; not "A-" / "LRN"); never between a number
+#: and its unit ("164.37 kB", "(0.19 MiB)", "8.83 MMAC").
+WORDS = re.compile(
+    r"\s*(?:\S*?[A-Za-z0-9]{2}[-_](?=[A-Za-z]{2})|\S*\d (?:[kMGTP]?i?B|[kMGT]?MAC|[kMGT]?FLOP)\b\S*|\S+)\s*"
+)
 #: A row's name, as a last resort: after a hyphen or underscore between two words ("scale_" / "activation").
 NAMES = re.compile(r"\s*(?:\S*?[A-Za-z0-9][-_](?=[A-Za-z]{2})|\S+)\s*")
 #: A receptive field ("1311x1247/32") may wrap after its height and before its stride.
@@ -53,6 +56,8 @@ def wrap(text: str, width: int, breaks: re.Pattern[str] | None = WORDS) -> list[
     ['conv2d 7x7', 's2 p3', 'nobias']
     >>> wrap("2 FLOPs per multiply-accumulate", 12)
     ['2 FLOPs per', 'multiply-', 'accumulate']
+    >>> wrap("or 164.37 kB (Adam)", 10)
+    ['or', '164.37 kB', '(Adam)']
     """
     if breaks is None or width_of(text) <= width:
         return [text]
