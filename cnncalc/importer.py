@@ -18,6 +18,8 @@ counted as 0 in silence. Torch is imported here only inside the functions.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Problem, SpecError
 from .fields import INPLACE_ACTIVATIONS
 from .layers import KINDS
+from .machine import out_of_memory
 from .spec import RESERVED_ARGS, Spec, parse_spec
 
 if TYPE_CHECKING:
@@ -1157,10 +1160,20 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
         return fx.GraphModule(torch.nn.Module(), fx.Graph()), [_trace_problem(exc)]
     gm = fx.GraphModule(module, graph)
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of an operation that fails, then raises its own error from it
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
-    except Exception as exc:
-        return gm, [Problem(f"(the model): it does not run on a 1 x {'x'.join(map(str, input_shape))} input: {exc}")]
+    except Exception as raised:
+        cause: BaseException = raised
+        while cause.__cause__ is not None:  # what failed, not ShapeProp's dump of the node
+            cause = cause.__cause__
+        size = "x".join(map(str, input_shape))
+        if out_of_memory(cause):
+            why = "running it once to learn every shape needs more memory than this machine has free"
+            hint = "import at a smaller --input, then set the spec's input"
+            return gm, [Problem(f"(the model): on a 1 x {size} input, {why}: {hint}")]
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        return gm, [Problem(f"(the model): it does not run on a 1 x {size} input: {first}")]
     return gm, []
 
 

@@ -7,6 +7,7 @@ bit-identical. Inputs are small (the families' arithmetic does not depend on the
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -332,6 +333,40 @@ def test_a_refused_model_writes_nothing(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: (the model): torch.fx cannot trace it")
     assert "Traceback" not in result.output
+
+
+def test_a_model_that_does_not_run_at_the_input_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "small.yaml"
+    args = ["import", f"{tmp_path / 'small.py'}:Small", "--input", "3x1x1", "-o", str(out)]
+    result = CliRunner().invoke(app, args, env=ENV)
+    assert result.exit_code == 1 and not out.exists()
+    # torch.fx's ShapeProp printed the failing operation's traceback, then a dump of the node; the cause is the line
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: (the model): it does not run on a 1 x 3x1x1 input: "), line
+    assert "Output size is too small" in line
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="the cap reads Linux's /proc")
+def test_a_run_past_the_free_memory_is_one_line_not_a_killed_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+
+    from cnncalc import machine
+
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "small.yaml"
+    # as if 64 MB were free: a 3 x 4096 x 4096 input alone is 201 MB
+    monkeypatch.setattr(machine, "available_bytes", lambda: 64 * 2**20)
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    args = ["import", f"{tmp_path / 'small.py'}:Small", "--input", "3x4096x4096", "-o", str(out)]
+    result = CliRunner().invoke(app, args, env=ENV)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before  # the cap is lifted again
+    assert result.exit_code == 1 and not out.exists()
+    (line,) = result.stderr.strip().splitlines()
+    assert "on a 1 x 3x4096x4096 input, running it once to learn every shape needs more memory than" in line
+    assert "import at a smaller --input, then set the spec's input" in line
 
 
 def test_torchvision_to_stdout() -> None:

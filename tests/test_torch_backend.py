@@ -434,6 +434,23 @@ def test_profile_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "mismatch: layer 2 avgpool2d 's2': activation_bytes cnncalc 9,408 != torch 4,704" in out
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="the cap reads Linux's /proc")
+def test_profile_past_the_free_memory_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from cnncalc import machine
+
+    # as if 32 MB were free: LeNet-5 at batch 20,000 holds 20,000 x 4,704 x 4 B = 376 MB in its first conv's output
+    monkeypatch.setattr(machine, "available_bytes", lambda: 32 * 2**20)
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    code, _, err = run("profile", "specs/lenet5.yaml", "--device", "cpu", "-b", "20000", "--iters", "1")
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert code == 1
+    (line,) = err.strip().splitlines()
+    assert "running it at batch 20000 needs more memory than this machine has free (33.55 MB)" in line
+    assert line.endswith("try a smaller --batch or --input")
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [

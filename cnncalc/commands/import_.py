@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, SpecError
+from ..machine import out_of_memory, within_free_memory
 from . import common
 
 if TYPE_CHECKING:
@@ -106,16 +107,21 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
 
     try:
         # what it does, on stderr where that is a terminal (a big model takes a while); stdout stays the spec
-        with common.phase(f"building {target}", show=True):
-            model = model_of(target, parse_args(args))
-        with common.steps(show=True) as step:
+        with within_free_memory():
+            with common.phase(f"building {target}", show=True):
+                model = model_of(target, parse_args(args))
+            with common.steps(show=True) as step:
 
-            def progress(what: str, done: int, total: int) -> None:
-                step(f"importing {target}: [{done + 1}/{total}] {what}")
+                def progress(what: str, done: int, total: int) -> None:
+                    step(f"importing {target}: [{done + 1}/{total}] {what}")
 
-            spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
+                spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
     except SpecError as exc:
         common.fail(exc.problems)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        common.fail([Problem(f"{target}: building or running it needs more memory than this machine has free")])
     text = spec.to_yaml()
     if output is None:
         common.out(text.rstrip("\n"))

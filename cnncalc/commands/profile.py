@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem
+from ..machine import out_of_memory, within_free_memory
 from ..render import (
     grid,
     human,
@@ -243,34 +245,42 @@ def run(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--device") from None
     show = format is Format.table
-    try:
-        with common.phase(f"building {report.name} in PyTorch on {where}", show):
-            model = tb.build(report, device=where, dtype=dtype)
-        with common.phase(f"checking {len(report.rows)} rows against PyTorch", show):
-            saved = tb.measure_saved(model, report.input_shape, batch) if train else None
-            # per-row kept-for-backward checks where the rules are verified (the CPU); CUDA compares the total
-            checked = saved if where == "cpu" else None
-            comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch), checked, device=where)
-        with common.progress(warmup + iters if iters else None, show) as tick:
-            timing = tb.time_model(
-                model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick
-            )
-        if saved is not None:
-            timing.saved_bytes = sum(saved.values())
-        roof = roof_rows = None
-        if roofline:
-            from ..roofline import roofline as compute_roof
-            from . import roofline as roof_command
+    # on the CPU, an allocation past the machine's free memory fails and is said, rather than the kernel killing
+    # the process (a CUDA context maps more address space than the machine has: no cap there)
+    with within_free_memory() if where == "cpu" else contextlib.nullcontext() as free:
+        try:
+            with common.phase(f"building {report.name} in PyTorch on {where}", show):
+                model = tb.build(report, device=where, dtype=dtype)
+            with common.phase(f"checking {len(report.rows)} rows against PyTorch", show):
+                saved = tb.measure_saved(model, report.input_shape, batch) if train else None
+                # per-row kept-for-backward checks where the rules are verified (the CPU); CUDA compares the total
+                checked = saved if where == "cpu" else None
+                comparisons = tb.compare(report, tb.measure(model, report.input_shape, batch), checked, device=where)
+            with common.progress(warmup + iters if iters else None, show) as tick:
+                timing = tb.time_model(
+                    model, report.input_shape, batch=batch, train=train, warmup=warmup, iters=iters, tick=tick
+                )
+            if saved is not None:
+                timing.saved_bytes = sum(saved.values())
+            roof = roof_rows = None
+            if roofline:
+                from ..roofline import roofline as compute_roof
+                from . import roofline as roof_command
 
-            with common.phase("timing each layer against its roof", show):
-                if roofline_device is None:
-                    name, peak_flops, bytes_per_s = tb.measure_device(where, dtype)
-                else:
-                    name, peak_flops, bytes_per_s = roof_command.resolve(roofline_device, dtype, None, None)
-                roof = compute_roof(report, device=name, peak_flops=peak_flops, bandwidth=bytes_per_s)
-                roof_rows = roof_command.measured(roof, tb.time_rows(model, report.input_shape, batch))
-    except (RuntimeError, ValueError) as exc:  # torch refused the network: say so in one line
-        common.fail([Problem(f"PyTorch failed on this network: {str(exc).splitlines()[0]}", file=str(spec))])
+                with common.phase("timing each layer against its roof", show):
+                    if roofline_device is None:
+                        name, peak_flops, bytes_per_s = tb.measure_device(where, dtype)
+                    else:
+                        name, peak_flops, bytes_per_s = roof_command.resolve(roofline_device, dtype, None, None)
+                    roof = compute_roof(report, device=name, peak_flops=peak_flops, bandwidth=bytes_per_s)
+                    roof_rows = roof_command.measured(roof, tb.time_rows(model, report.input_shape, batch))
+        except (RuntimeError, ValueError, MemoryError) as exc:  # torch refused the network: say so in one line
+            if out_of_memory(exc):
+                room = f" ({human(free, 'B')})" if free else ""
+                hint = "a smaller --batch or --input"
+                why = f"running it at batch {batch} needs more memory than this machine has free{room}"
+                common.fail([Problem(f"{why}: try {hint}", file=str(spec))])
+            common.fail([Problem(f"PyTorch failed on this network: {str(exc).splitlines()[0]}", file=str(spec))])
     if format is Format.json:
         result = profile_dict(report, comparisons, timing, peak_tflops)
         if roof is not None and roof_rows is not None:
