@@ -369,6 +369,59 @@ def test_a_run_past_the_free_memory_is_one_line_not_a_killed_process(
     assert "import at a smaller --input, then set the spec's input" in line
 
 
+NOISY = """
+import argparse
+from torch import nn
+
+print("loading")
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+options = parser.parse_args()  # a training script's habit: at import, not under __main__
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        print("built")
+
+    def forward(self, x):
+        print("forward")
+        return self.conv(x)
+
+
+def leaves():
+    raise SystemExit(3)
+"""
+
+
+def test_a_script_that_prints_and_parses_arguments_gives_a_clean_spec_on_stdout(tmp_path: Path) -> None:
+    (tmp_path / "noisy.py").write_text(NOISY)
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'noisy.py'}:Net", "--input", "3x8x8"], env=ENV)
+    assert result.exit_code == 0, result.output
+    # the file ran with no arguments of ours (argparse would have exited 2), and what it printed went to stderr
+    assert load_spec(text=result.stdout).name == "Net"
+    assert "loading" in result.stderr and "built" in result.stderr and "forward" in result.stderr
+
+
+def test_a_script_that_exits_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "noisy.py").write_text(NOISY + "\nraise SystemExit(4)\n")
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'noisy.py'}:Net", "--input", "3x8x8"], env=ENV)
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "noisy.py exited (status 4) before Net could be built; a script's own work belongs under"
+            " `if __name__ == '__main__':`"
+        )
+    )
+    (tmp_path / "noisy.py").write_text(NOISY)
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'noisy.py'}:leaves", "--input", "3x8x8"], env=ENV)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("noisy.py:leaves: building it exited (status 3)")
+
+
 def test_torchvision_to_stdout() -> None:
     result = CliRunner().invoke(app, ["import", "torchvision:resnet18", "--input", "3x32x32", "--arg", "num_classes=7"])
     assert result.exit_code == 0, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -68,13 +69,24 @@ def model_of(target: str, args: dict[str, Any]) -> nn.Module:
         assert spec is not None and spec.loader is not None
         holder = importlib.util.module_from_spec(spec)
         sys.modules.setdefault(path.stem, holder)
+        argv = sys.argv
+        sys.argv = [source]  # as `python file.py` runs it: a script that parses its arguments finds none of ours
         try:
             spec.loader.exec_module(holder)
+        except SystemExit as exc:
+            raise SpecError(
+                f"{target}: running {source} exited (status {exc.code}) before {attr} could be built;"
+                " a script's own work belongs under `if __name__ == '__main__':`"
+            ) from None
         except Exception as exc:
             raise SpecError(f"{target}: running {source} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            sys.argv = argv
     else:
         try:
             holder = importlib.import_module(source)
+        except SystemExit as exc:
+            raise SpecError(f"{target}: importing {source} exited (status {exc.code})") from None
         except Exception as exc:
             raise SpecError(f"{target}: cannot import {source}: {type(exc).__name__}: {exc}") from None
     factory = getattr(holder, attr, None)
@@ -88,6 +100,8 @@ def _call(target: str, factory: Any, args: dict[str, Any]) -> nn.Module:
 
     try:
         model = factory(**args)
+    except SystemExit as exc:
+        raise SpecError(f"{target}: building it exited (status {exc.code})") from None
     except Exception as exc:
         raise SpecError(f"{target}: building it failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
@@ -106,8 +120,9 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
     from ..importer import from_torch
 
     try:
-        # what it does, on stderr where that is a terminal (a big model takes a while); stdout stays the spec
-        with within_free_memory():
+        # what it does, on stderr where that is a terminal (a big model takes a while); stdout stays the spec,
+        # whatever the model's own code prints while it is built and run
+        with within_free_memory(), contextlib.redirect_stdout(sys.stderr):
             with common.phase(f"building {target}", show=True):
                 model = model_of(target, parse_args(args))
             with common.steps(show=True) as step:
