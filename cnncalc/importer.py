@@ -110,6 +110,14 @@ class _Refused(Exception):
     pass
 
 
+class _Unreturned(_Refused):
+    """An output no row of the spec holds, to name in ``outputs``."""
+
+    def __init__(self, node: Any) -> None:
+        super().__init__()
+        self.node = node
+
+
 def _frame(node: Any) -> tuple[str, int] | None:
     """The model's own line that made ``node`` (the last frame of its stack outside torch)."""
     found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not _in_torch(f[0])]
@@ -254,24 +262,60 @@ class _Reader:
                     op.scope = _scope_of(node)
                 self.ops[node] = op
         assert output is not None
-        result = output.args[0]
-        if isinstance(result, dict | tuple | list):
-            # torchvision's segmentation models return {"out": ...}: one tensor in a container is that tensor
-            values = list(result.values()) if isinstance(result, dict) else list(result)
-            result = values[0] if len(values) == 1 else result
-        if not hasattr(result, "op"):
-            self.problem(output, f"the model returns {type(result).__name__}, not one tensor; cnncalc imports one")
-            raise _Refused
-        if result in self.cl:
-            self.problem(result, "the model returns a channels-last view (x.permute(0, 2, 3, 1)); cnncalc a plane")
-            raise _Refused
-        result = self.same.get(result, result)
-        self.check_reached(result)
-        return result
+        results = self.results(output)
+        self.check_reached(results)
+        return results
 
-    def check_reached(self, result: Any) -> None:
+    def results(self, output: Any) -> list[Any]:
+        """The tensors the model returns, in order: one, or each of a tuple, a list or a dict (in the dict's
+        order). One tensor in a container is that tensor (torchvision's segmentation models return
+        ``{"out": ...}``)."""
+        returned = output.args[0]
+        if isinstance(returned, dict | tuple | list):
+            keys = [repr(k) for k in returned] if isinstance(returned, dict) else [str(i) for i in range(len(returned))]
+            values = list(returned.values()) if isinstance(returned, dict) else list(returned)
+            what = "dict" if isinstance(returned, dict) else "list" if isinstance(returned, list) else "tuple"
+        else:
+            keys, values, what = ["0"], [returned], ""
+        if not values:
+            self.problem(output, f"the model returns an empty {what}; cnncalc imports at least one tensor")
+            raise _Refused
+        for key, value in zip(keys, values, strict=True):
+            if not hasattr(value, "op"):
+                kind = type(value).__name__
+                nested = isinstance(value, dict | tuple | list)
+                said = (
+                    f"the model returns {kind}" if not what else f"the model returns a {what} holding {kind} at {key}"
+                )
+                hint = "return tensors side by side, not nested" if nested else "cnncalc imports tensors"
+                self.problem(output, f"{said}; {hint}")
+                raise _Refused
+        results: list[Any] = []
+        for key, value in zip(keys, values, strict=True):
+            if value in self.cl:
+                at = f" at {key}" if len(values) > 1 else ""
+                self.problem(
+                    value, f"the model returns a channels-last view (x.permute(0, 2, 3, 1)){at}; cnncalc a plane"
+                )
+                raise _Refused
+            results.append(self.same.get(value, value))
+        twice = [k for k, r in zip(keys, results, strict=True) if results.count(r) > 1]
+        if twice:
+            # the engine keeps each row once among the outputs, so build(spec) would return fewer tensors
+            self.problem(
+                output,
+                f"the model returns the same tensor at {' and '.join(twice)}; a spec's outputs name each row once:"
+                " return it once",
+            )
+            raise _Refused
+        if all(self.ops.get(r) is not None and self.ops[r].what == "input" for r in results):
+            self.problem(output, "the model returns its input; a spec has at least one row")
+            raise _Refused
+        return results
+
+    def check_reached(self, results: list[Any]) -> None:
         seen: set[Any] = set()
-        todo = [result]
+        todo = list(results)
         while todo:
             node = todo.pop()
             if node in seen:
@@ -597,9 +641,11 @@ class _Reader:
 
     # -- nesting
 
-    def nest(self, result: Any) -> list[Any]:
+    def nest(self, results: list[Any]) -> list[Any]:
         """The graph as nested items, each join's branches from the fork that dominates it; raises _Refused where
-        nesting cannot say it (then :meth:`flat` does)."""
+        nesting cannot say it (then :meth:`flat` does). Of several outputs, the first the model computes is the
+        chain from the input; each other one, where it is not on that chain, the rows from the nearest tensor
+        already written that it depends on (read by name), after them."""
         order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
         self.idom: dict[Any, Any] = {}
         depth: dict[Any, int] = {}
@@ -621,16 +667,30 @@ class _Reader:
         self.emitted: set[Any] = set()
         start = next(n for n, op in self.ops.items() if op.what == "input")
         self.paths[start] = [("input",)]
-        return self.chain(start, result)
+        first, *others = sorted((r for r in results if r is not start), key=self.order.__getitem__)
+        items = self.chain(start, first)
+        for out in others:
+            if out in self.emitted:
+                continue  # a tensor of the rows written already: the output names it
+            src = self.idom[out]
+            while src is not None and src is not start and src not in self.emitted:
+                src = self.idom[src]
+            if src is None or self.ops[src].what in ("chunk", "part"):
+                raise _Refused  # no row holds the tensor it starts from: written flat
+            side = self.chain(src, out)
+            if isinstance(side[0], _Part):
+                raise _Refused
+            items += [replace(side[0], reads=src), *side[1:]]
+        return items
 
-    def flat(self, result: Any) -> list[Any]:
+    def flat(self, results: list[Any]) -> list[Any]:
         """The graph nesting cannot say (a tensor read inside two branches of a join), written flat: every op the
         result needs in the model's order, each reading by name (``from:``) what is not the row before it, each
         join a join of named rows, and each part of a chunk a ``slice`` of its input."""
         self.problems.clear()  # nesting's, which this way says
         self.where.clear()
         needed: set[Any] = set()
-        todo = [result]
+        todo = list(results)
         while todo:
             node = todo.pop()
             if node not in needed:
@@ -718,6 +778,25 @@ class _Reader:
         return _Struct("multiply", [a or b], scope, node=node, fork=fork)
 
     # -- entries named after the module tree
+
+    def written(self, items: list[Any], results: list[Any]) -> tuple[list[dict[str, Any]], list[str] | None]:
+        """The rows of ``items``, and where the model returns several tensors, each's name, in order (a row that
+        has none gets one, as a row read by ``from:`` does)."""
+        layers = self.entries(items, ())
+        if len(results) == 1:
+            return layers, None
+        for node in results:
+            if node not in self.paths and node not in self.unnamed:
+                raise _Unreturned(node)
+        return layers, [self.ref(node, ()) for node in results]
+
+    def forget_names(self) -> None:
+        """Forget the rows written, to write them again (flat)."""
+        self.paths.clear()
+        self.known = {("input",)}
+        self.unnamed.clear()
+        self.empty_names.clear()
+        self.last_ref = "input"
 
     def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         items = self.spliced(list(items), prefix)
@@ -1251,13 +1330,28 @@ def from_torch(
         reader = _Reader(gm, module)
         try:
             # each module is checked here too: built as its kind, given its weights, it must give its output
-            result = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
+            results = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
             say("nesting the joins and naming the rows", 2, _STEPS)
             try:
-                items = reader.nest(result)
+                items: list[Any] | None = reader.nest(results)
             except _Refused:
-                items = reader.flat(result)
-            layers = reader.entries(items, ())
+                items = None
+            if items is not None:
+                try:
+                    layers, outputs = reader.written(items, results)
+                except (_Refused, _Names):
+                    if len(results) == 1:
+                        raise
+                    # an output, or the tensor an output's rows start from, that no nested row holds (a residual's
+                    # add has no row of its own), or an output's rows that split a module's apart: written flat
+                    reader.forget_names()
+                    items = None
+            if items is None:
+                try:
+                    layers, outputs = reader.written(reader.flat(results), results)
+                except _Unreturned as exc:
+                    reader.problem(exc.node, f"the model returns {_describe(exc.node)}, which no row of the spec holds")
+                    raise _Refused from None
         except _Refused:
             raise SpecError(reader.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
         except _Names as exc:
@@ -1281,6 +1375,8 @@ def from_torch(
     if blocks:
         data["blocks"] = {n: {**b, "layers": [_bare(e) for e in b["layers"]]} for n, b in blocks.items()}
     data["layers"] = [_bare(e) for e in layers]
+    if outputs is not None:
+        data["outputs"] = outputs
     say("checking the spec", 4, _STEPS)
     return parse_spec(data)
 
