@@ -63,6 +63,8 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=False), 64),
     "deeplabv3_mobilenet_v3_large": (lambda: seg.deeplabv3_mobilenet_v3_large(weights_backbone=None), 64),
     "lraspp_mobilenet_v3_large": (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), 64),
+    # returns {"out": ..., "aux": ...}: two outputs, the auxiliary head's rows reading the backbone's third stage
+    "fcn_resnet50_aux": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=True), 32),
 }
 
 #: What a family's spec must say. LR-ASPP's head multiplies two computed tensors and adds a row of the backbone's
@@ -77,6 +79,13 @@ SAYS: dict[str, list[str]] = {
         "          - {use: cnblock, name: '1', stochastic_depth_p: 0.0058823529411764705}\n",
         "          - {kind: layer_scale, name: layer_scale}\n",  # its init, 1e-6 in float32, is the default
     ],
+    "fcn_resnet50_aux": [
+        "  - {use: fcnhead, name: classifier}\n"
+        "  - {kind: upsample, name: upsample, mode: bilinear, align_corners: false, size: 32}\n"
+        "  - {use: fcnhead, name: aux_classifier, from: backbone.layer3}\n"
+        "  - {kind: upsample, name: upsample_2, mode: bilinear, align_corners: false, size: 32}\n"
+        "outputs: [upsample, upsample_2]\n",
+    ],
     "lraspp_mobilenet_v3_large": [
         "        name: scale\n        from: backbone\n",
         "      - {kind: multiply, from: [cbr, scale]}\n",
@@ -86,12 +95,17 @@ SAYS: dict[str, list[str]] = {
 }
 
 
-def _out(y: Any) -> torch.Tensor:
-    return y["out"] if isinstance(y, dict) else y
+def _outs(y: Any) -> list[torch.Tensor]:
+    """A model's outputs in order: a tensor, or each of a tuple, a list or a dict (``build(spec)`` returns a tuple
+    where the model returns a dict: the values are compared in order)."""
+    if isinstance(y, dict):
+        return list(y.values())
+    return list(y) if isinstance(y, tuple | list) else [y]
 
 
 def round_trip(model: nn.Module, shape: tuple[int, ...]) -> str:
-    """Import ``model``, check every figure and the outputs against it, and return the spec's YAML."""
+    """Import ``model``, check every figure and the outputs (all of them, in order) against it, and return the
+    spec's YAML."""
     model.eval()
     spec = from_torch(model, shape)
     text = spec.to_yaml()
@@ -99,15 +113,16 @@ def round_trip(model: nn.Module, shape: tuple[int, ...]) -> str:
     assert report.totals == analyze(spec).totals
     x = torch.randn(1, *shape)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        y = _out(model(x))
+        ys = _outs(model(x))
     assert report.totals.params_trainable == sum(p.numel() for p in model.parameters())
     assert report.totals.macs * 2 == counter.get_total_flops()
-    assert report.rows[-1].output_shape == tuple(y.shape[1:])
+    assert [report.rows[i].output_shape for i in report.outputs] == [tuple(y.shape[1:]) for y in ys]
     built = tb.build(report).eval()
     assert set(built.state_dict()) == set(model.state_dict())
     built.load_state_dict(model.state_dict())
     with torch.no_grad():
-        assert torch.equal(built(x), y)
+        got = _outs(built(x))
+    assert len(got) == len(ys) and all(torch.equal(a, b) for a, b in zip(got, ys, strict=True))
     return text
 
 
@@ -183,6 +198,108 @@ def test_a_product_of_two_computed_tensors_reads_them_by_name() -> None:
     assert "  - {kind: relu, name: relu}\n" in text  # the fork, named so that the second branch can read it
     assert "  - {kind: conv2d, name: gate, from: relu, out: 8, kernel: 1}\n" in text
     assert "  - {kind: multiply, from: [value, sigmoid]}\n" in text
+
+
+class TwoHeads(nn.Module):
+    """A body's output and a head on it, returned as a tuple (or a list)."""
+
+    def __init__(self, as_list: bool = False) -> None:
+        super().__init__()
+        self.as_list = as_list
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(8, 4, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | list[torch.Tensor]:
+        y = self.body(x)
+        return [y, self.head(y)] if self.as_list else (y, self.head(y))
+
+
+class Heads(nn.Module):
+    """Two heads on an unnamed row, returned as a dict in an order other than the one they run in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.boxes = nn.Conv2d(8, 4, 1)
+        self.scores = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = torch.relu(self.conv(x))
+        boxes = self.boxes(y)
+        return {"scores": self.scores(y), "boxes": boxes}
+
+
+class ResidualAndInput(nn.Module):
+    """A residual's sum (no row of its own when nested) and the input itself among the outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.head = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y = x + self.conv(x)
+        return self.head(y), y, x
+
+
+def test_a_tuple_or_a_list_of_outputs_is_written_as_outputs() -> None:
+    for as_list in (False, True):
+        torch.manual_seed(0)
+        text = round_trip(TwoHeads(as_list), (3, 8, 8))
+        assert "    name: head\n    from: body\n" in text and text.endswith("outputs: [body, head]\n"), text
+
+
+def test_a_dict_of_outputs_is_written_in_the_dicts_order() -> None:
+    torch.manual_seed(0)
+    text = round_trip(Heads(), (3, 8, 8))
+    assert "  - {kind: relu, name: relu}\n" in text  # the fork, named so that the second head can read it
+    assert "  - {kind: conv2d, name: scores, from: relu, out: 2, kernel: 1}\n" in text
+    assert text.endswith("outputs: [scores, boxes]\n"), text
+
+
+def test_an_output_no_nested_row_holds_is_written_flat_and_the_input_may_be_one() -> None:
+    torch.manual_seed(0)
+    text = round_trip(ResidualAndInput(), (3, 8, 8))
+    assert "  - {kind: add, name: add, from: [input, conv]}\n" in text
+    assert text.endswith("outputs: [head, add, input]\n"), text
+
+
+class Returns(nn.Module):
+    """Returns what a spec's outputs cannot say."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        y = self.conv(x)
+        return {
+            "nested": lambda: (y, (y, x)),
+            "none": lambda: [y, None],
+            "number": lambda: {"y": y, "n": 3},
+            "twice": lambda: (y, x, y),
+            "input twice": lambda: (x, x.contiguous()),
+            "empty": lambda: (),
+            "input": lambda: x,
+        }[self.what]()
+
+
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("nested", "the model returns a tuple holding tuple at 1; return tensors side by side, not nested"),
+        ("none", "the model returns a list holding NoneType at 1; cnncalc imports tensors"),
+        ("number", "the model returns a dict holding int at 'n'; cnncalc imports tensors"),
+        ("twice", "the model returns the same tensor at 0 and 2; a spec's outputs name each row once"),
+        ("input twice", "the model returns the same tensor at 0 and 1; a spec's outputs name each row once"),
+        ("empty", "the model returns an empty tuple; cnncalc imports at least one tensor"),
+        ("input", "the model returns its input; a spec has at least one row"),
+    ],
+)
+def test_what_outputs_cannot_say_is_one_line(what: str, said: str) -> None:
+    (line,) = _problems(Returns(what), (3, 4, 4))
+    assert line.startswith("(the model): ") and said in line, line
 
 
 class Untraceable(nn.Module):
@@ -304,6 +421,18 @@ class Small(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))
 
 
+class TwoOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.aux = nn.Conv2d(8, 2, 1)
+        self.fc = nn.Linear(8 * 8 * 8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return self.fc(torch.flatten(y, 1)), self.aux(y)
+
+
 class Broken(nn.Module):
     def forward(self, x):
         if x.mean() > 0:
@@ -323,6 +452,22 @@ def test_a_py_file_to_a_summary_in_two_commands(tmp_path: Path) -> None:
     summary = runner.invoke(app, ["summary", str(out)], env=ENV)
     assert summary.exit_code == 0 and "features" in summary.stdout and "linear 128 -> 4" in summary.stdout
     assert analyze(load_spec(out)).totals.params_trainable == 8 * 27 + 8 + 128 * 4 + 4
+
+
+def test_a_model_with_two_outputs_imports_with_outputs_and_sums_up(tmp_path: Path) -> None:
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "two.yaml"
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", f"{tmp_path / 'small.py'}:TwoOut", "--input", "3x8x8", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().endswith(
+        "  - {kind: conv2d, name: aux, from: relu, out: 2, kernel: 1}\noutputs: [fc, aux]\n"
+    )
+    summary = runner.invoke(app, ["summary", str(out)], env=ENV)
+    assert summary.exit_code == 0, summary.output
+    assert "linear 512 -> 4" in summary.stdout and "fc 4, aux 2x8x8" in summary.stdout, summary.stdout
+    report = analyze(load_spec(out))
+    assert [report.rows[i].name for i in report.outputs] == ["fc", "aux"]
 
 
 def test_a_refused_model_writes_nothing(tmp_path: Path) -> None:
