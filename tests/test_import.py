@@ -608,6 +608,12 @@ def test_the_docs_example_is_the_current_output() -> None:
     assert f"```yaml\n{result.stdout}```" in (root / "docs" / "import.md").read_text()
 
 
+def test_the_docs_quote_of_fcn_with_its_auxiliary_head_is_what_the_round_trip_checks() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
+    (quoted,) = [b.split("```")[0] for b in page.split("```yaml\n")[1:] if "aux_classifier" in b]
+    assert "".join(line[2:] + "\n" for line in quoted.splitlines() if line.strip()) == SAYS["fcn_resnet50_aux"][0]
+
+
 def test_a_resnet_comes_out_as_stages_of_bottlenecks() -> None:
     torch.manual_seed(0)
     text = round_trip(tvm.resnet50(), (3, 32, 32))
