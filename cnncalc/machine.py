@@ -4,9 +4,9 @@ On Linux the kernel lets a process ask for more memory than there is and kills i
 touched (``cnncalc import`` at a mistyped ``--input 3x22400x22400``, ``cnncalc profile`` at a huge batch):
 no message, no exit code a script can read. While a command runs a model, the process's address space
 is capped at what it holds plus the memory the machine has available (or its container, where a cgroup
-limit leaves less), so that such an allocation fails
-at once (PyTorch raises ``RuntimeError: ... can't allocate memory``) and the command says so. Where the
-cap cannot be set (not Linux, or a tighter limit already) nothing changes.
+limit leaves less), so that such an allocation fails at once (PyTorch raises ``RuntimeError: ... can't
+allocate memory``) and the command says so. Where the cap cannot be set (not Linux, or a tighter limit
+already) nothing changes.
 """
 
 from __future__ import annotations
