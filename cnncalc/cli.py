@@ -8,8 +8,10 @@ This module must never import torch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
+import io
 import os
 import sys
 from enum import StrEnum
@@ -552,4 +554,14 @@ def run() -> None:
     # when it builds its first validator: 10 ms and more with each package installed, for hooks that a
     # calculator's own spec models have no use for. A value the user set is kept.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    only_invoked(sys.argv[1:])(prog_name="cnncalc")
+    argv = sys.argv[1:]
+    if sys.stdout.isatty() or not {"--help", "-h"} & set(argv):
+        only_invoked(argv)(prog_name="cnncalc")
+        return
+    # a help page piped or captured: rich pads every line to the width; it leaves without the padding
+    page = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(page):
+            only_invoked(argv)(prog_name="cnncalc")
+    finally:
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in page.getvalue().splitlines()))

@@ -230,6 +230,15 @@ def test_python_dash_m_and_version() -> None:
     assert result.returncode == 0 and result.stdout.startswith("cnncalc ")
 
 
+@pytest.mark.parametrize("args", [["--help"], ["summary", "-h"]])
+def test_a_piped_help_page_has_no_trailing_spaces(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cnncalc", *args], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0 and "Usage: cnncalc" in result.stdout
+    assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == []
+
+
 @pytest.mark.parametrize("command", ["summary", "validate", "compare", "fit", "peers", "profile", "specs", "schema"])
 def test_help_has_no_python_type_placeholders(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
