@@ -759,6 +759,9 @@ class _Reader:
                 raise _Refused  # the parts of a chunk joined out of order or otherwise
             return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
         branches = [self.chain(fork, i) for i in op.inputs]
+        what = {"cat": "concat", "add": "residual", "mul": "multiply"}[op.what]
+        if not any(branches):  # one tensor joined with itself (x + x): no branch to nest, a join of it by name
+            return _Struct(what, branches, scope, inplace=op.inplace, node=node, fork=fork, flat=True)
         if op.what == "cat":
             return _Struct("concat", branches, scope, node=node, fork=fork)
         if op.what == "add":
