@@ -821,8 +821,8 @@ class _Reader:
                 cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
                 layers = self.entries(items[i:j], (*prefix, head))
                 group: dict[str, Any] = {"kind": "sequential", "name": head}
-                if layers and "from" in layers[0]:  # the block reads what its first row reads (the same name)
-                    group["from"] = layers[0].pop("from")
+                if layers and isinstance(layers[0].get("from"), str):  # the block reads what its first row reads
+                    group["from"] = layers[0].pop("from")  # (a join's names stay its own: a block reads one input)
                 out.append({**group, "layers": layers, CLASS: cls, IN: self.in_channels(items[i])})
                 self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head

@@ -742,3 +742,28 @@ def test_a_tensor_joined_with_itself_is_a_join_reading_it_twice(op: str, kind: s
     torch.manual_seed(0)
     text = round_trip(SelfJoined(op), (2, 3, 3))
     assert text.endswith(f"  - {{kind: {kind}, from: [conv, conv]}}\n"), text
+
+
+class Plus(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class JoinInAModule(nn.Module):
+    """An add of its own module, written flat (its input is read beside another output): the join's two names stay
+    on its row (they were lifted onto the module's ``sequential``, which reads one input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.plus = Plus()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y = self.conv(x)
+        return torch.relu(y), self.plus(y, x)
+
+
+def test_a_join_in_a_module_keeps_the_names_it_reads() -> None:
+    torch.manual_seed(0)
+    text = round_trip(JoinInAModule(), (2, 3, 3))
+    assert "    name: plus\n    layers:\n      - {kind: add, from: [conv, input]}\n" in text, text
