@@ -1262,11 +1262,19 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
 def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list[Problem]:
     """A problem for each module whose parameters the traced model never reads (GoogLeNet's and Inception v3's
     auxiliary classifiers, which run in training only): the spec would leave them out, in silence."""
-    used = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    called = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    live: set[Any] = set()  # what the outputs are computed from: a module whose output nothing reads is idle too
+    todo = [n for n in gm.graph.nodes if n.op == "output"]
+    while todo:
+        node = todo.pop()
+        if node not in live:
+            live.add(node)
+            todo.extend(node.all_input_nodes)
+    used = {str(n.target) for n in live if n.op in ("call_module", "get_attr")}
 
-    def runs(name: str) -> bool:
+    def runs(name: str, among: set[str] = used) -> bool:
         parts = name.split(".")
-        return any(".".join(parts[:k]) in used for k in range(1, len(parts) + 1))
+        return any(".".join(parts[:k]) in among for k in range(1, len(parts) + 1))
 
     names: dict[int, list[str]] = {}  # a parameter shared by two modules runs where either runs
     for name, value in module.named_parameters(remove_duplicate=False):
@@ -1294,10 +1302,20 @@ def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list
         said.add(owner)
         held = sum(v.numel() for n, v in counts.items() if n == owner or n.startswith(owner + "."))
         what = type(module.get_submodule(owner)).__name__ if len(parts) > 1 else "a parameter"
+        size = "x".join(map(str, shape))
+        if runs(owner, called):  # it runs, but no output is computed from what it gives
+            out.append(
+                Problem(
+                    f"{owner}: {what} holds {held:,} parameters whose output the model does not use on a {size}"
+                    " input; cnncalc imports what the outputs are computed from: return it, or build the model"
+                    " without it"
+                )
+            )
+            continue
         out.append(
             Problem(
                 f"{owner}: {what} holds {held:,} parameters that do not run on a"
-                f" {'x'.join(map(str, shape))} input at inference; cnncalc imports what runs: build the model"
+                f" {size} input at inference; cnncalc imports what runs: build the model"
                 " without it (torchvision's GoogLeNet and Inception v3: --arg aux_logits=False)"
             )
         )

@@ -767,3 +767,20 @@ def test_a_join_in_a_module_keeps_the_names_it_reads() -> None:
     torch.manual_seed(0)
     text = round_trip(JoinInAModule(), (2, 3, 3))
     assert "    name: plus\n    layers:\n      - {kind: add, from: [conv, input]}\n" in text, text
+
+
+class Unread(nn.Module):
+    """A module that runs but whose output nothing reads: the spec would leave its parameters out in silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.conv(x)
+        return x + x
+
+
+def test_a_module_whose_output_nothing_reads_is_refused_not_left_out() -> None:
+    (line,) = _problems(Unread(), (2, 3, 3))
+    assert line.startswith("conv: Conv2d holds 6 parameters whose output the model does not use on a 2x3x3 input"), line
