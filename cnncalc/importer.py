@@ -931,6 +931,10 @@ class _Reader:
     def ref(self, node: Any, prefix: tuple[str, ...]) -> str:
         """The name a row in the block ``prefix`` reads ``node``'s tensor by: the shortest that finds it there."""
         if node not in self.paths and node in self.unnamed:
+            if any(k in self.unnamed[node][0] for k in ("body", "branches", "shortcut", "layers")):
+                # a name on a structure would go before its rows' names too (multiply.conv): the state_dict would
+                # not load; the graph is written flat, where the join is a row of its own
+                raise _Unnameable(f"{_describe(node)}: a structure read by name")
             entry, at = self.unnamed.pop(node)
             # a name no row of its block has, nor any module there (the rows after it take their modules' names)
             taken = {p[-1] for p in self.known if p[:-1] == at}
@@ -1150,6 +1154,10 @@ class _Names(Exception):
     """Rows that cannot be named as the model names them."""
 
 
+class _Unnameable(_Names):
+    """A structure without a name is read by name: the graph is written flat instead."""
+
+
 def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:
     """A concat of named branches as its branches' blocks one after the other, each reading ``fork``, and a
     concat of them (``from:``): the same rows under the same names."""
@@ -1259,9 +1267,10 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
     return gm, []
 
 
-def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list[Problem]:
+def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...], unread: bool = False) -> list[Problem]:
     """A problem for each module whose parameters the traced model never reads (GoogLeNet's and Inception v3's
-    auxiliary classifiers, which run in training only): the spec would leave them out, in silence."""
+    auxiliary classifiers, which run in training only): the spec would leave them out, in silence. With
+    ``unread``, also each that runs but from whose output no returned tensor is computed."""
     called = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
     live: set[Any] = set()  # what the outputs are computed from: a module whose output nothing reads is idle too
     todo = [n for n in gm.graph.nodes if n.op == "output"]
@@ -1270,7 +1279,7 @@ def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list
         if node not in live:
             live.add(node)
             todo.extend(node.all_input_nodes)
-    used = {str(n.target) for n in live if n.op in ("call_module", "get_attr")}
+    used = {str(n.target) for n in live if n.op in ("call_module", "get_attr")} if unread else called
 
     def runs(name: str, among: set[str] = used) -> bool:
         parts = name.split(".")
@@ -1360,8 +1369,8 @@ def from_torch(
             if items is not None:
                 try:
                     layers, outputs = reader.written(items, results)
-                except (_Refused, _Names):
-                    if len(results) == 1:
+                except (_Refused, _Names) as exc:
+                    if len(results) == 1 and not isinstance(exc, _Unnameable):
                         raise
                     # an output, or the tensor an output's rows start from, that no nested row holds (a residual's
                     # add has no row of its own), or an output's rows that split a module's apart: written flat
@@ -1379,6 +1388,9 @@ def from_torch(
             raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
+    unread = _idle(module, gm, shape, unread=True)  # after what the outputs are: a model returning its input
+    if unread:  # (or nothing) is refused as such, a clearer line
+        raise SpecError(unread)
     say("finding repeated blocks", 3, _STEPS)
     blocks, layers = fold_blocks(layers)
     layers = [_walk(e, _clean) for e in layers]

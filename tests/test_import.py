@@ -788,3 +788,23 @@ class Unread(nn.Module):
 def test_a_module_whose_output_nothing_reads_is_refused_not_left_out() -> None:
     (line,) = _problems(Unread(), (2, 3, 3))
     assert line.startswith("conv: Conv2d holds 6 parameters whose output the model does not use on a 2x3x3 input"), line
+
+
+class GatedOutput(nn.Module):
+    """A product of the input and a conv of it, unnamed, returned beside another output: a name on the multiply
+    would go before its rows' names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.relu(x), x * self.conv(x)
+
+
+def test_an_unnamed_structure_read_by_name_is_written_flat() -> None:
+    """It was written ``{kind: multiply, name: multiply, body: [conv]}``: the build named the conv
+    ``multiply.conv``, and the model's state_dict did not load."""
+    torch.manual_seed(0)
+    text = round_trip(GatedOutput(), (2, 3, 3))
+    assert text.endswith("  - {kind: multiply, name: multiply, from: [input, conv]}\noutputs: [relu, multiply]\n"), text
