@@ -264,7 +264,30 @@ class _Reader:
         assert output is not None
         results = self.results(output)
         self.check_reached(results)
+        self.check_in_place(results)
         return results
+
+    def check_in_place(self, results: list[Any]) -> None:
+        """An operation in place (``relu(inplace=True)``, ``x.add_(y)``) whose input another operation reads after
+        it, or the model returns, changes what that one reads; a spec's rows read what their inputs' rows give, and
+        its build may run them in another order: refused, not written with other values."""
+        for node, op in self.ops.items():
+            if not op.inputs or not (op.inplace or any(e.get("inplace") for e in op.entries[:1])):
+                continue
+            x = op.inputs[0]
+            later = [n for n, o in self.ops.items() if x in o.inputs and self.order[n] > self.order[node]]
+            readers = list(dict.fromkeys(_describe(n) for n in later)) + (
+                ["the model's return"] if x in results else []
+            )
+            if readers:
+                written = "the input" if self.ops[x].what == "input" else _describe(x)
+                self.problem(
+                    node,
+                    f"{_describe(node)} writes in place into {written}, which {', '.join(readers)} reads after it;"
+                    " a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
+                )
+        if self.problems:
+            raise _Refused
 
     def results(self, output: Any) -> list[Any]:
         """The tensors the model returns, in order: one, or each of a tuple, a list or a dict (in the dict's

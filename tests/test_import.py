@@ -143,10 +143,12 @@ def test_torchvision_family_round_trips(name: str) -> None:
 
 #: Why the importer may refuse a built spec, each as docs/import.md's "What it refuses" says it (by message):
 #: nothing else passes. Rows that are all the identity at inference (identity, dropout) leave a model that returns
-#: its input; a residual's projection shortcut is built as rows beside its body's, no one module holding them.
+#: its input; a residual's projection shortcut is built as rows beside its body's, no one module holding them; a
+#: row in place (relu, inplace: true) whose input a later row reads too changes what that one reads in torch.
 DOCUMENTED_REFUSALS: tuple[str, ...] = (
     "(the model): the model returns its input; a spec has at least one row",
     "cnncalc names each shortcut's rows after one module that holds them, and these have none",
+    "reads after it; a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
 )
 
 
@@ -808,3 +810,22 @@ def test_an_unnamed_structure_read_by_name_is_written_flat() -> None:
     torch.manual_seed(0)
     text = round_trip(GatedOutput(), (2, 3, 3))
     assert text.endswith("  - {kind: multiply, name: multiply, from: [input, conv]}\noutputs: [relu, multiply]\n"), text
+
+
+class InPlaceOnARead(nn.Module):
+    """``relu_`` on a tensor that a later operation reads too: that one reads the rectified values in torch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.cat([self.relu(y), y], 1)
+
+
+def test_an_operation_in_place_on_a_tensor_read_after_it_is_refused() -> None:
+    """It was written as a concat of a relu and its input, which computes otherwise (the outputs differed)."""
+    (line,) = _problems(InPlaceOnARead(), (2, 3, 3))
+    assert line.startswith("relu: 'relu' writes in place into 'conv', which cat() reads after it;"), line
