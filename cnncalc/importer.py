@@ -902,7 +902,9 @@ class _Reader:
     def first(self, branch: list[Any]) -> int:
         """Where a branch starts in the model's graph."""
         return min(
-            self.order[x.node] if isinstance(x, _Leaf) else self.first([y for b in x.branches for y in b])
+            self.order[x.node]
+            if isinstance(x, _Leaf) or not any(x.branches)  # a tensor joined with itself: where the join is
+            else self.first([y for b in x.branches for y in b])
             for x in branch
             if isinstance(x, _Leaf | _Struct)
         )

@@ -829,3 +829,22 @@ def test_an_operation_in_place_on_a_tensor_read_after_it_is_refused() -> None:
     """It was written as a concat of a relu and its input, which computes otherwise (the outputs differed)."""
     (line,) = _problems(InPlaceOnARead(), (2, 3, 3))
     assert line.startswith("relu: 'relu' writes in place into 'conv', which cat() reads after it;"), line
+
+
+class SelfJoinInABranch(nn.Module):
+    """A product of two computed tensors, one of them a tensor joined with itself: ``relu(y) * tanh(y + y)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.relu(y) * torch.tanh(y + y)
+
+
+def test_a_self_join_in_a_branch_written_flat_imports() -> None:
+    """Where the branch starts was looked for among the join's branches, and it has none (a ValueError)."""
+    torch.manual_seed(0)
+    text = round_trip(SelfJoinInABranch(), (2, 3, 3))
+    assert "{kind: add, from: [conv, conv]}" in text, text
