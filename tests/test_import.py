@@ -143,11 +143,12 @@ def test_torchvision_family_round_trips(name: str) -> None:
 
 #: Why the importer may refuse a built spec, each as docs/import.md's "What it refuses" says it (by message):
 #: nothing else passes. Rows that are all the identity at inference (identity, dropout) leave a model that returns
-#: its input; a residual's projection shortcut is built as rows beside its body's, no one module holding them; a
+#: its input; a residual's projection shortcut (or an unnamed split's part) is built as rows beside its body's
+#: (its branch's), no one module holding them; a
 #: row in place (relu, inplace: true) whose input a later row reads too changes what that one reads in torch.
 DOCUMENTED_REFUSALS: tuple[str, ...] = (
     "(the model): the model returns its input; a spec has at least one row",
-    "cnncalc names each shortcut's rows after one module that holds them, and these have none",
+    "rows after one module that holds them, and these have none, so the state_dict would not load",
     "reads after it; a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
 )
 
