@@ -264,7 +264,30 @@ class _Reader:
         assert output is not None
         results = self.results(output)
         self.check_reached(results)
+        self.check_in_place(results)
         return results
+
+    def check_in_place(self, results: list[Any]) -> None:
+        """An operation in place (``relu(inplace=True)``, ``x.add_(y)``) whose input another operation reads after
+        it, or the model returns, changes what that one reads; a spec's rows read what their inputs' rows give, and
+        its build may run them in another order: refused, not written with other values."""
+        for node, op in self.ops.items():
+            if not op.inputs or not (op.inplace or any(e.get("inplace") for e in op.entries[:1])):
+                continue
+            x = op.inputs[0]
+            later = [n for n, o in self.ops.items() if x in o.inputs and self.order[n] > self.order[node]]
+            readers = list(dict.fromkeys(_describe(n) for n in later)) + (
+                ["the model's return"] if x in results else []
+            )
+            if readers:
+                written = "the input" if self.ops[x].what == "input" else _describe(x)
+                self.problem(
+                    node,
+                    f"{_describe(node)} writes in place into {written}, which {', '.join(readers)} reads after it;"
+                    " a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
+                )
+        if self.problems:
+            raise _Refused
 
     def results(self, output: Any) -> list[Any]:
         """The tensors the model returns, in order: one, or each of a tuple, a list or a dict (in the dict's
@@ -759,6 +782,9 @@ class _Reader:
                 raise _Refused  # the parts of a chunk joined out of order or otherwise
             return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
         branches = [self.chain(fork, i) for i in op.inputs]
+        what = {"cat": "concat", "add": "residual", "mul": "multiply"}[op.what]
+        if not any(branches):  # one tensor joined with itself (x + x): no branch to nest, a join of it by name
+            return _Struct(what, branches, scope, inplace=op.inplace, node=node, fork=fork, flat=True)
         if op.what == "cat":
             return _Struct("concat", branches, scope, node=node, fork=fork)
         if op.what == "add":
@@ -818,8 +844,8 @@ class _Reader:
                 cls = type(self.root.get_submodule(".".join((*prefix, head)))).__name__
                 layers = self.entries(items[i:j], (*prefix, head))
                 group: dict[str, Any] = {"kind": "sequential", "name": head}
-                if layers and "from" in layers[0]:  # the block reads what its first row reads (the same name)
-                    group["from"] = layers[0].pop("from")
+                if layers and isinstance(layers[0].get("from"), str):  # the block reads what its first row reads
+                    group["from"] = layers[0].pop("from")  # (a join's names stay its own: a block reads one input)
                 out.append({**group, "layers": layers, CLASS: cls, IN: self.in_channels(items[i])})
                 self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head
@@ -876,7 +902,9 @@ class _Reader:
     def first(self, branch: list[Any]) -> int:
         """Where a branch starts in the model's graph."""
         return min(
-            self.order[x.node] if isinstance(x, _Leaf) else self.first([y for b in x.branches for y in b])
+            self.order[x.node]
+            if isinstance(x, _Leaf) or not any(x.branches)  # a tensor joined with itself: where the join is
+            else self.first([y for b in x.branches for y in b])
             for x in branch
             if isinstance(x, _Leaf | _Struct)
         )
@@ -928,6 +956,10 @@ class _Reader:
     def ref(self, node: Any, prefix: tuple[str, ...]) -> str:
         """The name a row in the block ``prefix`` reads ``node``'s tensor by: the shortest that finds it there."""
         if node not in self.paths and node in self.unnamed:
+            if any(k in self.unnamed[node][0] for k in ("body", "branches", "shortcut", "layers")):
+                # a name on a structure would go before its rows' names too (multiply.conv): the state_dict would
+                # not load; the graph is written flat, where the join is a row of its own
+                raise _Unnameable(f"{_describe(node)}: a structure read by name")
             entry, at = self.unnamed.pop(node)
             # a name no row of its block has, nor any module there (the rows after it take their modules' names)
             taken = {p[-1] for p in self.known if p[:-1] == at}
@@ -1147,6 +1179,10 @@ class _Names(Exception):
     """Rows that cannot be named as the model names them."""
 
 
+class _Unnameable(_Names):
+    """A structure without a name is read by name: the graph is written flat instead."""
+
+
 def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:
     """A concat of named branches as its branches' blocks one after the other, each reading ``fork``, and a
     concat of them (``from:``): the same rows under the same names."""
@@ -1256,14 +1292,23 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
     return gm, []
 
 
-def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list[Problem]:
+def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...], unread: bool = False) -> list[Problem]:
     """A problem for each module whose parameters the traced model never reads (GoogLeNet's and Inception v3's
-    auxiliary classifiers, which run in training only): the spec would leave them out, in silence."""
-    used = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    auxiliary classifiers, which run in training only): the spec would leave them out, in silence. With
+    ``unread``, also each that runs but from whose output no returned tensor is computed."""
+    called = {str(n.target) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    live: set[Any] = set()  # what the outputs are computed from: a module whose output nothing reads is idle too
+    todo = [n for n in gm.graph.nodes if n.op == "output"]
+    while todo:
+        node = todo.pop()
+        if node not in live:
+            live.add(node)
+            todo.extend(node.all_input_nodes)
+    used = {str(n.target) for n in live if n.op in ("call_module", "get_attr")} if unread else called
 
-    def runs(name: str) -> bool:
+    def runs(name: str, among: set[str] = used) -> bool:
         parts = name.split(".")
-        return any(".".join(parts[:k]) in used for k in range(1, len(parts) + 1))
+        return any(".".join(parts[:k]) in among for k in range(1, len(parts) + 1))
 
     names: dict[int, list[str]] = {}  # a parameter shared by two modules runs where either runs
     for name, value in module.named_parameters(remove_duplicate=False):
@@ -1291,10 +1336,20 @@ def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...]) -> list
         said.add(owner)
         held = sum(v.numel() for n, v in counts.items() if n == owner or n.startswith(owner + "."))
         what = type(module.get_submodule(owner)).__name__ if len(parts) > 1 else "a parameter"
+        size = "x".join(map(str, shape))
+        if runs(owner, called):  # it runs, but no output is computed from what it gives
+            out.append(
+                Problem(
+                    f"{owner}: {what} holds {held:,} parameters whose output the model does not use on a {size}"
+                    " input; cnncalc imports what the outputs are computed from: return it, or build the model"
+                    " without it"
+                )
+            )
+            continue
         out.append(
             Problem(
                 f"{owner}: {what} holds {held:,} parameters that do not run on a"
-                f" {'x'.join(map(str, shape))} input at inference; cnncalc imports what runs: build the model"
+                f" {size} input at inference; cnncalc imports what runs: build the model"
                 " without it (torchvision's GoogLeNet and Inception v3: --arg aux_logits=False)"
             )
         )
@@ -1339,8 +1394,8 @@ def from_torch(
             if items is not None:
                 try:
                     layers, outputs = reader.written(items, results)
-                except (_Refused, _Names):
-                    if len(results) == 1:
+                except (_Refused, _Names) as exc:
+                    if len(results) == 1 and not isinstance(exc, _Unnameable):
                         raise
                     # an output, or the tensor an output's rows start from, that no nested row holds (a residual's
                     # add has no row of its own), or an output's rows that split a module's apart: written flat
@@ -1358,6 +1413,9 @@ def from_torch(
             raise SpecError(Problem(str(exc))) from None
     finally:
         module.train(was_training)
+    unread = _idle(module, gm, shape, unread=True)  # after what the outputs are: a model returning its input
+    if unread:  # (or nothing) is refused as such, a clearer line
+        raise SpecError(unread)
     say("finding repeated blocks", 3, _STEPS)
     blocks, layers = fold_blocks(layers)
     layers = [_walk(e, _clean) for e in layers]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 from typer.testing import CliRunner
 
 try:
@@ -25,6 +26,8 @@ try:
 except Exception as exc:  # a missing or broken torchvision (it can fail to load its ops)
     pytest.skip(f"torchvision is not importable: {exc}", allow_module_level=True)
 
+from helpers import spec_of
+from strategies import random_specs
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -113,7 +116,7 @@ def round_trip(model: nn.Module, shape: tuple[int, ...]) -> str:
     assert report.totals == analyze(spec).totals
     x = torch.randn(1, *shape)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        ys = _outs(model(x))
+        ys = _outs(model(x.clone()))  # a copy: a model's first row may write its input in place (relu_)
     assert report.totals.params_trainable == sum(p.numel() for p in model.parameters())
     assert report.totals.macs * 2 == counter.get_total_flops()
     assert [report.rows[i].output_shape for i in report.outputs] == [tuple(y.shape[1:]) for y in ys]
@@ -121,7 +124,7 @@ def round_trip(model: nn.Module, shape: tuple[int, ...]) -> str:
     assert set(built.state_dict()) == set(model.state_dict())
     built.load_state_dict(model.state_dict())
     with torch.no_grad():
-        got = _outs(built(x))
+        got = _outs(built(x.clone()))
     assert len(got) == len(ys) and all(torch.equal(a, b) for a, b in zip(got, ys, strict=True))
     return text
 
@@ -136,6 +139,44 @@ def test_torchvision_family_round_trips(name: str) -> None:
     text = round_trip(model, (3, size, size))
     for said in SAYS.get(name, []):
         assert said in text, text
+
+
+#: Why the importer may refuse a built spec, each as docs/import.md's "What it refuses" says it (by message):
+#: nothing else passes. Rows that are all the identity at inference (identity, dropout) leave a model that returns
+#: its input; a residual's projection shortcut (or an unnamed split's part) is built as rows beside its body's
+#: (its branch's), no one module holding them; a
+#: row in place (relu, inplace: true) whose input a later row reads too changes what that one reads in torch.
+DOCUMENTED_REFUSALS: tuple[str, ...] = (
+    "(the model): the model returns its input; a spec has at least one row",
+    "rows after one module that holds them, and these have none, so the state_dict would not load",
+    "reads after it; a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("CNNCALC_IMPORT_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=random_specs())
+def test_a_random_spec_built_in_torch_imports_back_to_the_same_network(data: dict[str, Any]) -> None:
+    """The engine's random networks (tests/strategies.py), built in torch, imported back: every figure and every
+    output of the imported spec is the built module's, and the module's state_dict loads into it by name."""
+    spec = spec_of(data["layers"], data["input"], **({"outputs": data["outputs"]} if "outputs" in data else {}))
+    try:
+        report = analyze(spec)
+    except SpecError:
+        event("the engine refuses the spec")
+        return
+    torch.manual_seed(0)
+    model = tb.build(report)  # torch runs every spec the engine accepts: the differential test proves it
+    try:
+        round_trip(model, report.input_shape)
+    except SpecError as exc:
+        assert all(any(r in str(p) for r in DOCUMENTED_REFUSALS) for p in exc.problems), (str(exc), data)
+        event("refused for a documented reason")
+        return
+    event(f"imported, {'with' if 'outputs' in data else 'without'} outputs")
 
 
 # --- modules written here ----------------------------------------------------------------------------------
@@ -675,3 +716,136 @@ def test_the_cli_refuses_googlenet_in_one_line_per_head_and_nothing_else(tmp_pat
 def test_a_module_its_kind_would_compute_otherwise_is_refused() -> None:
     (line,) = _problems(OverTheWidth(), (3, 8, 8))
     assert "module 'norm' (LayerNorm) on a 4x6x6 input does not compute what layernorm does" in line
+
+
+# --- what the random round trip found ----------------------------------------------------------------------
+
+
+def test_a_built_spec_with_lent_rows_traces_and_imports_back() -> None:
+    """A layer scale's parameter and a channel linear's module (and its GELU) are lent to the tree, not in it:
+    torch.fx traces through them (it found `module is not installed as a submodule`)."""
+    spec = spec_of([{"kind": "layer_scale"}, {"kind": "channel_linear", "out": 2, "activation": "gelu"}], (4, 3, 5))
+    torch.manual_seed(0)
+    text = round_trip(tb.build(spec), (4, 3, 5))
+    assert "kind: layer_scale" in text and "activation: gelu" in text, text
+
+
+class SelfJoined(nn.Module):
+    """A tensor joined with itself: ``y + y``, ``cat([y, y])``, ``y * y``."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return {"add": lambda: y + y, "cat": lambda: torch.cat([y, y], 1), "mul": lambda: y * y}[self.op]()
+
+
+@pytest.mark.parametrize(("op", "kind"), [("add", "add"), ("cat", "concat"), ("mul", "multiply")])
+def test_a_tensor_joined_with_itself_is_a_join_reading_it_twice(op: str, kind: str) -> None:
+    """No branch to nest (it was written as a residual with an empty body, which the spec refuses)."""
+    torch.manual_seed(0)
+    text = round_trip(SelfJoined(op), (2, 3, 3))
+    assert text.endswith(f"  - {{kind: {kind}, from: [conv, conv]}}\n"), text
+
+
+class Plus(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class JoinInAModule(nn.Module):
+    """An add of its own module, written flat (its input is read beside another output): the join's two names stay
+    on its row (they were lifted onto the module's ``sequential``, which reads one input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.plus = Plus()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y = self.conv(x)
+        return torch.relu(y), self.plus(y, x)
+
+
+def test_a_join_in_a_module_keeps_the_names_it_reads() -> None:
+    torch.manual_seed(0)
+    text = round_trip(JoinInAModule(), (2, 3, 3))
+    assert "    name: plus\n    layers:\n      - {kind: add, from: [conv, input]}\n" in text, text
+
+
+class Unread(nn.Module):
+    """A module that runs but whose output nothing reads: the spec would leave its parameters out in silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.conv(x)
+        return x + x
+
+
+def test_a_module_whose_output_nothing_reads_is_refused_not_left_out() -> None:
+    (line,) = _problems(Unread(), (2, 3, 3))
+    assert line.startswith("conv: Conv2d holds 6 parameters whose output the model does not use on a 2x3x3 input"), line
+
+
+class GatedOutput(nn.Module):
+    """A product of the input and a conv of it, unnamed, returned beside another output: a name on the multiply
+    would go before its rows' names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.relu(x), x * self.conv(x)
+
+
+def test_an_unnamed_structure_read_by_name_is_written_flat() -> None:
+    """It was written ``{kind: multiply, name: multiply, body: [conv]}``: the build named the conv
+    ``multiply.conv``, and the model's state_dict did not load."""
+    torch.manual_seed(0)
+    text = round_trip(GatedOutput(), (2, 3, 3))
+    assert text.endswith("  - {kind: multiply, name: multiply, from: [input, conv]}\noutputs: [relu, multiply]\n"), text
+
+
+class InPlaceOnARead(nn.Module):
+    """``relu_`` on a tensor that a later operation reads too: that one reads the rectified values in torch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.cat([self.relu(y), y], 1)
+
+
+def test_an_operation_in_place_on_a_tensor_read_after_it_is_refused() -> None:
+    """It was written as a concat of a relu and its input, which computes otherwise (the outputs differed)."""
+    (line,) = _problems(InPlaceOnARead(), (2, 3, 3))
+    assert line.startswith("relu: 'relu' writes in place into 'conv', which cat() reads after it;"), line
+
+
+class SelfJoinInABranch(nn.Module):
+    """A product of two computed tensors, one of them a tensor joined with itself: ``relu(y) * tanh(y + y)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.relu(y) * torch.tanh(y + y)
+
+
+def test_a_self_join_in_a_branch_written_flat_imports() -> None:
+    """Where the branch starts was looked for among the join's branches, and it has none (a ValueError)."""
+    torch.manual_seed(0)
+    text = round_trip(SelfJoinInABranch(), (2, 3, 3))
+    assert "{kind: add, from: [conv, conv]}" in text, text
