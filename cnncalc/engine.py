@@ -21,8 +21,9 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
   their output; in-place activations (``inplace: true``, and relu/relu6/leaky_relu
   fused onto a conv, linear or add), in-place adds (``inplace: true`` on a
   residual), flatten (a view, unless its input is laid out channels-last: a copy)
-  and dropout (identity at inference) allocate nothing. A fused activation that PyTorch cannot apply in place (tanh, sigmoid,
-  softmax) adds a second tensor of the output's size.
+  and dropout (identity at inference) allocate nothing. A fused activation that
+  PyTorch cannot apply in place (tanh, sigmoid, softmax) adds a second tensor of
+  the output's size.
 - **Forward activation memory** = the sum of the rows x bytes per value of the
   dtype; the ``x2`` figure is the lecture's rule of thumb for forward +
   backward, not a measurement. **Peak activation memory** = the most bytes alive
@@ -525,7 +526,9 @@ class _Walker:
 
     def branches(self, entry: Concat | Split, path: Path, scope: _Scope) -> list[tuple[str, Sequence[AnyEntry], Path]]:
         """A concat's or a split's branches: their names (claimed in ``scope``), entries and paths."""
-        if not entry.branches:  # (a concat without branches joins the rows named in 'from': joined)  # the schema refuses it; one built in Python may still hold none
+        # a concat without branches joins the rows named in 'from' (joined); the schema refuses a split without
+        # them, and one built in Python may still hold none
+        if not entry.branches:
             self.fail(f"a {entry.kind} needs at least one branch", (*path, "branches"))
         if isinstance(entry.branches, dict):
             for name in entry.branches:
@@ -600,8 +603,7 @@ class _Walker:
     def multiply(self, entry: Multiply, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         assert entry.body is not None  # without one, a join of named rows (joined)
         y = self.entries([(e, (*path, "body", i)) for i, e in enumerate(entry.body)], x, scope)
-        gate = len(y.shape) == 3 and len(x.shape) == 3 and y.shape == (x.shape[0], 1, 1)
-        if y.shape != x.shape and not gate:
+        if not _scales(y.shape, x.shape):
             name = scope.full("multiply") if not scope.block else ".".join(scope.block)
             self.fail(
                 f"multiply '{name}': the body gives {fmt(y.shape)} but the input is {fmt(x.shape)}; a product needs"
