@@ -159,17 +159,6 @@ def wrote(path: object) -> None:
 
 
 @contextmanager
-def phase(what: str, show: bool) -> Iterator[None]:
-    """A spinner on stderr naming a phase that takes time (hidden when not a terminal)."""
-    err = console(stderr=True)
-    if not (show and err.is_terminal):
-        yield
-        return
-    with err.status(Text(what)):
-        yield
-
-
-@contextmanager
 def steps(show: bool) -> Iterator[Callable[[str], None]]:
     """A spinner on stderr naming each step of a long command as it comes (hidden when not a terminal)."""
     err = console(stderr=True)
@@ -178,6 +167,14 @@ def steps(show: bool) -> Iterator[Callable[[str], None]]:
         return
     with err.status(Text("")) as status:
         yield lambda what: status.update(Text(what))
+
+
+@contextmanager
+def phase(what: str, show: bool) -> Iterator[None]:
+    """A spinner on stderr naming a phase that takes time (hidden when not a terminal)."""
+    with steps(show) as step:
+        step(what)
+        yield
 
 
 @contextmanager
