@@ -217,6 +217,8 @@ class _Reader:
         self.ops: dict[Any, _Op] = {}
         self.refused: dict[Any, str] = {}
         self.problems: list[Problem] = []
+        #: an operation in place whose input something read before it: only the model's order keeps those values
+        self.order_bound = False
         self.calls: dict[str, int] = {}
         self.table = _functional_modules()
         self.empty_names: dict[tuple[str, ...], set[str]] = {}
@@ -276,6 +278,7 @@ class _Reader:
                 continue
             x = op.inputs[0]
             later = [n for n, o in self.ops.items() if x in o.inputs and self.order[n] > self.order[node]]
+            self.order_bound |= any(x in o.inputs and self.order[n] < self.order[node] for n, o in self.ops.items())
             readers = list(dict.fromkeys(_describe(n) for n in later)) + (
                 ["the model's return"] if x in results else []
             )
@@ -1388,6 +1391,10 @@ def from_torch(
             results = reader.read(lambda done, total: say(f"reading operations: {done} of {total}", 1, _STEPS))
             say("nesting the joins and naming the rows", 2, _STEPS)
             try:
+                # nesting writes branches in the order they are joined, not run: where an in-place write follows a
+                # read of its input, the graph is written flat, in the model's order
+                if reader.order_bound:
+                    raise _Refused
                 items: list[Any] | None = reader.nest(results)
             except _Refused:
                 items = None

@@ -553,6 +553,12 @@ def test_a_run_past_the_free_memory_is_one_line_not_a_killed_process(
     (line,) = result.stderr.strip().splitlines()
     assert "on a 1 x 3x4096x4096 input, running it once to learn every shape needs more memory than" in line
     assert "import at a smaller --input, then set the spec's input" in line
+    # a model too big to build at all: its weights alone are 268 MB
+    (tmp_path / "wide.py").write_text("from torch import nn\n\ndef wide():\n    return nn.Linear(8192, 8192)\n")
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'wide.py'}:wide", "--input", "8192"], env=ENV)
+    assert result.exit_code == 1 and resource.getrlimit(resource.RLIMIT_AS) == before
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith("wide.py:wide: building or running it needs more memory than this machine has free"), line
 
 
 NOISY = """
@@ -606,6 +612,25 @@ def test_a_script_that_exits_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import", f"{tmp_path / 'noisy.py'}:leaves", "--input", "3x8x8"], env=ENV)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].endswith("noisy.py:leaves: building it exited (status 3)")
+
+
+class WritesAfterARead(nn.Module):
+    """softplus reads x, then silu writes into x: the concat joins them in the other order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.soft = nn.Softplus()
+        self.silu = nn.SiLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.soft(x)
+        return torch.cat([self.silu(x), a], dim=1)
+
+
+def test_an_in_place_write_after_a_read_keeps_the_models_order() -> None:
+    # nested, the concat's branches ran in the order they are joined: silu_ first, and softplus read its result
+    text = round_trip(WritesAfterARead(), (2, 4, 4))
+    assert text.index("name: soft") < text.index("name: silu")
 
 
 def test_torchvision_to_stdout() -> None:

@@ -103,6 +103,8 @@ def _call(target: str, factory: Any, args: dict[str, Any]) -> nn.Module:
     except SystemExit as exc:
         raise SpecError(f"{target}: building it exited (status {exc.code})") from None
     except Exception as exc:
+        if out_of_memory(exc):
+            raise  # said by run(), as when running it
         raise SpecError(f"{target}: building it failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise SpecError(f"{target}: gives {type(model).__name__}, not a torch.nn.Module")
