@@ -11,17 +11,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import importlib
 import io
 import os
 import sys
+import types
 from enum import StrEnum
 from typing import Annotated, Any
 
-import typer
+from . import __version__, _collector_paused
 
-from . import __version__
-from .commands.common import PROFILE_DTYPES, Format, check_input, dtypes, finite, formats
-from .report import DTYPE_BYTES
+with _collector_paused():
+    import typer
+
+    from .commands.common import PROFILE_DTYPES, Format, check_input, dtypes, finite, formats
+    from .report import DTYPE_BYTES
 
 
 def _plain_help() -> None:
@@ -543,6 +547,39 @@ def only_invoked(argv: list[str]) -> typer.Typer:
     return one
 
 
+#: pydantic's plugin loader: imported when the first validator is built, to ask it for the plugins.
+PLUGIN_LOADER = "pydantic.plugin._loader"
+#: The values of PYDANTIC_DISABLE_PLUGINS with which that loader returns none without looking.
+_ALL_PLUGINS_OFF = ("__all__", "1", "true")
+
+
+def _skip_plugin_loader() -> None:
+    """With every plugin off, pydantic's loader returns none without looking for any, but importing it
+    imports ``importlib.metadata`` (and email, csv, zipfile): 7 ms of a 180 ms summary, for nothing.
+
+    A stand-in takes its place: its ``get_plugins`` returns none, as the loader would; any other name
+    asked of it loads the real module (a pydantic that reads more of it keeps working). Nothing changes
+    when plugins are on (a user's PYDANTIC_DISABLE_PLUGINS naming some) or the loader is already loaded.
+    """
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _ALL_PLUGINS_OFF or PLUGIN_LOADER in sys.modules:
+        return
+    stand_in = types.ModuleType(PLUGIN_LOADER, "pydantic's plugin loader while every plugin is off (cnncalc.cli)")
+
+    def get_plugins(*args: Any, **kwargs: Any) -> tuple[()]:
+        return ()
+
+    def real(name: str) -> Any:
+        if name.startswith("__"):  # what the import system asks of any module (__path__: a package?)
+            raise AttributeError(name)
+        if sys.modules.get(PLUGIN_LOADER) is stand_in:
+            del sys.modules[PLUGIN_LOADER]
+        return getattr(importlib.import_module(PLUGIN_LOADER), name)
+
+    stand_in.get_plugins = get_plugins  # type: ignore[attr-defined]
+    stand_in.__getattr__ = real  # type: ignore[method-assign]
+    sys.modules[PLUGIN_LOADER] = stand_in
+
+
 def run() -> None:
     """The ``cnncalc`` command (and ``python -m cnncalc``): :data:`app`, in a process that knows it is short."""
     # What a command builds (YAML nodes, rows, lines of text) is freed by reference counting; the cyclic
@@ -554,6 +591,7 @@ def run() -> None:
     # when it builds its first validator: 10 ms and more with each package installed, for hooks that a
     # calculator's own spec models have no use for. A value the user set is kept.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _skip_plugin_loader()
     argv = sys.argv[1:]
     if sys.stdout.isatty() or not {"--help", "-h"} & set(argv):
         only_invoked(argv)(prog_name="cnncalc")

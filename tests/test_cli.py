@@ -223,6 +223,69 @@ def test_summary_never_imports_torch() -> None:
     assert json.loads(result.stdout[result.stdout.index("{") :])["totals"]["params"] == 138357544
 
 
+@pytest.mark.parametrize(("enabled", "host_froze"), [(True, False), (False, False), (True, True)])
+def test_importing_leaves_the_hosts_collector_as_it_was(enabled: bool, host_froze: bool) -> None:
+    # the collector is paused while cnncalc imports (cnncalc._collector_paused), then given back as it was
+    code = (
+        "import gc\n"
+        f"{'gc.enable()' if enabled else 'gc.disable()'}; gc.set_threshold(500, 7, 9)\n"
+        f"{'gc.freeze()' if host_froze else ''}\n"
+        "before = gc.get_freeze_count()\n"
+        "import cnncalc, cnncalc.cli\n"
+        f"assert gc.isenabled() is {enabled}, gc.isenabled()\n"
+        "assert gc.get_threshold() == (500, 7, 9), gc.get_threshold()\n"
+        # (frozen objects that die leave the count: it may only fall, never to 0 from the host's)
+        "assert (gc.get_freeze_count() > 0) is (before > 0), 'the host objects unfrozen'\n"
+        "assert gc.get_freeze_count() <= before, 'objects frozen'\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+
+
+_LOADER_AFTER_SUMMARY = (
+    "import sys\n"
+    "from cnncalc.cli import PLUGIN_LOADER, run\n"
+    "sys.argv = ['cnncalc', 'summary', 'specs/lenet5.yaml', '-f', 'json']\n"
+    "try:\n    run()\n"
+    "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+    "loader = sys.modules[PLUGIN_LOADER]\n"
+    "print('real' if getattr(loader, '__file__', None) else 'stand-in', file=sys.stderr)\n"
+)
+
+
+def test_with_every_pydantic_plugin_off_the_loader_is_not_imported() -> None:
+    result = _python(_LOADER_AFTER_SUMMARY)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["params"] == 61706
+    assert result.stderr.strip() == "stand-in"
+
+
+def test_a_users_plugin_setting_gets_pydantics_own_loader() -> None:
+    env = {**os.environ, **ENV, "PYDANTIC_DISABLE_PLUGINS": "some_plugin"}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADER_AFTER_SUMMARY], capture_output=True, text=True, cwd=ROOT, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "real"
+
+
+def test_the_loaders_stand_in_gives_any_other_name_from_the_real_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnncalc import cli
+
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    monkeypatch.delitem(sys.modules, cli.PLUGIN_LOADER, raising=False)
+    cli._skip_plugin_loader()
+    stand_in = sys.modules[cli.PLUGIN_LOADER]
+    assert not hasattr(stand_in, "__file__")
+    from pydantic.plugin._loader import get_plugins  # what pydantic asks of it
+
+    assert list(get_plugins()) == []
+    from pydantic.plugin._loader import PYDANTIC_ENTRY_POINT_GROUP  # anything else: the real module's
+
+    assert PYDANTIC_ENTRY_POINT_GROUP == "pydantic"
+    assert getattr(sys.modules[cli.PLUGIN_LOADER], "__file__", None)
+
+
 def test_python_dash_m_and_version() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cnncalc", "--version"], capture_output=True, text=True, cwd=ROOT, check=False
