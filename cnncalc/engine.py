@@ -58,9 +58,6 @@ from .expr import ExpressionError, substitute
 from .fields import INPLACE_ACTIVATIONS, MAX_INT
 from .layers import kind_of, row_kind
 from .layers.base import RF, Ctx, Stop, fmt, output_layout
-from .layers.channel import Slice
-from .layers.conv import Conv2d
-from .layers.norm import BatchNorm2d
 from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
 from .spec import (
     Add,
@@ -518,6 +515,9 @@ class _Walker:
                 " give the shortcut as a list of layers",
                 (*path, "shortcut"),
             )
+        from .layers.conv import Conv2d  # the families load with their first kind (cnncalc.layers)
+        from .layers.norm import BatchNorm2d
+
         inner = scope.child(scope.fresh("downsample"))
         self.blocks.append(BlockInfo(inner.block, "projection"))
         conv = Conv2d(kind="conv2d", out=y.shape[0], kernel=(1, 1), stride=(stride, stride), bias=False)
@@ -592,6 +592,8 @@ class _Walker:
                     (*path, "sections"),
                     at_key=True,
                 )
+        from .layers.channel import Slice  # the families load with their first kind (cnncalc.layers)
+
         outs, start = [], 0
         for (name, items, bpath), size in zip(branches, sections, strict=True):
             chunk = Slice(kind="slice", start=start, stop=start + size)

@@ -10,11 +10,11 @@ types (sizes normalised, once, to ``(height, width)``) in :mod:`cnncalc.fields`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -120,9 +120,39 @@ def _non_empty(entries: tuple[Any, ...]) -> tuple[Any, ...]:
 Entries = Annotated[tuple[Entry, ...], AfterValidator(_non_empty)]
 
 
-#: Every layer kind's model, by its ``kind`` name, in the registry's order (cnncalc.layers).
-LAYER_MODELS: dict[str, type[Layer]] = {name: kind.model for name, kind in KINDS.items()}
-LAYER_KINDS: tuple[str, ...] = tuple(LAYER_MODELS)
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Models(Mapping[str, type[M]]):
+    """Models by tag, in order: every tag known at once, a layer kind's model made with its family's
+    module when it is first asked for (cnncalc.layers), the others given."""
+
+    def __init__(self, tags: tuple[str, ...], given: Mapping[str, type[M]]) -> None:
+        self._tags = tags
+        self._known = frozenset(tags)
+        self._given = given
+
+    def __getitem__(self, tag: str) -> type[M]:
+        if tag in self._given:
+            return self._given[tag]
+        if tag not in self._known:
+            raise KeyError(tag)
+        return cast("type[M]", KINDS[tag].model)
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tags)
+
+    def __len__(self) -> int:
+        return len(self._tags)
+
+
+#: Every layer kind's name, in the registry's order (cnncalc.layers).
+LAYER_KINDS: tuple[str, ...] = tuple(KINDS)
+#: Every layer kind's model, by its ``kind`` name.
+LAYER_MODELS: Mapping[str, type[Layer]] = _Models(LAYER_KINDS, {})
 
 # --- structures and blocks --------------------------------------------------------
 
@@ -294,7 +324,9 @@ STRUCTURE_MODELS: dict[str, type[Layer]] = {
     "sequential": Sequential,
 }
 #: What may stand in a list of layers, by the tag that picks it.
-ENTRY_MODELS: dict[str, type[BaseModel]] = {**LAYER_MODELS, **STRUCTURE_MODELS, "use": Use}
+ENTRY_MODELS: Mapping[str, type[BaseModel]] = _Models(
+    (*LAYER_KINDS, *STRUCTURE_MODELS, "use"), {**STRUCTURE_MODELS, "use": Use}
+)
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
 AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Split | Multiply | Add | Sequential | Use

