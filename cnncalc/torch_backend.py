@@ -29,7 +29,7 @@ with warnings.catch_warnings():
 from .engine import analyze
 from .fields import Layer
 from .layers import row_kind
-from .layers.activation import activation_module
+from .layers.fused import activation_module
 from .report import ROW_QUANTITIES, Join, Report, Row
 from .spec import Spec
 from .training import Device, saved_for_backward

@@ -24,7 +24,7 @@ from cnncalc import Spec, SpecError, analyze, load_spec  # noqa: E402
 from cnncalc import torch_backend as tb  # noqa: E402
 from cnncalc.cli import app  # noqa: E402
 from cnncalc.layers import KINDS  # noqa: E402
-from cnncalc.layers.activation import activation_module  # noqa: E402
+from cnncalc.layers.fused import activation_module  # noqa: E402
 from cnncalc.spec import Concat, Multiply, Residual, Sequential, Split  # noqa: E402
 
 pytestmark = pytest.mark.torch

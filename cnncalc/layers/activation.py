@@ -1,7 +1,6 @@
 """Activations: ``relu``, ``relu6``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``softmax``, the smooth ones of
 modern CNNs (``silu``, ``gelu``, ``hardswish``, ``hardsigmoid``, ``elu``, ``selu``, ``mish``, ``softplus``),
-``prelu``, and ``identity``; and what one fused onto a conv, a linear layer or a residual's add (``activation: relu``) does to
-its row."""
+``prelu``, and ``identity`` (what one fused onto a conv, a linear layer or a join does is :mod:`.fused`'s)."""
 
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ from .base import (
     out_numel,
     terms,
 )
+from .fused import thop_softmax
 
 if TYPE_CHECKING:
     from torch import nn
@@ -118,58 +118,6 @@ class Identity(Layer):
     """Its input, unchanged and not copied: an identity branch (DenseNet concatenates a layer's input)."""
 
     kind: Literal["identity"]
-
-
-# --- fused activations -------------------------------------------------------------
-
-
-def fused_module(module: nn.Module, activation: str | None, key: str) -> nn.Module:
-    """``module`` followed by the fused activation, in place where PyTorch allows it (relu, relu6, leaky_relu)."""
-    if activation is None:
-        return module
-    from collections import OrderedDict
-
-    from torch import nn
-
-    return nn.Sequential(OrderedDict([(key, module), (activation, activation_module(activation))]))
-
-
-def activation_module(name: str) -> nn.Module:
-    """A fused activation's module: its kind's, in place where PyTorch allows it."""
-    kind: Kind[Any] | None = next((k for k in KINDS if k.name == name), None)
-    if kind is None:
-        raise ValueError(f"unknown activation {name!r}")
-    inplace = {"inplace": True} if "inplace" in kind.model.model_fields else {}
-    return kind.torch_module(kind.model.model_validate({"kind": name, **inplace}), ())
-
-
-def fused_keeps(activation: str | None, output_bytes: int) -> tuple[bool, int]:
-    """What an activation fused into a row keeps: (the row's output, extra bytes).
-
-    Each keeps its result, the row's output, except relu6: in place it keeps a copy of its input.
-    """
-    if activation is None:
-        return False, 0
-    return (False, output_bytes) if activation == "relu6" else (True, 0)
-
-
-#: ptflops' count per output value of a fused activation: nn.ReLU also calls the patched F.relu (twice).
-_PTFLOPS_FUSED = {"relu": 2, "relu6": 1, "leaky_relu": 1, "softmax": 1}
-
-
-def fused_terms(activation: str | None, row: Row, batch: int) -> PeerTerms:
-    """What the peers count for an activation fused into a row."""
-    if activation is None:
-        return NO_TERMS
-    out = out_numel(row, batch)
-    softmax = _thop_softmax(row, batch) if activation == "softmax" else 0
-    return terms(ptflops={"act": _PTFLOPS_FUSED.get(activation, 0) * out}, thop={"softmax": softmax})
-
-
-def _thop_softmax(row: Row, batch: int) -> int:
-    """thop: exp, add and divide per value, over the features (channels)."""
-    features = row.output_shape[0]
-    return out_numel(row, batch) // features * (3 * features - 1)
 
 
 # --- the kinds -----------------------------------------------------------------------
@@ -315,7 +263,7 @@ class SoftmaxKind(_KeepsResult[Softmax]):
         return entry(self.name) if exactly(module, nn.Softmax) and module.dim == 1 else None
 
     def peer_terms(self, layer: Softmax, row: Row, batch: int) -> PeerTerms:
-        return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": _thop_softmax(row, batch)})
+        return terms(ptflops={"act": in_numel(row, batch)}, thop={"softmax": thop_softmax(row, batch)})
 
 
 class _KeepsInput(_Elementwise[L]):

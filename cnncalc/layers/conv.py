@@ -9,7 +9,6 @@ from pydantic import Field, StrictBool
 from ..fields import ACCEPT_FLOOR_DESCRIPTION, Activation, ConvPadding, Layer, Pair, Pos
 from ..geometry import effective_kernel
 from ..report import Row, Shape
-from .activation import fused_keeps, fused_module, fused_terms
 from .base import (
     Ctx,
     Device,
@@ -30,6 +29,7 @@ from .base import (
     terms,
     window,
 )
+from .fused import fused_keeps, fused_module, fused_terms
 
 if TYPE_CHECKING:
     from torch import nn

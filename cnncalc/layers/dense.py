@@ -10,7 +10,6 @@ from pydantic import Field, StrictBool
 
 from ..fields import Activation, Layer, Pos
 from ..report import Row, Shape
-from .activation import fused_keeps, fused_module, fused_terms
 from .base import (
     NO_TERMS,
     Ctx,
@@ -31,6 +30,7 @@ from .base import (
     terms,
 )
 from .conv import bias_terms
+from .fused import fused_keeps, fused_module, fused_terms
 
 if TYPE_CHECKING:
     from torch import nn

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from ..fields import INPLACE_ACTIVATIONS
 from ..report import Join, Row, Shape
-from .activation import fused_keeps, fused_terms
 from .base import NO_TERMS, Device, Keeps, PeerTerms, RowKind, out_numel
+from .fused import fused_keeps, fused_terms
 
 if TYPE_CHECKING:
     from torch import nn

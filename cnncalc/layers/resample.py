@@ -11,7 +11,6 @@ from pydantic import Field, StrictBool, StrictInt
 
 from ..fields import Activation, Layer, Pair, Pair0, Pos
 from ..report import Row, Shape
-from .activation import fused_keeps, fused_module, fused_terms
 from .base import (
     NO_TERMS,
     Ctx,
@@ -38,6 +37,7 @@ from .base import (
     Crop as CropStep,
 )
 from .conv import bias_terms
+from .fused import fused_keeps, fused_module, fused_terms
 
 if TYPE_CHECKING:
     from torch import nn
