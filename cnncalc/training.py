@@ -89,7 +89,9 @@ def kept_for_backward(
         ):
             added, wants_input = added + nbytes(first), False  # it keeps a copy in its layout instead
         second = row.inputs[1] if len(row.inputs) > 1 else None
-        wants_second = keeps.second and first is not None and grad[first]
+        wants_second = False
+        if keeps.factors and first is not None and second is not None:
+            wants_input, wants_second = wants_input or grad[second], grad[first]
         for role, wanted in ((first, wants_input), (second, wants_second), (row.index, keeps.output)):
             if wanted and role is not None and storage[role] not in kept:
                 kept.add(storage[role])

@@ -113,6 +113,44 @@ def test_the_resampling_kinds_agree_with_torch_and_keep_what_they_say(layers: li
     assert_agree(agree(spec, batch=2, train=True))
 
 
+#: A product keeps each factor for the other's gradient, only where that other factor requires one: the
+#: network's input and what is computed from it without parameters need none.
+PRODUCTS = {
+    "of two trainable rows": [
+        {"kind": "conv2d", "out": 2, "kernel": 1, "name": "a"},
+        {"kind": "conv2d", "out": 2, "kernel": 1, "name": "b"},
+        {"kind": "multiply", "from": ["a", "b"]},
+    ],
+    "a trainable row by the input": [
+        {"kind": "conv2d", "out": 2, "kernel": 1, "name": "a"},
+        {"kind": "multiply", "from": ["a", "input"]},
+    ],
+    "the input by a trainable row": [
+        {"kind": "conv2d", "out": 2, "kernel": 1, "name": "a"},
+        {"kind": "multiply", "from": ["input", "a"]},
+    ],
+    "a parameterless row by a trainable one": [
+        {"kind": "tanh", "name": "t", "from": "input"},
+        {"kind": "prelu", "name": "p", "from": "input"},
+        {"kind": "multiply", "from": ["t", "p"]},
+    ],
+    "a row by itself": [
+        {"kind": "conv2d", "out": 2, "kernel": 1, "name": "a"},
+        {"kind": "multiply", "from": ["a", "a"]},
+    ],
+    "an SE gate": [
+        {"kind": "conv2d", "out": 2, "kernel": 1},
+        {"kind": "multiply", "body": ["global_avgpool2d", {"kind": "conv2d", "out": 2, "kernel": 1}, "sigmoid"]},
+    ],
+}
+
+
+@pytest.mark.parametrize("layers", list(PRODUCTS.values()), ids=list(PRODUCTS))
+def test_a_product_keeps_the_factors_autograd_saves(layers: list[Any]) -> None:
+    spec = spec_of(layers, (2, 4, 4))
+    assert_agree(agree(spec, batch=2, train=True))
+
+
 OUTPUT_CASES = {
     "a conv's output, kept by nothing": [{"kind": "conv2d", "out": 4, "kernel": 3}],
     "a relu keeps its result": [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "relu", "inplace": False}],

@@ -314,7 +314,9 @@ class Keeps:
     """What one row keeps for backward: storages by role, extra new bytes, and whether its output is new."""
 
     input: bool = False  # the storage of its (first) input
-    second: bool = False  # the storage of its second input, when its first requires grad (a product's other factor)
+    #: a product's factors: each one's storage, where the other factor requires grad (``a * b`` keeps b for
+    #: a's gradient and a for b's; a factor that needs no gradient, the network's input, keeps nothing)
+    factors: bool = False
     output: bool = False  # the storage of its output
     extra: int = 0  # bytes of tensors made only to be saved (indices, masks, statistics)
     new_output: bool = True  # False: the output shares the input's storage (in place, a view)

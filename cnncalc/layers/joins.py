@@ -62,8 +62,7 @@ class MultiplyKind(RowKind[Join]):
     broadcasts = True  # a C x 1 x 1 gate scales every position
 
     def keeps(self, layer: Join, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
-        # a * b keeps b for a's gradient and a for b's: each factor when the other requires grad
-        return Keeps(input=grad_in, second=grad_in)
+        return Keeps(factors=True)
 
     def torch_module(self, layer: Join, shape: Shape) -> nn.Module:
         from ..torch_backend import Multiply
