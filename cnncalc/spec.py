@@ -366,13 +366,18 @@ class Block(BaseModel):
 # --- defaults ----------------------------------------------------------------------
 
 
+#: The fields of every layer that ``defaults`` may not set (they name or place one entry), by name and by key.
+_PER_ENTRY = ("kind", "name", "repeat", "when", "from_")
+_PER_ENTRY_KEYS = frozenset({"kind", "name", "repeat", "when", "from"})
+
+
 @cache
 def defaults_model(kind: str) -> type[BaseModel]:
     """A model of the kind's fields, all optional: what ``defaults`` may set for it (made on first use)."""
     model = LAYER_MODELS[kind]
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name in ("kind", "name", "repeat", "when", "from_"):
+        if name in _PER_ENTRY:
             continue
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = (annotation | None, Field(None, alias=info.alias))
@@ -392,7 +397,23 @@ class _DefaultsOf:
         return {"anyOf": [{"$ref": f"#/$defs/{defaults_model(self.kind).__name__}"}, {"type": "null"}]}
 
     def validate(self, value: Any) -> Any:
-        return None if value is None else defaults_model(self.kind).model_validate(value)
+        """Valid defaults as they were given (nulls left out); invalid ones raise, located by the kind's
+        defaults model. Valid ones are checked by the kind's own validator, which the layers of the kind
+        need anyway, where only the fields each layer must give itself may be missing: the defaults model
+        (built as the kind's again) is made for the errors only."""
+        if value is None:
+            return None
+        if isinstance(value, dict) and not value.keys() & _PER_ENTRY_KEYS:
+            given = {k: v for k, v in value.items() if v is not None}
+            try:
+                _kind_adapter(self.kind).validate_python({**given, "kind": self.kind})
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                if all(e["type"] == "missing" and len(e["loc"]) == 2 for e in errors):  # (the kind, a field)
+                    return given
+            else:
+                return given
+        return defaults_model(self.kind).model_validate(value)
 
 
 Defaults = create_model(  # type: ignore[call-overload]
@@ -493,7 +514,11 @@ class Spec(BaseModel):
     def raw_defaults(self) -> dict[str, Any]:
         """``defaults`` as plain data, to fill in block entries at each use."""
         kinds = {kind: getattr(self.defaults, kind) for kind in LAYER_KINDS}
-        return {k: v.model_dump(exclude_none=True, by_alias=True) for k, v in kinds.items() if v is not None}
+        return {
+            k: dict(v) if isinstance(v, dict) else v.model_dump(exclude_none=True, by_alias=True)
+            for k, v in kinds.items()
+            if v is not None
+        }
 
 
 # --- writing a spec ---------------------------------------------------------------------
