@@ -429,10 +429,6 @@ def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
         entry = {"kind": entry}
     if not isinstance(entry, dict) or "use" in entry:
         return entry
-    kind = entry.get("kind")
-    preset = defaults.get(kind) if isinstance(kind, str) else None
-    if isinstance(preset, dict):
-        entry = {**{k: v for k, v in preset.items() if v is not None}, **entry}
     out = dict(entry)
     for key in ("body", "layers", "shortcut"):
         if isinstance(out.get(key), list):
@@ -449,6 +445,12 @@ def prepare(entry: Any, defaults: Mapping[str, Any]) -> Any:
         out["branches"] = {
             k: [prepare(e, defaults) for e in b] if isinstance(b, list) else b for k, b in branches.items()
         }
+    # a layer kind's defaults, filled in after the entry's own entries are: what they hold is not read as
+    # entries (defaults naming a structure, or holding 'layers', are errors, not a loop that never ends)
+    kind = out.get("kind")
+    preset = defaults.get(kind) if isinstance(kind, str) and kind in LAYER_MODELS else None
+    if isinstance(preset, dict):
+        out = {**{k: v for k, v in preset.items() if v is not None}, **out}
     return out
 
 

@@ -285,6 +285,16 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         SPEC + b"layers: [relu]\n" + b"".join(f"k{i}: 1\n".encode() for i in range(5000)),
         f"... and {5000 - MAX_PROBLEMS:,} more",
     ),
+    # 7. defaults that would fill themselves in forever (a traceback of recursion before)
+    "defaults of a structure holding itself": (
+        SPEC
+        + b"defaults:\n  sequential: {layers: [{kind: sequential}]}\nlayers: [{kind: sequential, layers: [relu]}]\n",
+        "unknown key 'sequential' in defaults",
+    ),
+    "defaults of a layer holding layers": (
+        SPEC + b"defaults:\n  relu: {layers: [relu]}\nlayers: [relu]\n",
+        "unknown key 'layers' in defaults for relu",
+    ),
     # 8. messages that named the wrong key
     "keys that are not identifiers": (
         SPEC + b"layers: [{kind: relu, in place: 1}]\nmy layers: 1\n",
