@@ -42,6 +42,7 @@ Conventions (quoted in docs/conventions.md; every figure in a report follows the
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 from collections import Counter
@@ -806,6 +807,57 @@ def _outputs(walker: _Walker, spec: Spec, last: _Tensor, scope: _Scope) -> tuple
     return outputs
 
 
+def _storages(rows: Sequence[Row]) -> list[int]:
+    """Per row, the row whose allocation holds its output: a row that allocates nothing (in place, a view)
+    shares its first input's."""
+    storage = list(range(len(rows)))
+    for row in rows[1:]:
+        if row.activations == 0 and row.inputs:
+            storage[row.index] = storage[row.inputs[0]]
+    return storage
+
+
+def overwritten_reads(rows: Sequence[Row], outputs: Sequence[int] = ()) -> list[Problem]:
+    """Rows that write in place (``inplace: true``) into a tensor that a later row still reads, or that the
+    network returns: the module PyTorch builds would hand that reader the overwritten values, so the spec
+    says one computation and its build does another. Rows run in the order listed (a concat's branches in
+    theirs), so a read before the write is fine. Linear in the reads (a bisection each)."""
+    # a layer's fields, a join's too, are in its __dict__ (a pydantic model's getattr of a field it lacks is slow)
+    writers = [row for row in rows[1:] if getattr(row.layer, "__dict__", {}).get("inplace") and row.inputs]
+    if not writers:
+        return []
+    storage = _storages(rows)
+    writes: dict[int, list[int]] = {}  # per storage, the rows that write into it in place, in order
+    for row in writers:
+        writes.setdefault(storage[row.inputs[0]], []).append(row.index)
+    found: dict[
+        int, tuple[int, int | None]
+    ] = {}  # a writer -> the tensor it overwrote, who read it after (None: returned)
+    reads = [(row.index, t) for row in rows for t in row.inputs] + [(len(rows), t) for t in outputs]
+    for when, tensor in reads:
+        times = writes.get(storage[tensor], [])
+        k = bisect.bisect_right(times, tensor)  # the first write after the tensor was made
+        if k < len(times) and times[k] < when:
+            found.setdefault(times[k], (tensor, when if when < len(rows) else None))
+    problems: list[Problem] = []
+    for writer, (tensor, reader) in sorted(found.items()):
+        row = rows[writer]
+        whose = "the input" if tensor == 0 else f"'{rows[tensor].name}'"
+        if reader is None:
+            said = "which the network returns ('outputs'): in PyTorch it would return"
+        else:
+            later = rows[reader]
+            said = f"which layer {later.index} {later.kind} '{later.name}' reads after it: in PyTorch it would read"
+        problems.append(
+            Problem(
+                f"layer {row.index} {row.kind} '{row.name}' writes in place into the output of {whose}, {said}"
+                f" {row.kind}'s output instead; drop 'inplace: true'",
+                row.path,
+            )
+        )
+    return problems
+
+
 def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int, outputs: Sequence[int] = ()) -> int:
     """The most activation bytes alive at once when each tensor is freed after its last reader.
 
@@ -813,10 +865,7 @@ def _peak_bytes(rows: Sequence[Row], bytes_per_value: int, batch: int, outputs: 
     While a row runs, its inputs and everything it allocates (with a fused
     activation's intermediate) are alive; afterwards only its output persists.
     """
-    storage = list(range(len(rows)))
-    for row in rows[1:]:
-        if row.activations == 0 and row.inputs:
-            storage[row.index] = storage[row.inputs[0]]
+    storage = _storages(rows)
     last = {s: s for s in storage}
     for row in rows:
         for i in row.inputs:
@@ -904,6 +953,7 @@ def analyze(
         x = walker.made(_Tensor(0, shape, rf))
         x = walker.entries([(e, ("layers", i)) for i, e in enumerate(spec.layers)], x, scope)
         outputs = _outputs(walker, spec, x, scope)
+        walker.errors += overwritten_reads(walker.rows, outputs)
     if walker.errors:
         # the walk stops at the first mistake in a block use; the others are found without it
         raise SpecError(locate(spec, list(dict.fromkeys([*walker.errors, *block_use_problems(spec)]))))

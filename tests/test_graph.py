@@ -379,6 +379,74 @@ def test_graph_errors_are_one_clear_line(layers: list[Any], input: list[int], te
     assert text in problem.message, problem.message
 
 
+RELU_ = {"kind": "relu", "inplace": True}
+#: In-place writes (every relu here is ``inplace: true``) into a tensor that is read, or returned, after: the
+#: engine refuses them; tests/test_torch_backend.py shows PyTorch computing something else for each.
+OVERWRITES: dict[str, tuple[list[Any], list[str] | None, str]] = {
+    "a concat's first branch writes what the second reads": (
+        [conv(4, 3, name="c1"), {"kind": "concat", "branches": [[RELU_], [conv(2)]]}],
+        None,
+        "layer 2 relu 'branch1.relu1' writes in place into the output of 'c1', which layer 3 conv2d"
+        " 'branch2.conv1' reads after it: in PyTorch it would read relu's output instead; drop 'inplace: true'",
+    ),
+    "a residual's body writes what its shortcut reads": (
+        [conv(4, 3, name="c1"), {"kind": "residual", "body": [RELU_]}],
+        None,
+        "writes in place into the output of 'c1', which layer 3 add 'add1' reads after it",
+    ),
+    "a row read by name after the write": (
+        [
+            conv(4, 3, name="c1"),
+            {**RELU_, "name": "r"},
+            conv(4, **{"from": "c1", "name": "k"}),
+            {"kind": "add", "from": ["r", "k"]},
+        ],
+        None,
+        "layer 2 relu 'r' writes in place into the output of 'c1', which layer 3 conv2d 'k' reads after it",
+    ),
+    "the network's input": (
+        [{**RELU_, "name": "r"}, {"kind": "concat", "from": ["r", "input"]}],
+        None,
+        "layer 1 relu 'r' writes in place into the output of the input, which layer 2 concat",
+    ),
+    "an output, through a view": (
+        [conv(4, 3, name="c1"), "flatten", {**RELU_, "name": "r"}],
+        ["c1", "r"],
+        "layer 3 relu 'r' writes in place into the output of 'c1', which the network returns ('outputs'):"
+        " in PyTorch it would return relu's output instead",
+    ),
+}
+#: In-place writes that nothing reads the old values of after: accepted (and PyTorch agrees, in the same test).
+IN_PLACE_FINE: dict[str, tuple[list[Any], list[str] | None]] = {
+    "after a conv": ([conv(4, 3), RELU_, conv(2)], None),
+    "twice": ([conv(4, 3), RELU_, {"kind": "relu6", "inplace": True}], None),
+    "in a concat's last branch": (
+        [conv(4, 3, name="c1"), {"kind": "concat", "branches": [[conv(2)], [RELU_]]}],
+        None,
+    ),
+    "in a residual's body, after its conv": (
+        [conv(4, 3), {"kind": "residual", "body": [conv(4), RELU_], "inplace": True}],
+        None,
+    ),
+    "an output that is the write": ([conv(4, 3, name="c1"), {**RELU_, "name": "r"}], ["r"]),
+}
+
+
+@pytest.mark.parametrize(("layers", "outputs", "text"), list(OVERWRITES.values()), ids=list(OVERWRITES))
+def test_an_in_place_write_into_what_is_read_later_is_refused(
+    layers: list[Any], outputs: list[str] | None, text: str
+) -> None:
+    with pytest.raises(SpecError) as err:
+        analyze(spec_of(layers, [4, 8, 8], **({"outputs": outputs} if outputs else {})))
+    [problem] = err.value.problems
+    assert text in problem.message, problem.message
+
+
+@pytest.mark.parametrize(("layers", "outputs"), list(IN_PLACE_FINE.values()), ids=list(IN_PLACE_FINE))
+def test_an_in_place_write_nothing_reads_past_is_accepted(layers: list[Any], outputs: list[str] | None) -> None:
+    analyze(spec_of(layers, [4, 8, 8], **({"outputs": outputs} if outputs else {})))
+
+
 TEMPLATE = """\
 name: t
 input: [4, 8, 8]

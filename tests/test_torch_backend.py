@@ -16,6 +16,7 @@ from helpers import spec_of
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from strategies import layer_strategy, random_specs
+from test_graph import IN_PLACE_FINE, OVERWRITES
 from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")  # CI installs torch; a dev machine without it skips this file
@@ -111,6 +112,40 @@ def test_the_resampling_kinds_agree_with_torch_and_keep_what_they_say(layers: li
     spec = spec_of([{"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1}, *layers], (3, 8, 9))
     assert_agree(agree(spec))
     assert_agree(agree(spec, batch=2, train=True))
+
+
+def _out_of_place(value: Any) -> Any:
+    """Entries with every ``inplace: true`` made false, at any depth."""
+    if isinstance(value, dict):
+        return {k: False if k == "inplace" else _out_of_place(v) for k, v in value.items()}
+    return [_out_of_place(v) for v in value] if isinstance(value, list) else value
+
+
+IN_PLACE_CASES = [(layers, outputs, True) for layers, outputs, _ in OVERWRITES.values()] + [
+    (layers, outputs, False) for layers, outputs in IN_PLACE_FINE.values()
+]
+
+
+@pytest.mark.parametrize(
+    ("layers", "outputs", "refused"), IN_PLACE_CASES, ids=[*OVERWRITES, *(f"fine: {k}" for k in IN_PLACE_FINE)]
+)
+def test_torch_computes_otherwise_exactly_where_an_in_place_write_is_refused(
+    layers: list[Any], outputs: list[str] | None, refused: bool
+) -> None:
+    """Each spec's module, built out of place, then with the writes it asks for made in place (its ReLUs, its
+    adds): the outputs change for exactly the specs the engine refuses."""
+    report = analyze(spec_of(_out_of_place(layers), (4, 8, 8), **({"outputs": outputs} if outputs else {})))
+    torch.manual_seed(0)
+    model = tb.build(report).eval()
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        before = model(x.clone())
+        for module in model.modules():
+            if isinstance(module, torch.nn.ReLU | torch.nn.ReLU6 | tb._AddOp):
+                module.inplace = True
+        after = model(x.clone())
+    pairs = zip(*(y if isinstance(y, tuple) else (y,) for y in (before, after)), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs) is refused
 
 
 #: A product keeps each factor for the other's gradient, only where that other factor requires one: the
@@ -313,6 +348,7 @@ STRICTER = (
     "a product needs the same shape",  # a * b broadcasts any compatible shapes
     "nothing reads its output",  # PyTorch runs dead code
     "(PyTorch refuses it in training)",  # an instance norm of 1x1 planes with running stats: it cannot train
+    "writes in place into the output of",  # PyTorch runs it, and the later read sees the written values
 )
 
 
