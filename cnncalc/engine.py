@@ -960,6 +960,17 @@ def analyze(
     unused = [name for name in spec.blocks if name not in walker.used]
     walker.warnings += [Problem(f"block '{name}' is never used", ("blocks", name), at_key=True) for name in unused]
     kept = kept_for_backward(walker.rows, dtype_bytes=size, batch=batch, device="cuda", outputs=outputs)
+    for writer, keeper in kept.overwritten:
+        w, k = walker.rows[writer], walker.rows[keeper]
+        walker.warnings.append(
+            Problem(
+                f"layer {w.index} {w.kind} '{w.name}' writes in place into what layer {k.index} {k.kind} '{k.name}'"
+                " keeps for backward: PyTorch's backward refuses a saved tensor changed after it was saved, so this"
+                " network cannot train as written (its training figures assume it can); drop 'inplace: true' to"
+                " train it",
+                w.path,
+            )
+        )
     rows = tuple(replace(r, saved_bytes=s) for r, s in zip(walker.rows, kept.per_row, strict=True))
     return Report(
         name=safe_text.text(spec.name),

@@ -58,6 +58,9 @@ class Kept:
     per_row: list[int]
     #: the network's outputs, which the loss reads; 0 for one a row already keeps (a final ReLU's result)
     output_bytes: int
+    #: (a row that writes in place, an earlier row that keeps what it overwrites): PyTorch's backward refuses
+    #: a saved tensor changed after it was saved, so a network with any cannot train as written
+    overwritten: tuple[tuple[int, int], ...] = ()
 
 
 def kept_for_backward(
@@ -68,6 +71,8 @@ def kept_for_backward(
     grad: list[bool] = []  # per row, whether its output requires grad
     channels_last: list[bool] = []  # per row, whether its output's permute to N x H x W x C is contiguous
     kept: set[int] = set()
+    keeper: dict[int, int] = {}  # per storage, the first row that keeps it for backward
+    overwritten: list[tuple[int, int]] = []
     out: list[int] = []
 
     def nbytes(row: int) -> int:
@@ -88,19 +93,23 @@ def kept_for_backward(
             and layouts_differ(rows[first].output_shape)
         ):
             added, wants_input = added + nbytes(first), False  # it keeps a copy in its layout instead
+        if first is not None and getattr(row.layer, "__dict__", {}).get("inplace") and storage[first] in keeper:
+            overwritten.append((row.index, keeper[storage[first]]))
         second = row.inputs[1] if len(row.inputs) > 1 else None
         wants_second = False
         if keeps.factors and first is not None and second is not None:
             wants_input, wants_second = wants_input or grad[second], grad[first]
         for role, wanted in ((first, wants_input), (second, wants_second), (row.index, keeps.output)):
-            if wanted and role is not None and storage[role] not in kept:
-                kept.add(storage[role])
-                added += nbytes(storage[role])
+            if wanted and role is not None:
+                keeper.setdefault(storage[role], row.index)
+                if storage[role] not in kept:
+                    kept.add(storage[role])
+                    added += nbytes(storage[role])
         out.append(added)
     if not storage:
         return Kept(out, 0)
     returned = {storage[i] for i in outputs or (len(rows) - 1,)}  # what the loss reads, once per storage
-    return Kept(out, sum(nbytes(s) for s in returned if s not in kept))
+    return Kept(out, sum(nbytes(s) for s in returned if s not in kept), tuple(overwritten))
 
 
 def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> list[int]:

@@ -458,6 +458,84 @@ def test_engine_and_torch_agree_on_random_specs(data: dict[str, Any]) -> None:
     saved, output = tb.measure_kept(model, report.input_shape, 2)
     assert_agree(tb.compare(report, tb.measure(model, report.input_shape, 2), saved))
     assert report.totals.output_bytes == output, data
+    # and backward runs, except where the engine warns that an in-place write changes a saved tensor
+    if cannot_train(report):
+        event("cannot train: an in-place write changes a saved tensor")
+    assert (backward_refused(model, report) is not None) is cannot_train(report), data
+
+
+def cannot_train(report: Any) -> bool:
+    return any("keeps for backward" in w.message for w in report.warnings)
+
+
+def backward_refused(model: Any, report: Any) -> str | None:
+    """A training step's backward of the built module on two random images: None, or PyTorch's refusal."""
+    torch.manual_seed(0)
+    model.train()
+    y = model(torch.randn(2, *report.input_shape))
+    loss = sum(t.float().sum() for t in (y if isinstance(y, tuple) else (y,)))
+    if not loss.requires_grad:  # nothing to train before the output (no parameter reaches it)
+        return None
+    try:
+        loss.backward()
+    except RuntimeError as exc:
+        assert "modified by an inplace operation" in str(exc), exc
+        return str(exc)
+    return None
+
+
+#: Networks whose in-place writes change what an earlier row keeps for backward: they run, but cannot train.
+CANNOT_TRAIN: dict[str, tuple[list[Any], bool]] = {
+    "relu in place after sigmoid (which keeps its result)": (
+        [{"kind": "conv2d", "out": 4, "kernel": 3}, "sigmoid", {"kind": "relu", "inplace": True}],
+        True,
+    ),
+    "relu6 in place after relu (which keeps its result)": (
+        [
+            {"kind": "conv2d", "out": 4, "kernel": 3},
+            {"kind": "relu", "inplace": True},
+            {"kind": "relu6", "inplace": True},
+        ],
+        True,
+    ),
+    "relu in place after relu6 in place (which keeps a copy)": (
+        [
+            {"kind": "conv2d", "out": 4, "kernel": 3},
+            {"kind": "relu6", "inplace": True},
+            {"kind": "relu", "inplace": True},
+        ],
+        False,
+    ),
+    "an add in place into a relu's result": (
+        [
+            {"kind": "conv2d", "out": 4, "kernel": 3},
+            {"kind": "residual", "body": [{"kind": "conv2d", "out": 4, "kernel": 1}, "relu"], "inplace": True},
+        ],
+        True,
+    ),
+    "an add in place into a batch norm's output (torchvision's)": (
+        [
+            {"kind": "conv2d", "out": 4, "kernel": 3},
+            {"kind": "residual", "body": [{"kind": "conv2d", "out": 4, "kernel": 1}, "batchnorm2d"], "inplace": True},
+        ],
+        False,
+    ),
+    "relu in place on the input a conv keeps": (
+        [
+            {"kind": "conv2d", "out": 4, "kernel": 1, "name": "c"},
+            {"kind": "relu", "inplace": True, "from": "input", "name": "r"},
+            {"kind": "concat", "from": ["c", "r"]},
+        ],
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("layers", "warned"), list(CANNOT_TRAIN.values()), ids=list(CANNOT_TRAIN))
+def test_a_network_that_cannot_train_is_said_to_and_torch_agrees(layers: list[Any], warned: bool) -> None:
+    report = analyze(spec_of(layers, (3, 6, 6)), batch=2)
+    assert cannot_train(report) is warned, report.warnings
+    assert (backward_refused(tb.build(report), report) is not None) is warned
 
 
 # --- the command ---------------------------------------------------------------------------
