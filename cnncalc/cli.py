@@ -24,7 +24,7 @@ from . import __version__, _collector_paused
 with _collector_paused():
     import typer
 
-    from .commands.common import PROFILE_DTYPES, Format, check_input, dtypes, finite, formats
+    from .commands.common import PROFILE_DTYPES, Format, check_input, choice, dtypes, finite, formats
     from .report import DTYPE_BYTES
 
 
@@ -77,17 +77,18 @@ def main(
 
 def _format_option(*accepted: Format, help: str = "Output format.") -> Any:
     """One ``--format`` for every command, offering (and accepting) only that command's formats."""
-    return typer.Option(
-        "--format", "-f", metavar="[" + "|".join(accepted) + "]", callback=formats(*accepted), help=help
-    )
+    return typer.Option("--format", "-f", metavar="[" + "|".join(accepted) + "]", parser=formats(*accepted), help=help)
 
 
 def _dtype_option(choices: tuple[str, ...]) -> Any:
+    """``--dtype``: the choices are listed in its help, not its metavar, which an 80-column help page
+    would break mid-word (``bfloat16|i`` / ``nt8]``)."""
+    listed = ", ".join(choices[:-1]) + " or " + choices[-1]
     return typer.Option(
         "--dtype",
-        metavar="[" + "|".join(choices) + "]",
+        metavar="DTYPE",
         callback=dtypes(choices),
-        help="Bytes per value for memory figures; fp32, fp16 and bf16 work too.",
+        help=f"Bytes per value for memory figures: {listed} (fp32, fp16 and bf16 work too).",
     )
 
 
@@ -233,7 +234,12 @@ def fit(
     ] = False,
     optimizer: Annotated[
         OptimizerChoice,
-        typer.Option("--optimizer", help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x)."),
+        typer.Option(
+            "--optimizer",
+            metavar="<sgd|momentum|adam>",
+            parser=choice(tuple(OptimizerChoice)),
+            help="With --train: the state it keeps (sgd none, momentum 1x, adam 2x).",
+        ),
     ] = OptimizerChoice.adam,
     dtype: DtypeOpt = "float32",
     input: InputOpt = None,
@@ -338,10 +344,15 @@ def plot(
         str | None,
         typer.Argument(metavar="[SPEC_B]", help="A second spec, overlaid (by stage for bars).", show_default=False),
     ] = None,
-    what: Annotated[PlotWhat, typer.Option("--what", "-w", help="The chart.")] = PlotWhat.memory,
+    what: Annotated[
+        PlotWhat,
+        typer.Option(
+            "--what", "-w", metavar="CHART", parser=choice(tuple(PlotWhat)), help="memory, params, macs or roofline."
+        ),
+    ] = PlotWhat.memory,
     output: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="Where to write it: .png, .svg or .pdf.")
-    ] = "",
+    ] = ...,  # type: ignore[assignment]
     device: Annotated[
         str | None, typer.Option("--device", metavar="NAME", help="With --what roofline: the device (see roofline).")
     ] = None,
@@ -356,7 +367,7 @@ def plot(
 ) -> None:
     """Draw per-layer memory, params or MACs, two specs by stage, or the roofline chart, to a file.
 
-    Needs matplotlib (cnncalc[plot]).
+    Needs matplotlib (cnncalc\\[plot]).
 
     Example: cnncalc plot specs/resnet50.yaml --what macs --depth 1 -o resnet50_macs.png
     """
@@ -371,7 +382,7 @@ def plot(
 @app.command()
 def report(
     spec: SpecArg,
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE.html", help="Where to write the page.")] = "",
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE.html", help="Where to write the page.")] = ...,  # type: ignore[assignment]
     device: Annotated[
         str, typer.Option("--device", metavar="NAME", help="The roofline's device (see roofline).")
     ] = "h100-sxm",
@@ -382,7 +393,7 @@ def report(
 ) -> None:
     """Write one self-contained HTML page: the summary with foldable blocks, totals, charts, roofline.
 
-    Nothing in it is fetched from the network; the charts (inline SVG) need matplotlib (cnncalc[plot]).
+    Nothing in it is fetched from the network; the charts (inline SVG) need matplotlib (cnncalc\\[plot]).
 
     Example: cnncalc report specs/resnet50.yaml -o resnet50.html --device a100-80gb
     """
@@ -400,7 +411,12 @@ class Device(StrEnum):
 @app.command()
 def profile(
     spec: SpecArg,
-    device: Annotated[Device, typer.Option("--device", help="auto picks CUDA when present.")] = Device.auto,
+    device: Annotated[
+        Device,
+        typer.Option(
+            "--device", metavar="<auto|cpu|cuda>", parser=choice(tuple(Device)), help="auto picks CUDA when present."
+        ),
+    ] = Device.auto,
     batch: BatchOpt = 1,
     dtype: Annotated[str, _dtype_option(PROFILE_DTYPES)] = "float32",
     input: InputOpt = None,

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GOLDEN, ROOT, SPECS
@@ -312,6 +313,42 @@ def test_help_has_no_python_type_placeholders(command: str) -> None:
     assert ("-d " not in result.stdout) or ("--depth" in result.stdout and result.stdout.count("-d ") == 1)
 
 
+def _commands() -> dict[str, Any]:
+    import typer.main
+
+    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_an_80_column_help_page_never_breaks_a_metavar(command: str) -> None:
+    # rich wraps the metavar column where it is too narrow: '[float32|float16|bfloat16|i' / 'nt8]' before
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb"})
+    assert result.exit_code == 0
+    for param in _commands()[command].params:
+        if getattr(param, "metavar", None):
+            assert param.metavar in result.stdout, (command, param.metavar)
+    assert "(cnncalc)" not in result.stdout  # rich markup once ate '[plot]' from 'cnncalc[plot]'
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["summary", "lenet5", "-f", "text"], "expected one of table, json, csv, markdown, got 'text'"),
+        (["validate", "specs", "-f", "csv"], "expected one of text, json, github, got 'csv'"),
+        (["plot", "lenet5", "-w", "flops", "-o", "x.png"], "expected one of memory, params, macs, roofline, got"),
+        (["fit", "lenet5", "-m", "1GB", "--optimizer", "lion"], "expected one of sgd, momentum, adam, got 'lion'"),
+        (["profile", "lenet5", "--device", "tpu"], "expected one of auto, cpu, cuda, got 'tpu'"),
+        (["plot", "lenet5"], "Missing option '--output' / '-o'"),
+        (["report", "lenet5"], "Missing option '--output' / '-o'"),
+    ],
+)
+def test_a_wrong_choice_names_the_commands_own(args: list[str], expected: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2 and out == ""
+    flat = " ".join(line.strip("│ ") for line in err.splitlines())
+    assert expected in flat and "Value error" not in flat, err
+
+
 @pytest.mark.parametrize(("alias", "name"), [("fp16", "float16"), ("bf16", "bfloat16"), ("FP32", "float32")])
 def test_dtype_aliases(alias: str, name: str) -> None:
     code, out, _ = run("summary", "specs/lenet5.yaml", "--dtype", alias, "-f", "json")
@@ -320,7 +357,7 @@ def test_dtype_aliases(alias: str, name: str) -> None:
 
 def test_profile_offers_only_the_dtypes_it_runs() -> None:
     result = CliRunner().invoke(app, ["profile", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
-    assert "[float32|float16|bfloat16]" in result.stdout and "int8" not in result.stdout
+    assert "float32, float16 or bfloat16" in result.stdout and "int8" not in result.stdout
     code, _, err = run("profile", "specs/lenet5.yaml", "--dtype", "int8")
     assert code == 2 and "expected one of float32, float16, bfloat16" in err
 

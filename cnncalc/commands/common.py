@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,15 +37,27 @@ class Format(StrEnum):
     github = "github"
 
 
-def formats(*accepted: Format) -> Callable[[Format], Format]:
-    """A ``--format`` callback refusing the formats a command does not have (exit 2)."""
+#: An option's choices: one StrEnum.
+E = TypeVar("E", bound=StrEnum)
 
-    def check(value: Format) -> Format:
-        if value not in accepted:
-            raise typer.BadParameter(f"expected one of {', '.join(accepted)}, got '{value.value}'")
-        return value
 
-    return check
+def choice(accepted: Sequence[E]) -> Callable[[str], E]:
+    """An option's parser: one of ``accepted`` (members of one StrEnum) by its value, or exit 2 naming
+    them. A parser, not the enum as the option's type: typer 0.29 checks an enum with pydantic, whose
+    message reads "Value error, 'x' is not one of ..." and names the values a command does not take."""
+
+    def parse(value: str) -> E:
+        member = next((m for m in accepted if m.value == value), None)
+        if member is None:
+            raise typer.BadParameter(f"expected one of {', '.join(m.value for m in accepted)}, got '{value}'")
+        return member
+
+    return parse
+
+
+def formats(*accepted: Format) -> Callable[[str], Format]:
+    """A ``--format`` parser refusing the formats a command does not have (exit 2)."""
+    return choice(accepted)
 
 
 #: Short names people type for the dtypes (PyTorch's own aliases among them).
