@@ -421,8 +421,13 @@ class _Reader:
             return None
         if key in (torch.cat, torch.concat):
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-            if dim not in (1, -3) or len(_shape(node.args[0][0]) or ()) != 4:
-                raise _Refused(f"{_describe(node)} along dim {dim}; cnncalc concatenates channels of C x H x W")
+            rank = len(_shape(node.args[0][0]) or ())
+            # the channels of N x C x H x W, or the features of N x F (a flat network's concat)
+            if (rank, dim) not in ((4, 1), (4, -3), (2, 1), (2, -1)):
+                raise _Refused(
+                    f"{_describe(node)} along dim {dim}; cnncalc concatenates the channels of C x H x W"
+                    " or the features of a flat N"
+                )
             return self.cat(node)
         if key in (torch.chunk, "chunk"):
             dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
@@ -1020,7 +1025,11 @@ class _Reader:
         try:
             return self.branches(item, prefix)
         except _Names:
-            if item.what != "concat" or fork is None:
+            if item.what != "concat":
+                raise
+            if fork is None and item.fork is not None:
+                fork = self.ref(item.fork, prefix)  # an unnamed row the branches start from, named now (torch.relu)
+            if fork is None:
                 raise
             return self.flat_concat(item, prefix, fork)
 

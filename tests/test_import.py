@@ -633,6 +633,46 @@ def test_an_in_place_write_after_a_read_keeps_the_models_order() -> None:
     assert text.index("name: soft") < text.index("name: silu")
 
 
+class TwoHeadsOfFeatures(nn.Module):
+    """A flat network's concat: two linear heads' features joined along dim 1 (or -1) of N x F."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.a, self.b, self.out = nn.Linear(48, 5), nn.Linear(48, 3), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        return self.out(torch.cat([self.a(x), self.b(x)], dim=self.dim))
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_a_concat_of_flat_features_imports(dim: int) -> None:
+    # refused as 'cat() along dim 1; cnncalc concatenates channels of C x H x W' (found by the random round trip),
+    # then because the branches start from torch.flatten's row, which has no name to read it by
+    text = round_trip(TwoHeadsOfFeatures(dim), (3, 4, 4))
+    assert (
+        "{kind: flatten, name: flatten}" in text and "from: flatten" in text and "{kind: concat, from: [a, b]}" in text
+    )
+
+
+class FunctionFork(nn.Module):
+    """Branches, no module each, from a function's output (torch.relu): written flat, the relu named to be read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x)
+        return torch.cat([self.a(x), self.b(x)], 1)
+
+
+def test_branches_from_a_functions_output_are_written_flat() -> None:
+    text = round_trip(FunctionFork(), (3, 8, 8))
+    assert "{kind: relu, name: relu}" in text and "from: relu" in text
+
+
 def test_torchvision_to_stdout() -> None:
     result = CliRunner().invoke(app, ["import", "torchvision:resnet18", "--input", "3x32x32", "--arg", "num_classes=7"])
     assert result.exit_code == 0, result.output
