@@ -150,6 +150,9 @@ DOCUMENTED_REFUSALS: tuple[str, ...] = (
     "(the model): the model returns its input; a spec has at least one row",
     "rows after one module that holds them, and these have none, so the state_dict would not load",
     "reads after it; a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
+    # the same, found by the engine in the written spec: a split into one part is torch.chunk and a torch.cat of
+    # one tensor, which copies; the spec reads the input itself there, so an in-place write after it is refused
+    "writes in place into the output of the input",
 )
 
 
