@@ -202,6 +202,54 @@ def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]
     return table
 
 
+def _shared_modules(module: nn.Module) -> list[Problem]:
+    """A module with state registered under two names (``self.b = self.a``): the state_dict holds its weights
+    twice, and a spec's rows each have their own, so one of the names would not load."""
+    names: dict[int, list[str]] = {}
+    for name, child in module.named_modules(remove_duplicate=False):
+        if name and (any(True for _ in child.parameters(recurse=False)) or any(True for _ in child.buffers(False))):
+            names.setdefault(id(child), []).append(name)
+    return [
+        Problem(f"{both[0]}: the same module is also '{both[1]}'; a spec's rows each have their own weights")
+        for both in names.values()
+        if len(both) > 1
+    ]
+
+
+def _writes_in_place(node: Any, gm: Any) -> bool:
+    """Whether a traced operation writes into its first input: a method or function named with a trailing
+    underscore (``y.sigmoid_()``, ``torch.relu_``), an augmented operator, ``inplace=True``, or a module so built."""
+    if node.op == "call_method":
+        return str(node.target).endswith("_") and not str(node.target).startswith("__")
+    if node.op == "call_function":
+        name = getattr(node.target, "__name__", "")
+        return (
+            bool(node.kwargs.get("inplace"))
+            or (name.endswith("_") and not name.startswith("__"))
+            or (node.target in (operator.iadd, operator.imul, operator.isub, operator.itruediv))
+        )
+    if node.op == "call_module":
+        return bool(getattr(gm.get_submodule(node.target), "inplace", False))
+    return False
+
+
+def _plain_shape(shape: tuple[int, ...] | None) -> str:
+    """A traced shape without its batch: ``3x8x8``."""
+    return "x".join(str(n) for n in (shape or ())[1:])
+
+
+def _check_dropout(key: Any, kwargs: dict[str, Any], node: Any) -> None:
+    """``F.dropout`` drops values whenever ``training`` is true, its default: in the model's eval mode too,
+    where a spec's dropout (nn.Dropout's) passes its input on."""
+    import torch.nn.functional as F
+
+    if key is F.dropout and kwargs.get("training", True) and kwargs.get("p", 0.5) > 0:
+        raise _Refused(
+            f"{_describe(node)} with training=True (its default) drops values at inference too; a spec's dropout"
+            " is nn.Dropout's, off in eval mode: pass training=self.training"
+        )
+
+
 def _shape(node: Any) -> tuple[int, ...] | None:
     meta = getattr(node, "meta", {}).get("tensor_meta")
     shape = getattr(meta, "shape", None)
@@ -289,6 +337,15 @@ class _Reader:
                     f"{_describe(node)} writes in place into {written}, which {', '.join(readers)} reads after it;"
                     " a spec's rows read the values their inputs give: compute it out of place (inplace=False)",
                 )
+        # an operation refused on its own (sigmoid_, clamp_) that writes in place into a tensor read after it, or
+        # returned: its result may be read by nothing, but the write is (it was left out in silence)
+        for node, why in self.refused.items():
+            into: Any = self.same.get(node.args[0], node.args[0]) if node.args else None
+            if not _writes_in_place(node, self.gm) or not hasattr(into, "op"):
+                continue
+            after = [u for u in into.users if u is not node and self.order.get(u, -1) > self.order.get(node, -1)]
+            if into in results or after:
+                self.problem(node, why)
         if self.problems:
             raise _Refused
 
@@ -395,6 +452,7 @@ class _Reader:
             kwargs.update(node.kwargs)
             if any(hasattr(v, "op") for v in kwargs.values()):
                 raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            _check_dropout(key, kwargs, node)
             found = entry_for(make(**kwargs))
             if found is None:
                 raise _Refused(f"{_describe(node)} with {kwargs} is no layer kind of cnncalc")
@@ -405,11 +463,18 @@ class _Reader:
             inputs = [self.tensor(a, node) for a in node.args[:2]]
             if node.kwargs or len(node.args) != 2:
                 raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
+            shapes = [_shape(a) for a in node.args[:2]]
+            if None not in shapes and shapes[0] != shapes[1]:
+                raise _Refused(
+                    f"{_describe(node)} of {_plain_shape(shapes[0])} and {_plain_shape(shapes[1])}: it broadcasts;"
+                    " cnncalc adds tensors of one shape"
+                )
             return _Op("add", inputs, inplace=key in (operator.iadd, "add_") or _augmented(node))
         if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
             if any(getattr(a, "op", None) == "get_attr" for a in node.args[:2]):
                 return self.layer_scale(node)
-            return _Op("mul", [self.tensor(a, node) for a in node.args[:2]])
+            inplace = key in (operator.imul, "mul_") or _augmented(node)
+            return _Op("mul", [self.tensor(a, node) for a in node.args[:2]], inplace=inplace)
         if key in (torch.permute, "permute"):
             if _dims(node) != [0, 2, 3, 1] or len(_shape(node.args[0]) or ()) != 4:
                 raise _Refused(
@@ -490,6 +555,7 @@ class _Reader:
             kwargs = dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
             if any(hasattr(v, "op") for v in kwargs.values()):
                 raise _Refused(f"{_describe(node)} with arguments computed in the graph")
+            _check_dropout(key, kwargs, node)
             self.after_linear(node, x, make(**kwargs))
             return None
         else:
@@ -1002,8 +1068,8 @@ class _Reader:
                 entries[0] = {"kind": entries[0]["kind"], "name": op.module.rsplit(".", 1)[-1], **entries[0]}
             elif op.module is not None and self.has_params(op.module):
                 raise _Names(
-                    f"{op.module}: the module runs {self.calls[op.module]} times with the same weights;"
-                    " a spec's rows each have their own"
+                    f"{op.module}: the module runs {self.calls[op.module]} times with the same weights (or running"
+                    " statistics); a spec's rows each have their own"
                 )
             return entries
         assert isinstance(item, _Struct)
@@ -1014,7 +1080,7 @@ class _Reader:
             entry: dict[str, Any] = {"kind": "residual", "body": self.entries(body, prefix)}
             if shortcut:
                 entry["shortcut"] = self.named(shortcut, prefix, "shortcut")
-                if item.reshapes and _is_projection(entry["shortcut"]):
+                if item.reshapes and _is_projection(entry["shortcut"], _projection_stride(item)):
                     entry["shortcut"] = "auto"  # what torchvision's ResNets do: a downsample where the shape changes
             elif not item.reshapes:
                 entry["shortcut"] = "auto"  # the same: identity where the shape stays
@@ -1027,8 +1093,10 @@ class _Reader:
         except _Names:
             if item.what != "concat":
                 raise
-            if fork is None and item.fork is not None:
-                fork = self.ref(item.fork, prefix)  # an unnamed row the branches start from, named now (torch.relu)
+            if item.reads is None and item.fork is not None:
+                # the tensor the branches start from, by the name that finds it here (last_ref may be a name from
+                # another block, which here finds another row); an unnamed row is named now (torch.relu)
+                fork = self.ref(item.fork, prefix)
             if fork is None:
                 raise
             return self.flat_concat(item, prefix, fork)
@@ -1133,10 +1201,13 @@ class _Reader:
         return found
 
     def has_params(self, name: str) -> bool:
+        """Whether a module holds state its rows would each need their own of: parameters, or buffers (a batch
+        norm's running statistics, in the state_dict too)."""
         try:
-            return any(True for _ in self.gm.get_submodule(name).parameters())
+            module = self.gm.get_submodule(name)
         except AttributeError:
             return True  # a parameter read directly (a layer scale)
+        return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
 #: The keys that carry a module's class, and the channels coming into it, on a ``sequential`` entry until blocks
@@ -1145,13 +1216,27 @@ CLASS = "_class"
 IN = "_in"
 
 
-def _is_projection(shortcut: dict[str, Any]) -> bool:
+def _projection_stride(item: _Struct) -> int | None:
+    """The stride the engine's projection shortcut takes from the residual's input to its output (the
+    smallest that gives the output's size), None where there is none."""
+    from .engine import _one_stride
+
+    a, b = _shape(item.fork), _shape(item.node)
+    if a is None or b is None or len(a) != 4 or len(b) != 4:
+        return None
+    return _one_stride((a[2], a[3]), (b[2], b[3]))
+
+
+def _is_projection(shortcut: dict[str, Any], stride: int | None) -> bool:
     """Whether a named shortcut is what ``shortcut: projection`` builds: ``downsample``, a 1x1 conv without bias
-    (``0``), then a batch norm at its defaults (``1``)."""
+    (``0``) with the stride the engine takes (``stride``), then a batch norm at its defaults (``1``)."""
     ((name, entries),) = shortcut.items()
-    if name != "downsample" or len(entries) != 2:
+    if name != "downsample" or len(entries) != 2 or stride is None:
         return False
     conv, norm = entries
+    given = conv.get("stride", 1)
+    if (list(given) if isinstance(given, list | tuple) else [given, given]) != [stride, stride]:
+        return False
     conv_keys = {"kind", "name", "out", "kernel", "stride", "padding", "dilation", "groups", "bias"}
     plain = {
         "padding": [0, 0],
@@ -1391,6 +1476,9 @@ def from_torch(
         gm, problems = trace(module, shape)
         if problems:
             raise SpecError(problems)
+        shared = _shared_modules(module)
+        if shared:
+            raise SpecError(shared)
         idle = _idle(module, gm, shape)
         if idle:
             raise SpecError(idle)
@@ -1452,7 +1540,16 @@ def from_torch(
     if outputs is not None:
         data["outputs"] = outputs
     say("checking the spec", 4, _STEPS)
-    return parse_spec(data)
+    spec = parse_spec(data)
+    from .engine import analyze
+
+    try:  # what the engine refuses is not written: a graph the DSL says otherwise than the model runs it
+        analyze(spec)
+    except SpecError as exc:
+        raise SpecError(
+            [Problem(f"(the model): the spec written for it does not check: {p.message}") for p in exc.problems]
+        ) from None
+    return spec
 
 
 # --- repeated modules as blocks ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ try:
 except Exception as exc:  # a missing or broken torchvision (it can fail to load its ops)
     pytest.skip(f"torchvision is not importable: {exc}", allow_module_level=True)
 
+import torch.nn.functional as F
 from helpers import spec_of
 from strategies import random_specs
 from torch import nn
@@ -917,3 +918,161 @@ def test_a_self_join_in_a_branch_written_flat_imports() -> None:
     torch.manual_seed(0)
     text = round_trip(SelfJoinInABranch(), (2, 3, 3))
     assert "{kind: add, from: [conv, conv]}" in text, text
+
+
+# --- found by a review of the importer: each imported into a spec that computed otherwise, or did not load --------
+
+
+class _Fire(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.c1(x), self.c2(x)], 1)
+
+
+class _OneConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class StaleFork(nn.Module):
+    """b's flat concat read its fork as 'conv' (branch a's last row's name), which from b finds the top conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.a, self.b = nn.Conv2d(3, 3, 1), _OneConv(), _Fire()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        return torch.cat([self.a(y), self.b(y)], 1)
+
+
+class _Downsampled(nn.Module):
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=4, padding=1, bias=False)
+        self.bn1, self.relu = nn.BatchNorm2d(4), nn.ReLU()
+        self.downsample = nn.Sequential(nn.Conv2d(3, 4, 1, stride=stride, bias=False), nn.BatchNorm2d(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn1(self.conv1(x))) + self.downsample(x)
+
+
+class Downsampled(nn.Module):
+    """A downsample is `shortcut: auto` only with the stride the engine's projection takes (4 here, not 5)."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.b = _Downsampled(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(x)
+
+
+class DropoutWithItsMode(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.c(x), 0.5, training=self.training)
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        (StaleFork(), "from: relu"),
+        (Downsampled(5), "shortcut:\n          downsample:"),
+        (Downsampled(4), "shortcut: auto"),
+        (DropoutWithItsMode(), "- dropout"),
+    ],
+    ids=["a flat concat's fork by its own name", "a downsample of another stride", "torchvision's", "F.dropout eval"],
+)
+def test_what_the_review_found_now_imports_exactly(model: nn.Module, said: str) -> None:
+    torch.manual_seed(0)
+    assert said in round_trip(model, (3, 16, 16))
+
+
+class _Refusals:
+    """Models the importer wrote into specs that computed otherwise (or did not load, or did not check)."""
+
+    class DropoutAlways(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.dropout(self.c(x), 0.5)  # training=True: it drops in eval mode too
+
+    class Broadcast(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + F.adaptive_avg_pool2d(x, 1)
+
+    class SigmoidInPlace(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            y.sigmoid_()
+            return y
+
+    class MulInPlace(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            y.mul_(torch.sigmoid(x))
+            return y
+
+    class StatsTwice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.bn = nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3, affine=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bn(self.c(self.bn(x)))
+
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 3, 1)
+            self.b = self.a
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x)
+
+    class SpatialGate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.sigmoid(self.c(x))
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        (_Refusals.DropoutAlways(), "with training=True (its default) drops values at inference too"),
+        (_Refusals.Broadcast(), "add() of 3x8x8 and 3x1x1: it broadcasts; cnncalc adds tensors of one shape"),
+        (_Refusals.SigmoidInPlace(), "x.sigmoid_() is not an operation cnncalc imports"),
+        (_Refusals.MulInPlace(), "x.mul_() writes in place into 'c', which the model's return reads after it"),
+        (_Refusals.StatsTwice(), "bn: the module runs 2 times with the same weights (or running statistics)"),
+        (_Refusals.Shared(), "a: the same module is also 'b'; a spec's rows each have their own weights"),
+        (_Refusals.SpatialGate(), "the spec written for it does not check: multiply 'multiply': the body gives 1x8x8"),
+    ],
+    ids=["F.dropout", "broadcast add", "sigmoid_", "mul_", "running stats twice", "one module twice", "1xHxW gate"],
+)
+def test_what_the_review_found_is_refused(model: nn.Module, said: str) -> None:
+    lines = _problems(model, (3, 8, 8))
+    assert len(lines) == 1 and said in lines[0], lines
