@@ -92,6 +92,7 @@ class _Struct:
     fork: Any = None  # the node its branches start from
     reads: Any = None
     flat: bool = False  # nesting cannot say it: written as its branches' rows and a join of them (from:)
+    sections: list[int] | None = None  # a split's channels per branch, where torch.chunk's parts are unequal
 
 
 @dataclass
@@ -854,7 +855,14 @@ class _Reader:
             parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
             if op.what != "cat" or parts != list(range(len(branches))):
                 raise _Refused  # the parts of a chunk joined out of order or otherwise
-            return _Struct("split", [b[1:] for b in branches], scope, node=node, fork=fork)
+            channels = (self.plane(self.ops[fork].inputs[0]) or (0, 0))[1]  # N x C x ...
+            asked = int(fork.kwargs.get("chunks", fork.args[1] if len(fork.args) > 1 else len(branches)))
+            size = -(-channels // asked) if channels else 0  # torch.chunk's part: ceil(C / chunks)
+            sizes = [min(size, channels - i * size) for i in range(len(branches))]
+            uneven = bool(channels) and len(set(sizes)) > 1  # torch.chunk's: ceil(C / n) each, the last the rest
+            return _Struct(
+                "split", [b[1:] for b in branches], scope, node=node, fork=fork, sections=sizes if uneven else None
+            )
         branches = [self.chain(fork, i) for i in op.inputs]
         what = {"cat": "concat", "add": "residual", "mul": "multiply"}[op.what]
         if not any(branches):  # one tensor joined with itself (x + x): no branch to nest, a join of it by name
@@ -1150,7 +1158,8 @@ class _Reader:
                 name = next(n for n in ("identity", *(f"identity_{i}" for i in range(2, 10**6))) if n not in taken)
                 taken.add(name)
                 branches[name] = []
-        return [{"kind": item.what, "branches": branches}]
+        sections = {"sections": item.sections} if item.sections else {}
+        return [{"kind": item.what, "branches": branches, **sections}]
 
     def named(self, items: list[Any], prefix: tuple[str, ...], what: str) -> dict[str, Any]:
         """A branch or shortcut, a block of its own: named after the module that holds all of its rows."""

@@ -1076,3 +1076,30 @@ class _Refusals:
 def test_what_the_review_found_is_refused(model: nn.Module, said: str) -> None:
     lines = _problems(model, (3, 8, 8))
     assert len(lines) == 1 and said in lines[0], lines
+
+
+class _TwoChannels(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(x)
+
+
+class UnequalChunks(nn.Module):
+    """torch.chunk(2) of 5 channels gives 3 and 2: the split says its sections (it was written without, and
+    refused by the engine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = _TwoChannels()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.cat([a, self.b(b)], 1)
+
+
+def test_a_chunk_into_unequal_parts_is_a_split_with_sections() -> None:
+    torch.manual_seed(0)
+    assert "sections: [3, 2]" in round_trip(UnequalChunks(), (5, 8, 8))
