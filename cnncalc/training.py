@@ -51,6 +51,17 @@ def _channels_last(row: Row, layouts: list[bool]) -> bool:
     return output_layout(row_kind(row.layer).layout_of(row.layer), [layouts[i] for i in row.inputs])
 
 
+def _sliced(row: Row, rows: Sequence[Row], first: int | None, storage: list[int], sliced: list[bool],
+            channels_last: list[bool]) -> bool:  # fmt: skip
+    """Whether a row's output is some of the channels of a contiguous tensor: a ``slice`` of fewer channels than
+    its input has, or a row in place on (or the identity of) one."""
+    if first is None or channels_last[first]:
+        return False
+    if row.kind == "slice":
+        return row.output_shape[0] < rows[first].output_shape[0]
+    return storage[row.index] == storage[first] and row.output_shape == rows[first].output_shape and sliced[first]
+
+
 @dataclass(frozen=True)
 class Kept:
     """What a training forward holds for backward: bytes per row, and the output when nothing keeps it."""
@@ -70,6 +81,9 @@ def kept_for_backward(
     storage: list[int] = []  # per row, the row whose allocation holds its output
     grad: list[bool] = []  # per row, whether its output requires grad
     channels_last: list[bool] = []  # per row, whether its output's permute to N x H x W x C is contiguous
+    #: per row, whether its output is some of the channels of a contiguous tensor (a slice, a view of it): images
+    #: apart in memory, so a batch of them cannot be merged into one matrix without a copy
+    sliced: list[bool] = []
     kept: set[int] = set()
     keeper: dict[int, int] = {}  # per storage, the first row that keeps it for backward
     overwritten: list[tuple[int, int]] = []
@@ -85,8 +99,15 @@ def kept_for_backward(
         storage.append(row.index if keeps.new_output or first is None else storage[first])
         grad.append(grad_in or row.weights + row.biases > 0)
         channels_last.append(_channels_last(row, channels_last))
+        sliced.append(_sliced(row, rows, first, storage, sliced, channels_last))
         added, wants_input = keeps.extra, keeps.input
-        if (
+        if keeps.input_layout is not None and first is not None and sliced[first]:
+            # a batch of sliced images is copied into one matrix (both layouts merge the batch with another
+            # axis), one image is a view of it: measured with saved_tensors_hooks
+            shape = rows[first].output_shape
+            if batch > 1 and (keeps.input_layout == "contiguous" or prod(shape[1:]) > 1):
+                added, wants_input = added + nbytes(first), False
+        elif (
             keeps.input_layout is not None
             and first is not None
             and channels_last[first] != (keeps.input_layout == "channels_last")
