@@ -1053,6 +1053,10 @@ class _Reader:
             entry.update({"kind": base, "name": name, **rest})
             self.made(node, at, entry)
         if node not in self.paths:
+            if node in self.ops and self.ops[node].what in ("add", "mul"):
+                # a residual's add or a product, nested, has no row of its own to read by name: written flat,
+                # where the join is a row of its own
+                raise _Unnameable(f"{_describe(node)}: a join read by name")
             self.problem(node, f"{_describe(node)} is read by name, and no one row or block of the spec holds it")
             raise _Refused
         target = min(self.paths[node], key=len)

@@ -1103,3 +1103,22 @@ class UnequalChunks(nn.Module):
 def test_a_chunk_into_unequal_parts_is_a_split_with_sections() -> None:
     torch.manual_seed(0)
     assert "sections: [3, 2]" in round_trip(UnequalChunks(), (5, 8, 8))
+
+
+class BranchesAfterAResidual(nn.Module):
+    """A concat's branches, no module each, read an add: nested, the add has no row to read by name (it was
+    refused: 'add() is read by name, and no one row or block of the spec holds it'); written flat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.e1, self.e3 = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x) + x
+        return torch.cat([self.e1(y), self.e3(y)], 1)
+
+
+def test_branches_that_read_a_joins_output_are_written_flat() -> None:
+    torch.manual_seed(0)
+    text = round_trip(BranchesAfterAResidual(), (3, 8, 8))
+    assert "{kind: add, name: add, from: [conv, input]}" in text and "from: add" in text
