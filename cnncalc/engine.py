@@ -57,7 +57,7 @@ from . import safe_text
 from .errors import Path, Problem, SpecError, did_you_mean
 from .expr import ExpressionError, substitute
 from .fields import INPLACE_ACTIVATIONS, MAX_INT
-from .layers import kind_of, row_kind
+from .layers import kind_of, row_kind, writes_in_place
 from .layers.base import RF, Ctx, Stop, fmt, output_layout
 from .report import DTYPE_BYTES, BlockInfo, Dtype, Join, ReceptiveField, Report, Row, Shape, Totals
 from .spec import (
@@ -822,17 +822,15 @@ def overwritten_reads(rows: Sequence[Row], outputs: Sequence[int] = ()) -> list[
     network returns: the module PyTorch builds would hand that reader the overwritten values, so the spec
     says one computation and its build does another. Rows run in the order listed (a concat's branches in
     theirs), so a read before the write is fine. Linear in the reads (a bisection each)."""
-    # a layer's fields, a join's too, are in its __dict__ (a pydantic model's getattr of a field it lacks is slow)
-    writers = [row for row in rows[1:] if getattr(row.layer, "__dict__", {}).get("inplace") and row.inputs]
+    writers = [row for row in rows[1:] if writes_in_place(row.layer) and row.inputs]
     if not writers:
         return []
     storage = _storages(rows)
     writes: dict[int, list[int]] = {}  # per storage, the rows that write into it in place, in order
     for row in writers:
         writes.setdefault(storage[row.inputs[0]], []).append(row.index)
-    found: dict[
-        int, tuple[int, int | None]
-    ] = {}  # a writer -> the tensor it overwrote, who read it after (None: returned)
+    # a writer -> the tensor it overwrote, and the row that read it after (None: the network returns it)
+    found: dict[int, tuple[int, int | None]] = {}
     reads = [(row.index, t) for row in rows for t in row.inputs] + [(len(rows), t) for t in outputs]
     for when, tensor in reads:
         times = writes.get(storage[tensor], [])

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
-from .layers import row_kind
+from .layers import row_kind, writes_in_place
 from .layers.base import Device, Keeps, layouts_differ, output_layout
 from .report import Row
 
@@ -51,8 +51,9 @@ def _channels_last(row: Row, layouts: list[bool]) -> bool:
     return output_layout(row_kind(row.layer).layout_of(row.layer), [layouts[i] for i in row.inputs])
 
 
-def _sliced(row: Row, rows: Sequence[Row], first: int | None, storage: list[int], sliced: list[bool],
-            channels_last: list[bool]) -> bool:  # fmt: skip
+def _sliced(
+    row: Row, rows: Sequence[Row], first: int | None, storage: list[int], sliced: list[bool], channels_last: list[bool]
+) -> bool:
     """Whether a row's output is some of the channels of a contiguous tensor: a ``slice`` of fewer channels than
     its input has, or a row in place on (or the identity of) one."""
     if first is None or channels_last[first]:
@@ -84,8 +85,7 @@ def kept_for_backward(
     #: per row, whether its output is some of the channels of a contiguous tensor (a slice, a view of it): images
     #: apart in memory, so a batch of them cannot be merged into one matrix without a copy
     sliced: list[bool] = []
-    kept: set[int] = set()
-    keeper: dict[int, int] = {}  # per storage, the first row that keeps it for backward
+    keeper: dict[int, int] = {}  # per kept storage, the first row that keeps it for backward (which counts it)
     overwritten: list[tuple[int, int]] = []
     out: list[int] = []
 
@@ -114,23 +114,21 @@ def kept_for_backward(
             and layouts_differ(rows[first].output_shape)
         ):
             added, wants_input = added + nbytes(first), False  # it keeps a copy in its layout instead
-        if first is not None and getattr(row.layer, "__dict__", {}).get("inplace") and storage[first] in keeper:
+        if first is not None and writes_in_place(row.layer) and storage[first] in keeper:
             overwritten.append((row.index, keeper[storage[first]]))
         second = row.inputs[1] if len(row.inputs) > 1 else None
         wants_second = False
         if keeps.factors and first is not None and second is not None:
             wants_input, wants_second = wants_input or grad[second], grad[first]
         for role, wanted in ((first, wants_input), (second, wants_second), (row.index, keeps.output)):
-            if wanted and role is not None:
-                keeper.setdefault(storage[role], row.index)
-                if storage[role] not in kept:
-                    kept.add(storage[role])
-                    added += nbytes(storage[role])
+            if wanted and role is not None and storage[role] not in keeper:
+                keeper[storage[role]] = row.index
+                added += nbytes(storage[role])
         out.append(added)
     if not storage:
         return Kept(out, 0)
     returned = {storage[i] for i in outputs or (len(rows) - 1,)}  # what the loss reads, once per storage
-    return Kept(out, sum(nbytes(s) for s in returned if s not in kept), tuple(overwritten))
+    return Kept(out, sum(nbytes(s) for s in returned if s not in keeper), tuple(overwritten))
 
 
 def saved_for_backward(rows: Sequence[Row], *, dtype_bytes: int, batch: int, device: Device) -> list[int]:

@@ -112,6 +112,14 @@ KINDS: Mapping[str, Kind[Any]] = Registry()
 JOINS: dict[str, RowKind[Join]] = {join.name: join for join in joins.JOINS}
 
 
+def writes_in_place(layer: Layer | Join | None) -> bool:
+    """Whether a row's layer writes into its input (``inplace: true`` on an activation, dropout or an add).
+
+    Read from the fields themselves (a layer's and a join's are in its ``__dict__``): a pydantic model's
+    getattr of a field it lacks is slow, and this is asked of every row."""
+    return bool(getattr(layer, "__dict__", {}).get("inplace"))
+
+
 def kind_of(layer: Layer) -> Kind[Any]:
     """The registered kind of a layer's model: an unregistered kind is an error, never a default."""
     try:
