@@ -124,35 +124,32 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Models(Mapping[str, type[M]]):
-    """Models by tag, in order: every tag known at once, a layer kind's model made with its family's
-    module when it is first asked for (cnncalc.layers), the others given."""
+    """Models by tag: every layer kind's, in the registry's order (made with its family's module when first
+    asked for, cnncalc.layers), then the ones given."""
 
-    def __init__(self, tags: tuple[str, ...], given: Mapping[str, type[M]]) -> None:
-        self._tags = tags
-        self._known = frozenset(tags)
+    def __init__(self, given: Mapping[str, type[M]]) -> None:
         self._given = given
 
     def __getitem__(self, tag: str) -> type[M]:
         if tag in self._given:
             return self._given[tag]
-        if tag not in self._known:
-            raise KeyError(tag)
-        return cast("type[M]", KINDS[tag].model)
+        return cast("type[M]", KINDS[tag].model)  # KeyError for an unknown tag
 
     def __contains__(self, tag: object) -> bool:
-        return tag in self._known
+        return tag in self._given or tag in KINDS
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._tags)
+        yield from KINDS
+        yield from self._given
 
     def __len__(self) -> int:
-        return len(self._tags)
+        return len(KINDS) + len(self._given)
 
 
 #: Every layer kind's name, in the registry's order (cnncalc.layers).
 LAYER_KINDS: tuple[str, ...] = tuple(KINDS)
 #: Every layer kind's model, by its ``kind`` name.
-LAYER_MODELS: Mapping[str, type[Layer]] = _Models(LAYER_KINDS, {})
+LAYER_MODELS: Mapping[str, type[Layer]] = _Models({})
 
 # --- structures and blocks --------------------------------------------------------
 
@@ -324,9 +321,7 @@ STRUCTURE_MODELS: dict[str, type[Layer]] = {
     "sequential": Sequential,
 }
 #: What may stand in a list of layers, by the tag that picks it.
-ENTRY_MODELS: Mapping[str, type[BaseModel]] = _Models(
-    (*LAYER_KINDS, *STRUCTURE_MODELS, "use"), {**STRUCTURE_MODELS, "use": Use}
-)
+ENTRY_MODELS: Mapping[str, type[BaseModel]] = _Models({**STRUCTURE_MODELS, "use": Use})
 ENTRY_KINDS: tuple[str, ...] = (*LAYER_KINDS, *STRUCTURE_MODELS)
 
 AnyEntry: TypeAlias = AnyLayer | Residual | Concat | Split | Multiply | Add | Sequential | Use
