@@ -24,7 +24,7 @@ from . import __version__, _collector_paused
 with _collector_paused():
     import typer
 
-    from .commands.common import PROFILE_DTYPES, Format, check_input, choice, dtypes, finite, formats
+    from .commands.common import PROFILE_DTYPES, Format, check_input, choice, dtypes, finite
     from .report import DTYPE_BYTES
 
 
@@ -77,7 +77,7 @@ def main(
 
 def _format_option(*accepted: Format, help: str = "Output format.") -> Any:
     """One ``--format`` for every command, offering (and accepting) only that command's formats."""
-    return typer.Option("--format", "-f", metavar="[" + "|".join(accepted) + "]", parser=formats(*accepted), help=help)
+    return typer.Option("--format", "-f", metavar="[" + "|".join(accepted) + "]", parser=choice(accepted), help=help)
 
 
 def _dtype_option(choices: tuple[str, ...]) -> Any:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Problem, SpecError
 from .fields import INPLACE_ACTIVATIONS
 from .layers import KINDS
+from .layers.base import fmt
 from .machine import out_of_memory
 from .spec import RESERVED_ARGS, Spec, parse_spec
 
@@ -203,12 +204,17 @@ def _functional_modules() -> dict[Any, tuple[Callable[..., nn.Module], list[str]
     return table
 
 
+def _holds_state(module: nn.Module, recurse: bool = True) -> bool:
+    """Whether a module holds parameters or buffers (a batch norm's running statistics): what a state_dict loads."""
+    return any(True for _ in module.parameters(recurse)) or any(True for _ in module.buffers(recurse))
+
+
 def _shared_modules(module: nn.Module) -> list[Problem]:
     """A module with state registered under two names (``self.b = self.a``): the state_dict holds its weights
     twice, and a spec's rows each have their own, so one of the names would not load."""
     names: dict[int, list[str]] = {}
     for name, child in module.named_modules(remove_duplicate=False):
-        if name and (any(True for _ in child.parameters(recurse=False)) or any(True for _ in child.buffers(False))):
+        if name and _holds_state(child, recurse=False):
             names.setdefault(id(child), []).append(name)
     return [
         Problem(f"{both[0]}: the same module is also '{both[1]}'; a spec's rows each have their own weights")
@@ -232,11 +238,6 @@ def _writes_in_place(node: Any, gm: Any) -> bool:
     if node.op == "call_module":
         return bool(getattr(gm.get_submodule(node.target), "inplace", False))
     return False
-
-
-def _plain_shape(shape: tuple[int, ...] | None) -> str:
-    """A traced shape without its batch: ``3x8x8``."""
-    return "x".join(str(n) for n in (shape or ())[1:])
 
 
 def _check_dropout(key: Any, kwargs: dict[str, Any], node: Any) -> None:
@@ -464,11 +465,10 @@ class _Reader:
             inputs = [self.tensor(a, node) for a in node.args[:2]]
             if node.kwargs or len(node.args) != 2:
                 raise _Refused(f"{_describe(node)} with a scale (alpha) or other arguments")
-            shapes = [_shape(a) for a in node.args[:2]]
-            if None not in shapes and shapes[0] != shapes[1]:
+            a, b = (_shape(t) for t in node.args[:2])
+            if a is not None and b is not None and a != b:
                 raise _Refused(
-                    f"{_describe(node)} of {_plain_shape(shapes[0])} and {_plain_shape(shapes[1])}: it broadcasts;"
-                    " cnncalc adds tensors of one shape"
+                    f"{_describe(node)} of {fmt(a[1:])} and {fmt(b[1:])}: it broadcasts; cnncalc adds tensors of one shape"
                 )
             return _Op("add", inputs, inplace=key in (operator.iadd, "add_") or _augmented(node))
         if key in (operator.mul, torch.mul, "mul", operator.imul, "mul_"):
@@ -1220,7 +1220,7 @@ class _Reader:
             module = self.gm.get_submodule(name)
         except AttributeError:
             return True  # a parameter read directly (a layer scale)
-        return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+        return _holds_state(module)
 
 
 #: The keys that carry a module's class, and the channels coming into it, on a ``sequential`` entry until blocks
@@ -1392,7 +1392,7 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule
         cause: BaseException = raised
         while cause.__cause__ is not None:  # what failed, not ShapeProp's dump of the node
             cause = cause.__cause__
-        size = "x".join(map(str, input_shape))
+        size = fmt(input_shape)
         if out_of_memory(cause):
             why = "running it once to learn every shape needs more memory than this machine has free"
             hint = "import at a smaller --input, then set the spec's input"

@@ -55,11 +55,6 @@ def choice(accepted: Sequence[E]) -> Callable[[str], E]:
     return parse
 
 
-def formats(*accepted: Format) -> Callable[[str], Format]:
-    """A ``--format`` parser refusing the formats a command does not have (exit 2)."""
-    return choice(accepted)
-
-
 #: Short names people type for the dtypes (PyTorch's own aliases among them).
 DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 #: What profile accepts: PyTorch cannot run convolutions in int8 eagerly.
