@@ -923,6 +923,17 @@ def test_a_self_join_in_a_branch_written_flat_imports() -> None:
 # --- found by a review of the importer: each imported into a spec that computed otherwise, or did not load --------
 
 
+class _AfterAConv(nn.Module):
+    """A 1x1 conv ``c``; a subclass's forward says what follows it."""
+
+    def __init__(self, channels: int = 3, out: int = 3) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(channels, out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(x)
+
+
 class _Fire(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -975,11 +986,7 @@ class Downsampled(nn.Module):
         return self.b(x)
 
 
-class DropoutWithItsMode(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c = nn.Conv2d(3, 3, 1)
-
+class DropoutWithItsMode(_AfterAConv):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(self.c(x), 0.5, training=self.training)
 
@@ -1002,11 +1009,7 @@ def test_what_the_review_found_now_imports_exactly(model: nn.Module, said: str) 
 class _Refusals:
     """Models the importer wrote into specs that computed otherwise (or did not load, or did not check)."""
 
-    class DropoutAlways(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.c = nn.Conv2d(3, 3, 1)
-
+    class DropoutAlways(_AfterAConv):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return F.dropout(self.c(x), 0.5)  # training=True: it drops in eval mode too
 
@@ -1014,21 +1017,13 @@ class _Refusals:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x + F.adaptive_avg_pool2d(x, 1)
 
-    class SigmoidInPlace(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.c = nn.Conv2d(3, 3, 1)
-
+    class SigmoidInPlace(_AfterAConv):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.c(x)
             y.sigmoid_()
             return y
 
-    class MulInPlace(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.c = nn.Conv2d(3, 3, 1)
-
+    class MulInPlace(_AfterAConv):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.c(x)
             y.mul_(torch.sigmoid(x))
@@ -1051,10 +1046,9 @@ class _Refusals:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.a(x)
 
-    class SpatialGate(nn.Module):
+    class SpatialGate(_AfterAConv):
         def __init__(self) -> None:
-            super().__init__()
-            self.c = nn.Conv2d(3, 1, 1)
+            super().__init__(3, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * torch.sigmoid(self.c(x))
@@ -1078,22 +1072,13 @@ def test_what_the_review_found_is_refused(model: nn.Module, said: str) -> None:
     assert len(lines) == 1 and said in lines[0], lines
 
 
-class _TwoChannels(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c = nn.Conv2d(2, 2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c(x)
-
-
 class UnequalChunks(nn.Module):
     """torch.chunk(2) of 5 channels gives 3 and 2: the split says its sections (it was written without, and
     refused by the engine)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.b = _TwoChannels()
+        self.b = _AfterAConv(2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = x.chunk(2, dim=1)

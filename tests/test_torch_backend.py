@@ -148,45 +148,21 @@ def test_torch_computes_otherwise_exactly_where_an_in_place_write_is_refused(
     assert any(not torch.equal(a, b) for a, b in pairs) is refused
 
 
+def _on_a_slice(shape: list[int], start: int, stop: int | None, *after: Any) -> tuple[list[int], list[Any]]:
+    """A conv's output (the input's channels), channels ``start`` to ``stop`` of it, then ``after``."""
+    conv = {"kind": "conv2d", "out": shape[0], "kernel": 1}
+    return shape, [conv, {"kind": "slice", "start": start, "stop": stop}, *after]
+
+
 #: Kinds that keep their input in one layout (a linear over the channels, instance norm's reshape) on some of
 #: the channels of a tensor: a batch of such slices is copied into one matrix, one image is a view of them.
 SLICED = {
-    "channel_linear on one channel of two": (
-        [2, 1, 2],
-        [
-            {"kind": "conv2d", "out": 2, "kernel": 1},
-            {"kind": "slice", "start": 1},
-            {"kind": "channel_linear", "out": 1},
-        ],
-    ),
-    "channel_linear on two channels of four": (
-        [4, 2, 2],
-        [
-            {"kind": "conv2d", "out": 4, "kernel": 1},
-            {"kind": "slice", "start": 1, "stop": 3},
-            {"kind": "channel_linear", "out": 1},
-        ],
-    ),
-    "channel_linear on one position": (
-        [2, 1, 1],
-        [
-            {"kind": "conv2d", "out": 2, "kernel": 1},
-            {"kind": "slice", "start": 1},
-            {"kind": "channel_linear", "out": 1},
-        ],
-    ),
-    "instance norm on one channel of two": (
-        [2, 2, 2],
-        [{"kind": "conv2d", "out": 2, "kernel": 1}, {"kind": "slice", "start": 1}, {"kind": "instancenorm2d"}],
-    ),
-    "instance norm, affine, after a relu on the slice": (
-        [4, 2, 2],
-        [
-            {"kind": "conv2d", "out": 4, "kernel": 1},
-            {"kind": "slice", "start": 1, "stop": 3},
-            {"kind": "relu", "inplace": True},
-            {"kind": "instancenorm2d", "affine": True},
-        ],
+    "channel_linear on one channel of two": _on_a_slice([2, 1, 2], 1, None, {"kind": "channel_linear", "out": 1}),
+    "channel_linear on two channels of four": _on_a_slice([4, 2, 2], 1, 3, {"kind": "channel_linear", "out": 1}),
+    "channel_linear on one position": _on_a_slice([2, 1, 1], 1, None, {"kind": "channel_linear", "out": 1}),
+    "instance norm on one channel of two": _on_a_slice([2, 2, 2], 1, None, {"kind": "instancenorm2d"}),
+    "instance norm, affine, after a relu on the slice": _on_a_slice(
+        [4, 2, 2], 1, 3, {"kind": "relu", "inplace": True}, {"kind": "instancenorm2d", "affine": True}
     ),
 }
 
