@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from math import prod
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from pydantic import ValidationError
 
@@ -116,8 +116,7 @@ MAX_STEPS = 500_000
 # --- entries, structures and blocks ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Tensor:
+class _Tensor(NamedTuple):
     """A tensor flowing through the walk: the row that made it, its shape, its receptive field."""
 
     row: int

@@ -8,8 +8,7 @@ tuples (Keras' ``standardize_tuple``), so no rule branches on int versus pair. T
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -85,8 +84,7 @@ def _pad4(value: Any) -> Any:
     raise ValueError(f"expected a number, [h, w] or [left, right, top, bottom], got {got}")
 
 
-@dataclass(frozen=True)
-class Before:
+class Before(NamedTuple):
     """pydantic's ``BeforeValidator(func, json_schema_input_type=accepts)``, building the JSON schema of
     ``accepts`` only when a JSON schema is asked for (pydantic builds its validator with every model's)."""
 

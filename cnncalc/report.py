@@ -10,7 +10,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from .errors import Path, Problem
 
@@ -24,8 +24,7 @@ assert set(DTYPE_BYTES) == set(get_args(Dtype))
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Quantity:
+class Quantity(NamedTuple):
     """A figure every row has, and where it goes: the one list that totals, folding, JSON, CSV and profile read."""
 
     name: str

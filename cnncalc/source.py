@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -45,13 +44,12 @@ Position = tuple[int, int]
 _PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
 
 
-@dataclass(frozen=True)
-class SourceMap:
+class SourceMap(NamedTuple):
     """Where each value (and each mapping key) of the data stands in the file."""
 
     file: str | None
-    values: dict[Path, Position] = field(default_factory=dict)
-    keys: dict[Path, Position] = field(default_factory=dict)
+    values: dict[Path, Position]
+    keys: dict[Path, Position]
 
     def position(self, path: Path, *, key: bool = False) -> Position | None:
         """The position of ``path``, or of its nearest ancestor that the file holds."""
@@ -229,7 +227,7 @@ def _event_mark(event: Any) -> Position:
 class _Builder:
     def __init__(self, file: str | None) -> None:
         self.file = file
-        self.smap = SourceMap(file)
+        self.smap = SourceMap(file, {}, {})
         self.count = 0
         self.open: set[int] = set()  # the collections being built: an alias to one of them is a cycle
         self.constructor = yaml.SafeLoader("")  # only its scalar constructors are used

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeAlias, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -73,8 +72,7 @@ def _validate_entry(value: Any) -> Any:
     return _kind_adapter(tag).validate_python(value)
 
 
-@dataclass(frozen=True)
-class _OneKind:
+class _OneKind(NamedTuple):
     """A discriminated union of one kind: its errors name the kind where the union of all would."""
 
     tag: str
@@ -379,8 +377,7 @@ def defaults_model(kind: str) -> type[BaseModel]:
     return create_model(f"{model.__name__}Defaults", __config__=CONFIG, **fields)
 
 
-@dataclass(frozen=True)
-class _DefaultsOf:
+class _DefaultsOf(NamedTuple):
     """The ``defaults`` of one kind, validated by its model, made and built on first use."""
 
     kind: str

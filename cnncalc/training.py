@@ -26,8 +26,8 @@ kernels and not yet measured on a GPU (``profile --train`` on CUDA compares the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from math import prod
+from typing import NamedTuple
 
 from .layers import row_kind, writes_in_place
 from .layers.base import Device, Keeps, layouts_differ, output_layout
@@ -63,8 +63,7 @@ def _sliced(
     return storage[row.index] == storage[first] and row.output_shape == rows[first].output_shape and sliced[first]
 
 
-@dataclass(frozen=True)
-class Kept:
+class Kept(NamedTuple):
     """What a training forward holds for backward: bytes per row, and the output when nothing keeps it."""
 
     per_row: list[int]
