@@ -80,6 +80,7 @@ class _Leaf:
 @dataclass
 class _Part:
     index: int
+    node: Any = None  # the fx node of the part (getitem of the chunk)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class _Struct:
     reads: Any = None
     flat: bool = False  # nesting cannot say it: written as its branches' rows and a join of them (from:)
     sections: list[int] | None = None  # a split's channels per branch, where torch.chunk's parts are unequal
+    parts: list[Any] = field(default_factory=list)  # a split's parts (fx nodes), one per branch
 
 
 @dataclass
@@ -803,13 +805,8 @@ class _Reader:
             if op.what == "input":
                 self.paths[node] = [("input",)]
             elif op.what == "part":
-                chunk = op.inputs[0]
-                x = self.ops[chunk].inputs[0]
-                parts = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
-                channels = (self.plane(x) or (0, 0))[1]
-                size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
-                part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
-                items.append(_Leaf(_Op("entry", [x], [part], op.scope), node, None if x is before else x))
+                x = self.ops[op.inputs[0]].inputs[0]
+                items.append(_Leaf(self.part_slice(node), node, None if x is before else x))
             elif op.what == "entry":
                 x = op.inputs[0]
                 items.append(_Leaf(op, node, None if x is before else x))
@@ -818,6 +815,17 @@ class _Reader:
                 items.append(_Join(what, list(op.inputs), op.scope, node, op.inplace))
             before = node
         return items
+
+    def part_slice(self, node: Any) -> _Op:
+        """A part of a chunk as the row that makes it: a ``slice`` of the chunk's input."""
+        op = self.ops[node]
+        chunk = op.inputs[0]
+        x = self.ops[chunk].inputs[0]
+        parts = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
+        channels = (self.plane(x) or (0, 0))[1]
+        size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
+        part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
+        return _Op("entry", [x], [part], op.scope)
 
     def emit(self, node: Any) -> None:
         if node in self.emitted:
@@ -836,7 +844,7 @@ class _Reader:
                 items.append(_Leaf(op, cur))
                 cur = op.inputs[0]
             elif op.what == "part":
-                items.append(_Part(op.index))
+                items.append(_Part(op.index, cur))
                 cur = op.inputs[0]
             elif op.what in ("add", "cat", "mul"):
                 fork = self.idom[cur]
@@ -861,7 +869,13 @@ class _Reader:
             sizes = [min(size, channels - i * size) for i in range(len(branches))]
             uneven = bool(channels) and len(set(sizes)) > 1  # torch.chunk's: ceil(C / n) each, the last the rest
             return _Struct(
-                "split", [b[1:] for b in branches], scope, node=node, fork=fork, sections=sizes if uneven else None
+                "split",
+                [b[1:] for b in branches],
+                scope,
+                node=node,
+                fork=fork,
+                sections=sizes if uneven else None,
+                parts=[b[0].node for b in branches],
             )
         branches = [self.chain(fork, i) for i in op.inputs]
         what = {"cat": "concat", "add": "residual", "mul": "multiply"}[op.what]
@@ -877,8 +891,11 @@ class _Reader:
             reshapes = _shape(node) != self.plane(fork)
             # in place only where the add writes into the body's output (a residual's inplace), not the shortcut's
             inplace = op.inplace and body is a
+            # a shortcut no module holds apart from the body (bare leaf modules beside it): no name says it as a
+            # block, so it is written as rows beside the body's and an add of the two by name
+            bare = bool(shortcut) and self.bare(shortcut, body)
             return _Struct(
-                "residual", [body, shortcut], scope, inplace=inplace, reshapes=reshapes, node=node, fork=fork
+                "residual", [body, shortcut], scope, inplace=inplace, reshapes=reshapes, node=node, fork=fork, flat=bare
             )
         a, b = branches
         if a and b:  # f(x) * g(x): no body says it; the two branches' last rows, multiplied by name
@@ -1103,6 +1120,13 @@ class _Reader:
         try:
             return self.branches(item, prefix)
         except _Names:
+            if item.what == "split":
+                # a part in no module of its own (a bare leaf module): each branch a slice of the chunk's input read
+                # by name, its rows, and a concat of the branches' last rows
+                x = self.ops[item.fork].inputs[0]
+                fork = self.ref(item.reads if item.reads is not None else x, prefix)
+                branches = [[_Leaf(self.part_slice(p), p), *b] for p, b in zip(item.parts, item.branches, strict=True)]
+                return self.flat_concat(replace(item, what="concat", branches=branches), prefix, fork)
             if item.what != "concat":
                 raise
             if item.reads is None and item.fork is not None:
@@ -1138,7 +1162,8 @@ class _Reader:
             if "name" not in last:
                 if last.get("kind") not in KINDS and "from" not in last:  # a row, or a join of named rows
                     raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch ends in an unnamed structure")
-                last["name"] = f"{last['kind']}_branch{i + 1}"  # a row without parameters: any free name
+                # a row without parameters: any free name, after its kind as every row's
+                rows[-1] = last = {"kind": last["kind"], "name": f"{last['kind']}_branch{i + 1}", **last}
             refs.append(last["name"])
             out += rows
         return [*out, {"kind": "concat", "from": refs}]
@@ -1200,8 +1225,16 @@ class _Reader:
         for i, branch in enumerate(item.branches):
             if branch:
                 inner_scope = _common([self.scope(x) for x in branch])
-                scopes.append(inner_scope[:-1] if item.what == "residual" and i == 1 else inner_scope)
+                # a shortcut in a module of its own (torchvision's downsample) sits in the block a level above it
+                held = item.what == "residual" and i == 1 and not item.flat
+                scopes.append(inner_scope[:-1] if held else inner_scope)
         return _common(scopes or [item.scope])
+
+    def bare(self, shortcut: list[Any], body: list[Any]) -> bool:
+        """Whether a residual's shortcut runs in no module of its own: where its rows run is where the body's do,
+        or a block around them (a projection conv and its norm beside the body's modules)."""
+        inner = _common([self.scope(x) for x in shortcut])
+        return _common([self.scope(x) for x in body])[: len(inner)] == inner
 
     def modules(self, items: Sequence[Any]) -> list[str]:
         """The modules ``items`` run, by qualified name."""

@@ -1107,3 +1107,97 @@ def test_branches_that_read_a_joins_output_are_written_flat() -> None:
     torch.manual_seed(0)
     text = round_trip(BranchesAfterAResidual(), (3, 8, 8))
     assert "{kind: add, name: add, from: [conv, input]}" in text and "from: add" in text
+
+
+class _Bare:
+    """Shortcuts and parts of a chunk that leaf modules beside the body's run, no module of their own holding them
+    (each was refused: 'cnncalc names each shortcut's rows after one module that holds them, and these have none'):
+    written as rows beside the body's, and a join of the two by name."""
+
+    class TopLevel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, stride=2, padding=1)
+            self.proj, self.bn = nn.Conv2d(3, 4, 1, stride=2), nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.c2(self.c1(x)) + self.bn(self.proj(x)))
+
+    class _Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.proj = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.c1(x)
+            out += self.proj(x)
+            return out
+
+    class InABlock(nn.Module):
+        """The shortcut's only module is the block's: written in the block (it was a residual beside it, its
+        shortcut a block named as the body's, and the written spec did not check)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.b = nn.Conv2d(3, 3, 1), _Bare._Block()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.stem(x))
+
+    class _Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 3, 3, stride=2, padding=1), nn.BatchNorm2d(3))
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x) + self.bn(F.avg_pool2d(x, 2))
+
+    class PooledShortcut(nn.Module):
+        """A shortcut of a function and a leaf in the block, a body in a module of its own."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.b = _Bare._Pooled()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(x)
+
+    class ChunkOfLeaves(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            left, right = self.stem(x).chunk(2, dim=1)
+            return torch.cat([self.a(left), self.b(right)], 1)
+
+    class UnequalChunkOfALeaf(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            left, right = x.chunk(2, dim=1)
+            return torch.cat([self.a(left), right], 1)
+
+
+@pytest.mark.parametrize(
+    ("model", "channels", "said"),
+    [
+        (_Bare.TopLevel(), 3, "  - {kind: conv2d, name: proj, from: input, out: 4, kernel: 1, stride: 2}\n"
+         "  - {kind: batchnorm2d, name: bn}\n  - {kind: add, from: [c2, bn]}\n  - relu"),
+        (_Bare.InABlock(), 3, "    name: b\n    layers:\n      - {kind: conv2d, name: c1, out: 4, kernel: 3, padding: 1}\n"
+         "      - {kind: conv2d, name: proj, from: stem, out: 4, kernel: 1}\n      - {kind: add, from: [c1, proj]"),
+        (_Bare.PooledShortcut(), 3, "{kind: add, from: [body, bn]}"),
+        (_Bare.ChunkOfLeaves(), 3, "  - {kind: slice, stop: 4}\n  - {kind: conv2d, name: a,"),
+        (_Bare.UnequalChunkOfALeaf(), 5, "{kind: slice, name: slice_branch2, start: 3, stop: 5, from: input}"),
+    ],
+    ids=["at the top", "in a block", "a pool and a norm", "a chunk's parts", "an unequal chunk"],
+)  # fmt: skip
+def test_a_shortcut_or_part_no_module_holds_is_written_beside_the_body(
+    model: nn.Module, channels: int, said: str
+) -> None:
+    torch.manual_seed(0)
+    text = round_trip(model, (channels, 8, 8))
+    assert said in text, text
