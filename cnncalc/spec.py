@@ -742,7 +742,8 @@ def _entry_field_default(raw: Any, path: Path) -> Path | None:
         if isinstance(node, str) and node in LAYER_MODELS:
             entry, rest = {"kind": node}, path[i:]
             break
-        if isinstance(node, dict) and isinstance(node.get("kind"), str):
+        kind = node.get("kind") if isinstance(node, dict) else None
+        if isinstance(kind, str) and kind in LAYER_MODELS:  # defaults fill in a layer kind's fields only
             entry, rest = node, path[i:]
         try:
             node = node[part]

@@ -291,6 +291,10 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         + b"defaults:\n  sequential: {layers: [{kind: sequential}]}\nlayers: [{kind: sequential, layers: [relu]}]\n",
         "unknown key 'sequential' in defaults",
     ),
+    "a structure without its layers, beside refused defaults for it": (
+        SPEC + b"defaults:\n  sequential: {layers: [{kind: sequential}]}\nlayers: [{kind: sequential}]\n",
+        "5:10: sequential needs 'layers'",  # defaults fill in layer kinds only: not located at line 4's
+    ),
     "defaults of a layer holding layers": (
         SPEC + b"defaults:\n  relu: {layers: [relu]}\nlayers: [relu]\n",
         "unknown key 'layers' in defaults for relu",
