@@ -12,6 +12,7 @@ import contextlib
 import copy
 import gc
 import importlib
+import inspect
 import io
 import os
 import sys
@@ -544,6 +545,18 @@ def schema() -> None:
     from .spec import json_schema
 
     out(json.dumps(json_schema(), indent=2))
+
+
+def _paragraphs(doc: str) -> str:
+    """A docstring's paragraphs each on one line: typer 0.29 keeps a paragraph's line breaks after the first
+    (rich markup), so a help page broke where the source does ('the range keeping every' / 'parameter count')
+    before the terminal's width."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _info in app.registered_commands:
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = _paragraphs(_info.callback.__doc__)
 
 
 def _command_name(info: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -328,6 +329,18 @@ def test_an_80_column_help_page_never_breaks_a_metavar(command: str) -> None:
         if getattr(param, "metavar", None):
             assert param.metavar in result.stdout, (command, param.metavar)
     assert "(cnncalc)" not in result.stdout  # rich markup once ate '[plot]' from 'cnncalc[plot]'
+
+
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_a_help_paragraph_breaks_at_the_terminals_width_not_at_the_docstrings(command: str) -> None:
+    # typer 0.29 kept a docstring paragraph's line breaks: 'the range keeping every' / 'parameter count' at 80
+    callback = _commands()[command].callback
+    doc = inspect.cleandoc(getattr(callback, "__wrapped__", callback).__doc__ or "")
+    assert doc.startswith(_commands()[command].help.split()[0])  # the command's own docstring
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1", "TERM": "dumb"})
+    lines = [" ".join(line.strip(" │").split()) for line in result.stdout.splitlines()]
+    for paragraph in doc.split("\n\n"):
+        assert " ".join(paragraph.replace("\\[", "[").split()) in lines, (command, paragraph)
 
 
 @pytest.mark.parametrize(
