@@ -127,7 +127,9 @@ def main() -> None:
         return
     seconds = report("torchinfo.summary(VGG-16), import torch incl.", [sys.executable, "-c", TORCHINFO])
     print(f"  cnncalc is {seconds / vgg:.1f}x faster than torchinfo on VGG-16 (goal >= 25x)")
-    print(f"  (no tool that pays the floor can be more than {seconds / floor:.1f}x faster: torchinfo's run / the floor)")
+    print(
+        f"  (no tool that pays the floor can be more than {seconds / floor:.1f}x faster: torchinfo's run / the floor)"
+    )
 
 
 if __name__ == "__main__":

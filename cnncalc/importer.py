@@ -314,6 +314,10 @@ class _Reader:
             if op is not None:
                 if op.module is None:
                     op.scope = _scope_of(node)
+                if op.entries == [COPY]:
+                    # a row without parameters, where its input and its code both are: the module whose code runs it
+                    # (DenseNet's layer) holds the rows that read it, as a branch of its name
+                    op.scope = _common([op.scope, self.ops[op.inputs[0]].scope])
                 self.ops[node] = op
         assert output is not None
         results = self.results(output)
@@ -678,19 +682,15 @@ class _Reader:
         """``node`` is the tensor ``x`` (by default its first argument) itself: readers of it read that."""
         self.same[node] = self.tensor(node.args[0] if x is None else x, node)
 
-    def cat(self, node: Any) -> _Op | None:
+    def cat(self, node: Any) -> _Op:
         """torch.cat along the channels. DenseNet's layers each concatenate every earlier output again: a
         concatenation of what an earlier one holds, and one more, is that one and the new tensor (the same values),
         which nests as a concat with an identity branch."""
         inputs = [self.tensor(a, node) for a in node.args[0]]
-        if len(inputs) == 1:
-            self.alias(node, inputs[0])
-            return None
-        if tuple(inputs) in self.cats:
-            self.alias(node, self.cats[tuple(inputs)])
-            return None
-        self.cats[tuple(inputs)] = node
         earlier = self.cats.get(tuple(inputs[:-1]))
+        self.cats[tuple(inputs)] = node  # (one computed again is a concat again: torch allocates it again)
+        if len(inputs) == 1:  # a copy of it (DenseNet's layers begin with one): a concat of one identity branch
+            return _Op("entry", inputs, [dict(COPY)])
         return _Op("cat", [earlier, inputs[-1]] if earlier is not None else inputs)
 
     def reshape(self, node: Any, shape: tuple[int, ...] | None) -> _Op | None:
@@ -887,9 +887,10 @@ class _Reader:
             if len(branches) != 2:
                 raise _Refused
             a, b = branches
-            body, shortcut = (a, b) if _size(a) >= _size(b) else (b, a)
+            # the body is the longer side, or the side an add in place writes into (out += shortcut): a residual's
+            # inplace writes into its body's output, so the add allocates nothing, as in the model
+            body, shortcut = (a, b) if (op.inplace and a) or _size(a) >= _size(b) else (b, a)
             reshapes = _shape(node) != self.plane(fork)
-            # in place only where the add writes into the body's output (a residual's inplace), not the shortcut's
             inplace = op.inplace and body is a
             # a shortcut no module holds apart from the body (bare leaf modules beside it): no name says it as a
             # block, so it is written as rows beside the body's and an add of the two by name
@@ -1047,15 +1048,13 @@ class _Reader:
         elif "name" in entry:
             self.paths.setdefault(node, []).append((*path, str(entry["name"])))
             self.known.add((*path, str(entry["name"])))
-        elif entry.get("kind") in (*KINDS, "add", "concat", "multiply") and (
-            entry.get("kind") in KINDS or "from" in entry
-        ):
-            self.unnamed[node] = (entry, path)
+        elif _one_row(entry) or (entry.get("kind") in ("concat", "multiply") and "from" in entry):
+            self.unnamed[node] = (entry, path)  # (a structure that reads by name, refused as such when read)
 
     def ref(self, node: Any, prefix: tuple[str, ...]) -> str:
         """The name a row in the block ``prefix`` reads ``node``'s tensor by: the shortest that finds it there."""
         if node not in self.paths and node in self.unnamed:
-            if any(k in self.unnamed[node][0] for k in ("body", "branches", "shortcut", "layers")):
+            if not _one_row(self.unnamed[node][0]):
                 # a name on a structure would go before its rows' names too (multiply.conv): the state_dict would
                 # not load; the graph is written flat, where the join is a row of its own
                 raise _Unnameable(f"{_describe(node)}: a structure read by name")
@@ -1316,6 +1315,22 @@ def _fold_activations(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         out.append(e)
     return out
+
+
+#: torch.cat of one tensor, which copies it: a concat of one identity branch.
+COPY: dict[str, Any] = {"kind": "concat", "branches": [[]]}
+
+
+def _one_row(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` makes one row, so that a name on it names that row only: a layer, a join of named rows
+    or a copy. A name on a structure would go before its rows' names too (multiply.conv): a state_dict would not
+    load."""
+    if any(k in entry for k in ("body", "shortcut", "layers")):
+        return False
+    if "branches" in entry:
+        branches = entry["branches"]
+        return entry.get("kind") == "concat" and not any(branches.values() if isinstance(branches, dict) else branches)
+    return entry.get("kind") in KINDS or (entry.get("kind") in ("add", "concat", "multiply") and "from" in entry)
 
 
 class _Names(Exception):
