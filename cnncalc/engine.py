@@ -562,7 +562,7 @@ class _Walker:
                     path,
                 )
         shape = (sum(t.shape[0] for _, t in outs), *first.shape[1:])
-        detail = " + ".join(n for n, _ in outs) if by_name else f"{len(outs)} branches"
+        detail = " + ".join(n for n, _ in outs) if by_name else f"{len(outs)} branch{'es' if len(outs) != 1 else ''}"
         return self.join(Join("concat"), [t for _, t in outs], shape, path, scope, detail, local)
 
     def concat(self, entry: Concat, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:

@@ -667,3 +667,11 @@ def test_unet_is_the_papers() -> None:
     crops = [(r.input_shape, r.output_shape) for r in report.rows if r.kind == "crop"]
     assert [(i[1], o[1]) for i, o in crops] == [(568, 392), (280, 200), (136, 104), (64, 56)]
     assert not report.warnings  # every unpadded conv and pool reads its input whole at 572
+
+
+@pytest.mark.parametrize(("branches", "detail"), [([[]], "1 branch"), ([[], [{"kind": "relu"}]], "2 branches")])
+def test_a_concat_of_one_branch_is_a_copy_of_its_input(branches: list[Any], detail: str) -> None:
+    # torch.cat of one tensor copies it (DenseNet's layers begin with one): a row of its own, its activations new
+    report = analyze(spec_of([{"kind": "concat", "branches": branches}], (3, 4, 4)))
+    row = report.rows[-1]
+    assert row.detail == detail and row.activations == len(branches) * 3 * 4 * 4
