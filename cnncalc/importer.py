@@ -314,7 +314,7 @@ class _Reader:
             if op is not None:
                 if op.module is None:
                     op.scope = _scope_of(node)
-                if op.entries == [COPY]:
+                if op.entries == [COPY] and op.inputs[0] in self.ops:  # (a refused input is refused on its own)
                     # a row without parameters, where its input and its code both are: the module whose code runs it
                     # (DenseNet's layer) holds the rows that read it, as a branch of its name
                     op.scope = _common([op.scope, self.ops[op.inputs[0]].scope])

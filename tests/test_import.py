@@ -1081,6 +1081,10 @@ class _Refusals:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.a(x)
 
+    class CopyOfARefusedOp(_AfterAConv):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(torch.cat([x.cumsum(1)], 1))  # a copy's input that is refused (a KeyError before)
+
     class SpatialGate(_AfterAConv):
         def __init__(self) -> None:
             super().__init__(3, 1)
@@ -1099,8 +1103,9 @@ class _Refusals:
         (_Refusals.StatsTwice(), "bn: the module runs 2 times with the same weights (or running statistics)"),
         (_Refusals.Shared(), "a: the same module is also 'b'; a spec's rows each have their own weights"),
         (_Refusals.SpatialGate(), "the spec written for it does not check: multiply 'multiply': the body gives 1x8x8"),
+        (_Refusals.CopyOfARefusedOp(), "x.cumsum() is not an operation cnncalc imports"),
     ],
-    ids=["F.dropout", "broadcast add", "sigmoid_", "mul_", "running stats twice", "one module twice", "1xHxW gate"],
+    ids=["F.dropout", "broadcast add", "sigmoid_", "mul_", "stats twice", "one module twice", "1xHxW gate", "copy"],
 )
 def test_what_the_review_found_is_refused(model: nn.Module, said: str) -> None:
     lines = _problems(model, (3, 8, 8))
