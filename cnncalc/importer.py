@@ -333,10 +333,13 @@ class _Reader:
             if not op.inputs or not (op.inplace or any(e.get("inplace") for e in op.entries[:1])):
                 continue
             x = op.inputs[0]
-            later = [n for n, o in self.ops.items() if x in o.inputs and self.order[n] > self.order[node]]
+            # what reads the storage it writes into, as it was: x, or another tensor that is x's storage (a dropout
+            # or an identity at inference, a view), but not what the write makes (its result, and what is made of it)
+            before = {t for t in self.ops if self.storage(t) == self.storage(x) and node not in self.chain_of(t)}
+            later = [n for n, o in self.ops.items() if before & set(o.inputs) and self.order[n] > self.order[node]]
             self.order_bound |= any(x in o.inputs and self.order[n] < self.order[node] for n, o in self.ops.items())
             readers = list(dict.fromkeys(_describe(n) for n in later)) + (
-                ["the model's return"] if x in results else []
+                ["the model's return"] if before & set(results) else []
             )
             if readers:
                 written = "the input" if self.ops[x].what == "input" else _describe(x)
@@ -356,6 +359,26 @@ class _Reader:
                 self.problem(node, why)
         if self.problems:
             raise _Refused
+
+    def aliased(self, node: Any) -> Any:
+        """The node whose storage ``node``'s output is (the input of an operation in place, of an identity at
+        inference or of a view), or None: its values are its own."""
+        op = self.ops.get(node)
+        if op is None or not op.inputs:
+            return None
+        entry = op.entries[0] if op.entries else {}
+        shares = op.inplace or entry.get("inplace") or op.what in ("chunk", "part") or entry.get("kind") in _NO_VALUES
+        return op.inputs[0] if shares else None
+
+    def chain_of(self, node: Any) -> list[Any]:
+        """``node`` and each node whose storage it is, in turn."""
+        chain = [node]
+        while (up := self.aliased(chain[-1])) is not None:
+            chain.append(up)
+        return chain
+
+    def storage(self, node: Any) -> Any:
+        return self.chain_of(node)[-1]
 
     def results(self, output: Any) -> list[Any]:
         """The tensors the model returns, in order: one, or each of a tuple, a list or a dict (in the dict's
@@ -422,8 +445,34 @@ class _Reader:
                 todo.extend(self.ops[node].inputs)
             else:
                 self.problem(node, f"'{node.format_node()}' is not a tensor cnncalc can follow")
+        for node in self.gm.graph.nodes:
+            if node not in seen and self.unused(node):
+                shape = "x".join(map(str, _shape(node) or ()))
+                self.problem(
+                    node,
+                    f"{_describe(node)} computes {shape} values that nothing the model returns is computed from; a"
+                    " spec's rows are each read by a later row or returned, so it would leave them out in silence:"
+                    " remove it, or return it",
+                )
         if self.problems:
             raise _Refused
+
+    def unused(self, node: Any) -> bool:
+        """Whether ``node``, which no returned tensor is computed from, computes values of its own for nothing:
+        not written into its input (``relu_``, ``out += y``), not its input itself at inference (identity,
+        dropout) or a view of it, and not a module with parameters (:func:`_idle` says those, with their
+        count)."""
+        if node.op not in ("call_module", "call_function", "call_method") or _shape(node) is None:
+            return False  # the output, a placeholder, or no tensor (x.size(), torch._assert)
+        if node in self.same or (node.op == "call_module" and _holds_state(self.gm.get_submodule(str(node.target)))):
+            return False
+        op = self.ops.get(node)
+        if op is None:
+            return node in self.refused and not (_writes_in_place(node, self.gm) or _augmented(node))
+        entry = op.entries[0] if op.entries else {}
+        if op.inplace or entry.get("inplace"):
+            return False
+        return op.what in ("add", "cat", "mul") or entry.get("kind") not in (None, *_NO_VALUES)
 
     def tensor(self, arg: Any, node: Any) -> Any:
         arg = self.same.get(arg, arg)
@@ -1149,7 +1198,7 @@ class _Reader:
             self.last_ref = fork
             rows = self.entries(branch, prefix)
             last = rows[-1]
-            if last.get("kind") == "concat" and "branches" in last and "name" not in last:
+            if last.get("kind") == "concat" and isinstance(last.get("branches"), dict) and "name" not in last:
                 # a branch that ends in a concat of its own (Inception v3's 3x3 into 1x3 and 3x1): flat too
                 before = rows[-2].get("name") if len(rows) > 1 else fork
                 if before is None:
@@ -1159,7 +1208,7 @@ class _Reader:
                 rows[0] = {**rows[0], "from": fork}
             last = rows[-1]
             if "name" not in last:
-                if last.get("kind") not in KINDS and "from" not in last:  # a row, or a join of named rows
+                if not _one_row(last):  # a row, a join of named rows, or a copy
                     raise _Names(f"{'.'.join(prefix) or '(the model)'}: a branch ends in an unnamed structure")
                 # a row without parameters: any free name, after its kind as every row's
                 rows[-1] = last = {"kind": last["kind"], "name": f"{last['kind']}_branch{i + 1}", **last}
@@ -1333,6 +1382,10 @@ def _one_row(entry: dict[str, Any]) -> bool:
     return entry.get("kind") in KINDS or (entry.get("kind") in ("add", "concat", "multiply") and "from" in entry)
 
 
+#: Kinds whose row makes no values at inference: its input itself, or a view of it.
+_NO_VALUES = ("identity", "dropout", "stochastic_depth", "flatten")
+
+
 class _Names(Exception):
     """Rows that cannot be named as the model names them."""
 
@@ -1495,7 +1548,8 @@ def _idle(module: nn.Module, gm: fx.GraphModule, shape: tuple[int, ...], unread:
         held = sum(v.numel() for n, v in counts.items() if n == owner or n.startswith(owner + "."))
         what = type(module.get_submodule(owner)).__name__ if len(parts) > 1 else "a parameter"
         size = "x".join(map(str, shape))
-        if runs(owner, called):  # it runs, but no output is computed from what it gives
+        if any(c == owner or c.startswith(owner + ".") for c in called):  # it runs (or a module in it does), but
+            # no output is computed from what it gives
             out.append(
                 Problem(
                     f"{owner}: {what} holds {held:,} parameters whose output the model does not use on a {size}"

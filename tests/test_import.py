@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
+from written_models import programs
 
 from cnncalc import SpecError, analyze, from_torch, load_spec
 from cnncalc import torch_backend as tb
@@ -216,6 +217,28 @@ def test_a_random_spec_built_in_torch_imports_back_to_the_same_network(data: dic
         event("refused for a documented reason")
         return
     event(f"imported, {'with' if 'outputs' in data else 'without'} outputs")
+
+
+@settings(
+    max_examples=int(os.environ.get("CNNCALC_WRITTEN_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(made=programs())
+def test_a_model_written_in_python_imports_exactly_or_is_refused_in_lines(made: tuple[nn.Module, Any]) -> None:
+    """Random modules as a person writes them (tests/written_models.py: modules, functions, methods, joins, writes
+    in place, blocks, operations no kind describes): each imports into a spec that round-trips exactly, every
+    figure and output, or is refused with a line per problem; never another exception."""
+    model, shape = made
+    torch.manual_seed(0)
+    try:
+        round_trip(model, shape)
+    except SpecError as exc:
+        lines = [p.message for p in exc.problems]
+        assert lines and "(the model): cannot be imported" not in lines, lines
+        event("refused")
+        return
+    event("imported")
 
 
 # --- modules written here ----------------------------------------------------------------------------------
@@ -1263,3 +1286,65 @@ def test_an_add_in_place_into_the_shorter_side_stays_in_place() -> None:
     text = round_trip(IntoTheShorterSide(), (3, 8, 8))
     assert "body:\n      - {kind: conv2d, name: conv, out: 4, kernel: 1}\n    shortcut:\n      down:" in text, text
     assert "inplace: true" in text, text
+
+
+class _Written:
+    """Found by the property test of models written in Python (each imported otherwise before: a spec computing
+    other values, a dead computation left out in silence, a wrong reason, an internal error)."""
+
+    class WritesIntoADropoutsResult(nn.Module):
+        """A dropout at inference returns its input itself: the write into ``y`` changes the returned ``z`` (the
+        spec left the ReLU out and returned other values)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.drop = nn.Conv2d(3, 3, 1), nn.Dropout()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            z = self.drop(y)
+            torch.relu_(y)
+            return z
+
+    class DeadSigmoid(_AfterAConv):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            torch.sigmoid(y)  # computed for nothing: the spec cannot hold it, and left it out in silence
+            return y
+
+    class UnusedBlock(nn.Module):
+        """A block that runs but whose output nothing reads was said not to run."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.b = nn.Conv2d(3, 3, 1), _AfterAConv()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.b(x)
+            return self.c(x)
+
+    class CopyEndsABranch(_AfterAConv):
+        """A branch, no module holding it, that ends in a copy (torch.cat of one tensor): an internal error."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([torch.cat([torch.relu(x)], 1), self.c(x)], 1)
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        (_Written.WritesIntoADropoutsResult(), "relu_() writes in place into 'c', which the model's return reads"),
+        (_Written.DeadSigmoid(), "sigmoid() computes 1x3x4x4 values that nothing the model returns is computed from"),
+        (_Written.UnusedBlock(), "b: _AfterAConv holds 12 parameters whose output the model does not use"),
+    ],
+    ids=["a write into what a dropout returns", "a dead sigmoid", "an unused block"],
+)
+def test_what_written_models_found_is_refused(model: nn.Module, said: str) -> None:
+    lines = _problems(model, (3, 4, 4))
+    assert len(lines) == 1 and said in lines[0], lines
+
+
+def test_a_branch_that_ends_in_a_copy_imports() -> None:
+    torch.manual_seed(0)
+    text = round_trip(_Written.CopyEndsABranch(), (3, 4, 4))
+    assert "{kind: concat, name: concat_branch1, branches: [[]]}" in text, text
