@@ -24,6 +24,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain, count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -372,10 +373,10 @@ class _Reader:
 
     def chain_of(self, node: Any) -> list[Any]:
         """``node`` and each node whose storage it is, in turn."""
-        chain = [node]
-        while (up := self.aliased(chain[-1])) is not None:
-            chain.append(up)
-        return chain
+        links = [node]
+        while (up := self.aliased(links[-1])) is not None:
+            links.append(up)
+        return links
 
     def storage(self, node: Any) -> Any:
         return self.chain_of(node)[-1]
@@ -445,8 +446,9 @@ class _Reader:
                 todo.extend(self.ops[node].inputs)
             else:
                 self.problem(node, f"'{node.format_node()}' is not a tensor cnncalc can follow")
+        live = self.live()
         for node in self.gm.graph.nodes:
-            if node not in seen and self.unused(node):
+            if node not in live and self.unused(node):
                 shape = "x".join(map(str, _shape(node) or ()))
                 self.problem(
                     node,
@@ -457,6 +459,38 @@ class _Reader:
         if self.problems:
             raise _Refused
 
+    def live(self) -> set[Any]:
+        """What the model's return is computed from, in the traced graph itself (the operations a pattern read as
+        one row skips, a channel shuffle's view and transpose, are on the way), and what a write in place into a
+        tensor read after it there is computed from (``y.mul_(torch.sigmoid(x))`` on a returned ``y``)."""
+        nodes = list(self.gm.graph.nodes)
+        store = {n: self.storage(self.same.get(n, n)) for n in nodes}
+        live: set[Any] = set()
+        todo = [n for n in nodes if n.op == "output"]
+        while todo:
+            while todo:
+                node = todo.pop()
+                if node not in live:
+                    live.add(node)
+                    todo.extend(node.all_input_nodes)
+            last_read: dict[Any, int] = {}  # per storage, the last live operation (or the return) that reads it
+            for i, node in enumerate(nodes):
+                if node in live:
+                    for x in node.all_input_nodes:
+                        last_read[store[x]] = i
+            for i, node in enumerate(nodes):
+                into = node.args[0] if node not in live and node.args and hasattr(node.args[0], "op") else None
+                if into is not None and last_read.get(store[into], -1) > i and self.writes(node):
+                    todo.append(node)
+        return live
+
+    def writes(self, node: Any) -> bool:
+        """Whether ``node`` writes in place into its input (as read, or as traced where it was refused)."""
+        op = self.ops.get(node)
+        if op is not None:
+            return bool(op.inplace or any(e.get("inplace") for e in op.entries[:1]))
+        return node.op != "output" and (_writes_in_place(node, self.gm) or _augmented(node))
+
     def unused(self, node: Any) -> bool:
         """Whether ``node``, which no returned tensor is computed from, computes values of its own for nothing:
         not written into its input (``relu_``, ``out += y``), not its input itself at inference (identity,
@@ -466,13 +500,13 @@ class _Reader:
             return False  # the output, a placeholder, or no tensor (x.size(), torch._assert)
         if node in self.same or (node.op == "call_module" and _holds_state(self.gm.get_submodule(str(node.target)))):
             return False
+        if self.writes(node):
+            return False
         op = self.ops.get(node)
         if op is None:
-            return node in self.refused and not (_writes_in_place(node, self.gm) or _augmented(node))
-        entry = op.entries[0] if op.entries else {}
-        if op.inplace or entry.get("inplace"):
-            return False
-        return op.what in ("add", "cat", "mul") or entry.get("kind") not in (None, *_NO_VALUES)
+            return node in self.refused
+        kind = op.entries[0].get("kind") if op.entries else None
+        return op.what in ("add", "cat", "mul") or kind not in (None, *_NO_VALUES)
 
     def tensor(self, arg: Any, node: Any) -> Any:
         arg = self.same.get(arg, arg)
@@ -1112,7 +1146,7 @@ class _Reader:
             taken = {p[-1] for p in self.known if p[:-1] == at}
             taken |= {n for n, _ in self.root.get_submodule(".".join(at)).named_children()}
             base = str(entry["kind"])
-            name = next(n for n in (base, *(f"{base}_{i}" for i in range(2, 10**6))) if n not in taken)
+            name = _free(base, taken)
             rest = {k: v for k, v in entry.items() if k != "kind"}
             entry.clear()
             entry.update({"kind": base, "name": name, **rest})
@@ -1232,7 +1266,7 @@ class _Reader:
             else:
                 # a name no other branch of this block takes (DenseNet's block has one identity per layer)
                 taken = self.empty_names.setdefault(prefix, set())
-                name = next(n for n in ("identity", *(f"identity_{i}" for i in range(2, 10**6))) if n not in taken)
+                name = _free("identity", taken)
                 taken.add(name)
                 branches[name] = []
         sections = {"sections": item.sections} if item.sections else {}
@@ -1380,6 +1414,11 @@ def _one_row(entry: dict[str, Any]) -> bool:
         branches = entry["branches"]
         return entry.get("kind") == "concat" and not any(branches.values() if isinstance(branches, dict) else branches)
     return entry.get("kind") in KINDS or (entry.get("kind") in ("add", "concat", "multiply") and "from" in entry)
+
+
+def _free(base: str, taken: set[str]) -> str:
+    """``base``, or the first of ``base_2``, ``base_3`` ... that ``taken`` lacks."""
+    return next(n for n in chain([base], (f"{base}_{i}" for i in count(2))) if n not in taken)
 
 
 #: Kinds whose row makes no values at inference: its input itself, or a view of it.
