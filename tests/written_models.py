@@ -2,7 +2,8 @@
 
 A :class:`Program` runs a list of steps over a list of tensors (its registers): modules (convs, norms, pools,
 ReLUs in place or not, dropout, an identity, a nested program as a block), functions and methods (``torch.relu``,
-``F.relu(inplace=True)``, ``x.relu_()``, sigmoid, tanh, a mean, an interpolation), joins (``torch.cat``, ``+``,
+``F.relu(inplace=True)``, ``x.relu_()``, sigmoid, tanh, a mean, an interpolation), a squeeze-and-excitation gate,
+a flatten-and-linear head, joins (``torch.cat``, ``+``,
 ``+=``, ``add_``, ``*``), ``torch.cat`` of one tensor, ``chunk``, and operations no kind describes (``cumsum``, a
 product with a number). Every choice that depends on a shape is made once, at construction, on a run of zeros,
 so that ``forward`` is straight-line code torch.fx traces.
@@ -20,7 +21,7 @@ from torch import nn
 OPS = (
     "conv1", "conv3", "conv_s2", "bn", "relu_module", "relu_module_inplace", "maxpool", "avgpool", "dropout",
     "identity", "block", "torch_relu", "f_relu_inplace", "relu_", "sigmoid", "tanh", "mean", "interpolate",
-    "cat", "cat_one", "chunk", "add", "iadd", "add_", "mul",
+    "cat", "cat_one", "chunk", "add", "iadd", "add_", "mul", "gate", "head",
 )  # fmt: skip
 #: Operations no kind describes: drawn now and then, so that most programs import.
 REFUSED = ("cumsum", "times_two")
@@ -42,6 +43,8 @@ class Program(nn.Module):
                 op = "add_"
             # mostly the last tensor, as code reads (what no output is computed from is refused)
             a = len(regs) - 1 if draw(st.sampled_from([True, True, False])) else draw(st.integers(0, len(regs) - 1))
+            if regs[a].dim() != 4:
+                continue  # a head's features: what follows reads planes
             c, h = regs[a].shape[1], regs[a].shape[2]
             args: tuple[int, ...] = (a,)
             module = self.module(draw, op, c, h, depth)
@@ -77,6 +80,8 @@ class Program(nn.Module):
             "dropout": lambda: nn.Dropout(0.5),
             "identity": nn.Identity,
             "block": lambda: Program(draw, c, h, depth + 1),
+            "gate": lambda: Gate(c),
+            "head": lambda: Head(c, h, out),
         }
         return made[op]() if op in made else None
 
@@ -116,6 +121,28 @@ class Program(nn.Module):
             regs += self.run(op, [regs[j] for j in args], getattr(self, name) if name else None)
         outs = [regs[j] for j in self.outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class Gate(nn.Module):
+    """Squeeze-and-excitation: ``x * sigmoid(conv(mean(x)))``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
+
+class Head(nn.Module):
+    """A classifier: flatten, then a linear layer; its N x F output ends the program's planes."""
+
+    def __init__(self, c: int, h: int, out: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(c * h * h, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1))
 
 
 @st.composite
