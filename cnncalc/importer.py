@@ -330,13 +330,14 @@ class _Reader:
         """An operation in place (``relu(inplace=True)``, ``x.add_(y)``) whose input another operation reads after
         it, or the model returns, changes what that one reads; a spec's rows read what their inputs' rows give, and
         its build may run them in another order: refused, not written with other values."""
+        store = {t: self.storage(t) for t in self.ops}
         for node, op in self.ops.items():
-            if not op.inputs or not (op.inplace or any(e.get("inplace") for e in op.entries[:1])):
+            if not op.inputs or not self.writes(node):
                 continue
             x = op.inputs[0]
             # what reads the storage it writes into, as it was: x, or another tensor that is x's storage (a dropout
             # or an identity at inference, a view), but not what the write makes (its result, and what is made of it)
-            before = {t for t in self.ops if self.storage(t) == self.storage(x) and node not in self.chain_of(t)}
+            before = {t for t in self.ops if store[t] == store[x] and node not in self.chain_of(t)}
             later = [n for n, o in self.ops.items() if before & set(o.inputs) and self.order[n] > self.order[node]]
             self.order_bound |= any(x in o.inputs and self.order[n] < self.order[node] for n, o in self.ops.items())
             readers = list(dict.fromkeys(_describe(n) for n in later)) + (
@@ -353,7 +354,7 @@ class _Reader:
         # returned: its result may be read by nothing, but the write is (it was left out in silence)
         for node, why in self.refused.items():
             into: Any = self.same.get(node.args[0], node.args[0]) if node.args else None
-            if not _writes_in_place(node, self.gm) or not hasattr(into, "op"):
+            if not self.writes(node) or not hasattr(into, "op"):
                 continue
             after = [u for u in into.users if u is not node and self.order.get(u, -1) > self.order.get(node, -1)]
             if into in results or after:
@@ -367,8 +368,8 @@ class _Reader:
         op = self.ops.get(node)
         if op is None or not op.inputs:
             return None
-        entry = op.entries[0] if op.entries else {}
-        shares = op.inplace or entry.get("inplace") or op.what in ("chunk", "part") or entry.get("kind") in _NO_VALUES
+        kind = op.entries[0].get("kind") if op.entries else None
+        shares = self.writes(node) or op.what in ("chunk", "part") or kind in _NO_VALUES
         return op.inputs[0] if shares else None
 
     def chain_of(self, node: Any) -> list[Any]:
@@ -449,10 +450,9 @@ class _Reader:
         live = self.live()
         for node in self.gm.graph.nodes:
             if node not in live and self.unused(node):
-                shape = "x".join(map(str, _shape(node) or ()))
                 self.problem(
                     node,
-                    f"{_describe(node)} computes {shape} values that nothing the model returns is computed from; a"
+                    f"{_describe(node)} computes {fmt(_shape(node) or ())} values that nothing the model returns is computed from; a"
                     " spec's rows are each read by a later row or returned, so it would leave them out in silence:"
                     " remove it, or return it",
                 )
@@ -899,16 +899,21 @@ class _Reader:
             before = node
         return items
 
+    def chunk_sizes(self, chunk: Any) -> list[int]:
+        """The channels of each part ``torch.chunk`` gives: ceil(C / chunks) each, the last the rest (fewer parts
+        than asked where C is small)."""
+        channels = (self.plane(self.ops[chunk].inputs[0]) or (0, 0))[1]  # N x C x ...
+        asked = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
+        size = -(-channels // asked) if channels and asked else 0
+        return [min(size, channels - start) for start in range(0, channels, size)] if size else []
+
     def part_slice(self, node: Any) -> _Op:
         """A part of a chunk as the row that makes it: a ``slice`` of the chunk's input."""
         op = self.ops[node]
-        chunk = op.inputs[0]
-        x = self.ops[chunk].inputs[0]
-        parts = int(chunk.kwargs.get("chunks", chunk.args[1] if len(chunk.args) > 1 else 0))
-        channels = (self.plane(x) or (0, 0))[1]
-        size = -(-channels // parts)  # torch.chunk's: all of ceil(C / n) channels, but the last
-        part = {"kind": "slice", "start": op.index * size, "stop": min(channels, (op.index + 1) * size)}
-        return _Op("entry", [x], [part], op.scope)
+        sizes = self.chunk_sizes(op.inputs[0])
+        start = sum(sizes[: op.index])
+        part = {"kind": "slice", "start": start, "stop": start + sizes[op.index]}
+        return _Op("entry", [self.ops[op.inputs[0]].inputs[0]], [part], op.scope)
 
     def emit(self, node: Any) -> None:
         if node in self.emitted:
@@ -946,18 +951,16 @@ class _Reader:
             parts = [b[0].index if b and isinstance(b[0], _Part) else None for b in branches]
             if op.what != "cat" or parts != list(range(len(branches))):
                 raise _Refused  # the parts of a chunk joined out of order or otherwise
-            channels = (self.plane(self.ops[fork].inputs[0]) or (0, 0))[1]  # N x C x ...
-            asked = int(fork.kwargs.get("chunks", fork.args[1] if len(fork.args) > 1 else len(branches)))
-            size = -(-channels // asked) if channels else 0  # torch.chunk's part: ceil(C / chunks)
-            sizes = [min(size, channels - i * size) for i in range(len(branches))]
-            uneven = bool(channels) and len(set(sizes)) > 1  # torch.chunk's: ceil(C / n) each, the last the rest
+            sizes = self.chunk_sizes(fork)
+            if len(sizes) != len(branches):
+                raise _Refused  # some of the parts joined: written flat, each a slice
             return _Struct(
                 "split",
                 [b[1:] for b in branches],
                 scope,
                 node=node,
                 fork=fork,
-                sections=sizes if uneven else None,
+                sections=sizes if len(set(sizes)) > 1 else None,
                 parts=[b[0].node for b in branches],
             )
         branches = [self.chain(fork, i) for i in op.inputs]
