@@ -497,7 +497,7 @@ def import_command(
             "-i",
             metavar="CxHxW",
             callback=check_input,
-            help="The input the model is traced on, e.g. 3x224x224.",
+            help="The input the model runs on once, e.g. 3x224x224.",
         ),
     ],
     output: Annotated[
@@ -511,9 +511,9 @@ def import_command(
         str | None, typer.Option("--name", metavar="TEXT", help="The spec's name (default: TARGET's).")
     ] = None,
 ) -> None:
-    """Write the spec of a PyTorch model, traced with torch.fx, named as its modules (its state_dict loads).
+    """Write the spec of a PyTorch model, run once at the input, named as its modules (its state_dict loads).
 
-    Anything the spec cannot say exactly is an error, one line each, and nothing is written.
+    Anything the spec cannot say exactly is an error, one line each, and nothing is written; a module whose parameters do not run at the input is left out, a warning line each.
 
     Example: cnncalc import torchvision:resnet50 --input 3x224x224 -o resnet50.yaml
     """

@@ -117,12 +117,6 @@ class Crop(nn.Module):
         return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
 
 
-def _tracing() -> bool:
-    """Whether torch.fx is tracing this call (``cnncalc import`` reading a built spec back)."""
-    symbolic = torch.fx._symbolic_trace
-    return bool(getattr(symbolic, "is_fx_symbolic_tracing", symbolic.is_fx_tracing)())  # the first says no warning
-
-
 class Lends(nn.Module):
     """A row module that puts something else than itself under the row's name in the module tree.
 
@@ -156,8 +150,7 @@ class ChannelsLast(Lends):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.inner(x.permute(0, 2, 3, 1))
         if self.after is not None:
-            # not in the tree either: torch.fx traces through it (to the function it calls)
-            out = (self.after.forward if _tracing() else self.after)(out)
+            out = self.after(out)
         return out.permute(0, 3, 1, 2)
 
 
@@ -253,12 +246,8 @@ class SpecModule(nn.Module):
 
     def run(self, x: torch.Tensor, each: Callable[[int, nn.Module, torch.Tensor], None] | None = None) -> Any:
         env = {0: x}
-        tracing = _tracing()
         for index, _, module, inputs in self.steps:
-            # torch.fx records a call of a module by its place in the tree, where a Lends is not: it traces through
-            # one instead, to what it lends (``cnncalc import`` reads a built spec back)
-            run = module.forward if tracing and isinstance(module, Lends) else module
-            out = run(*(env[i] for i in inputs))
+            out = module(*(env[i] for i in inputs))
             if each is not None:
                 each(index, module, out)
             env[index] = out

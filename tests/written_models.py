@@ -6,7 +6,7 @@ ReLUs in place or not, dropout, an identity, a nested program as a block), funct
 a flatten-and-linear head, joins (``torch.cat``, ``+``,
 ``+=``, ``add_``, ``*``), ``torch.cat`` of one tensor, ``chunk``, and operations no kind describes (``cumsum``, a
 product with a number). Every choice that depends on a shape is made once, at construction, on a run of zeros,
-so that ``forward`` is straight-line code torch.fx traces.
+so that ``forward`` is straight-line code.
 """
 
 from __future__ import annotations
@@ -37,10 +37,6 @@ class Program(nn.Module):
         for i in range(draw(st.integers(1, 6))):
             ops = OPS if depth == 0 else tuple(o for o in OPS if o != "block")
             op = draw(st.sampled_from(REFUSED if draw(st.sampled_from([False] * 9 + [True])) else ops))
-            if op == "iadd" and self.steps and self.steps[-1][0] == "iadd":
-                # two += in a row come from one line here: the importer, reading the source for +=, takes only a
-                # line's last add for the one in place (docs/import.md)
-                op = "add_"
             # mostly the last tensor, as code reads (what no output is computed from is refused)
             a = len(regs) - 1 if draw(st.sampled_from([True, True, False])) else draw(st.integers(0, len(regs) - 1))
             if regs[a].dim() != 4:

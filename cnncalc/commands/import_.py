@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
 from ..errors import Problem, SpecError
 from ..machine import out_of_memory, within_free_memory
 from . import common
@@ -121,6 +123,7 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
         common.refuse(NO_TORCH)
     from ..importer import from_torch
 
+    said: list[Problem] = []
     try:
         # what it does, on stderr where that is a terminal (a big model takes a while); stdout stays the spec,
         # whatever the model's own code prints while it is built and run
@@ -132,13 +135,18 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
                 def progress(what: str, done: int, total: int) -> None:
                     step(f"importing {target}: [{done + 1}/{total}] {what}")
 
-                spec = from_torch(model, shape, name=name or target.rpartition(":")[2], progress=progress)
+                spec = from_torch(
+                    model, shape, name=name or target.rpartition(":")[2], progress=progress, warnings=said
+                )
     except SpecError as exc:
         common.fail(exc.problems)
     except (MemoryError, RuntimeError) as exc:
         if not out_of_memory(exc):
             raise
         common.fail([Problem(f"{target}: building or running it needs more memory than this machine has free")])
+    err = common.console(stderr=True)
+    for w in said:  # what the spec leaves out (the spec's notes say it too)
+        err.print(Text(w.warning_line(), style="yellow"), soft_wrap=True)
     text = spec.to_yaml()
     if output is None:
         common.out(text.rstrip("\n"))
