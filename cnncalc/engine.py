@@ -125,6 +125,11 @@ class _Tensor(NamedTuple):
     channels_last: bool = False  # its memory layout in PyTorch (RowKind.layout)
 
 
+#: ``from: in`` reads the input of the block the entry is in (the network's input at the top): a block's branches
+#: written flat read it so, whatever the block's use follows. No PyTorch module can be named ``in`` (a keyword).
+BLOCK_INPUT = "in"
+
+
 @dataclass
 class _Scope:
     """The names of one block's rows: auto names are numbered per kind, and every name is unique."""
@@ -132,6 +137,8 @@ class _Scope:
     block: tuple[str, ...]
     taken: set[str] = field(default_factory=set)
     counters: Counter[str] = field(default_factory=Counter)
+    #: what came into the block: ``from: in`` reads it
+    start: _Tensor | None = None
 
     def child(self, name: str) -> _Scope:
         return _Scope((*self.block, name))
@@ -252,6 +259,9 @@ class _Walker:
 
     def source(self, ref: str, path: Path, scope: _Scope) -> _Tensor:
         """The tensor a name reads: a row's or a finished block's output, looked up from ``scope`` outwards."""
+        if ref == BLOCK_INPUT:
+            assert scope.start is not None  # set as the block's first entry begins
+            return scope.start
         parts = tuple(ref.split("."))
         for k in range(len(scope.block), -1, -1):
             where = (*scope.block[:k], *parts)
@@ -311,6 +321,8 @@ class _Walker:
         if self.depth >= MAX_DEPTH and items:
             self.fail(f"structures and block uses nest more than {MAX_DEPTH} deep", items[0][1])
         self.depth += 1
+        if scope.start is None:
+            scope.start = x
         try:
             self.reserve(items, scope)
             for entry, path in items:
@@ -334,6 +346,12 @@ class _Walker:
 
     def claim(self, scope: _Scope, name: str, path: Path) -> None:
         """Take ``name`` in ``scope``: every row and block of a block has its own name."""
+        if name == BLOCK_INPUT:
+            self.fail(
+                f"name '{name}' is what 'from: {name}' reads (the input of the block an entry is in); name it otherwise",
+                path,
+                at_key=path[-1:] != ("name",),
+            )
         if name in scope.taken:
             where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
             self.fail(f"name '{name}' is used more than once{where}", path, at_key=path[-1:] != ("name",))

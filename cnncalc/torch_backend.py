@@ -180,13 +180,16 @@ class LentParameter(Lends):
 
 
 class LayerScaleModule(LentParameter):
-    """Its input times a learnable factor per channel (C x 1 x 1 on a plane), as ``layer_scale * x``."""
+    """Its input times a learnable factor per channel (C x 1 x 1 on a plane), as ``layer_scale * x``; the factors
+    held as ``shape`` (C x 1 x 1, or C as timm's ``gamma``) and viewed as ``view`` to multiply."""
 
-    def __init__(self, shape: tuple[int, ...], init: float) -> None:
+    def __init__(self, shape: tuple[int, ...], init: float, view: tuple[int, ...] | None = None) -> None:
         super().__init__(nn.Parameter(torch.full(shape, init)))
+        self.view = view or shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.parameter * x
+        factors = self.parameter
+        return (factors if tuple(factors.shape) == self.view else factors.view(self.view)) * x
 
 
 class StochasticDepth(nn.Module):

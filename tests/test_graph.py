@@ -316,6 +316,12 @@ GRAPH_ERRORS = [
         "'s' is the block this entry is in: its output is not made yet",
     ),
     (
+        "a row named in",
+        [conv(4, 1, name="in")],
+        [4, 8, 8],
+        "name 'in' is what 'from: in' reads (the input of the block an entry is in); name it otherwise",
+    ),
+    (
         "a row nobody reads",
         [conv(4, 1, name="a"), conv(4, 1, name="b", **{"from": "input"})],
         [4, 8, 8],
@@ -598,6 +604,32 @@ def test_peak_memory_is_the_running_sum_of_what_is_alive(data: dict[str, Any], b
     except SpecError:
         return
     assert report.peak_activation_bytes == _peak_reference(report.rows, 4, batch, report.outputs)
+
+
+def test_from_in_reads_what_came_into_the_block_at_every_use() -> None:
+    """Branches written flat in a block read its input as ``in``, so one block serves every use (an Inception
+    block after any other)."""
+    block = {
+        "layers": [
+            conv(2, 1, name="a"),
+            conv(3, 3, name="b", **{"from": "in", "padding": 1}),
+            {"kind": "concat", "from": ["a", "b"]},
+        ]
+    }
+    layers = [conv(4, 1, name="stem"), {"use": "inc", "name": "i1"}, {"use": "inc", "name": "i2"}]
+    report = analyze(spec_of(layers, [3, 8, 8], blocks={"inc": block}))
+    rows = {r.name: r for r in report.rows}
+    assert rows["i1.b"].inputs == (rows["stem"].index,) and rows["i1.b"].input_shape == (4, 8, 8)
+    last = report.rows[rows["i2.a"].index - 1]  # the first use's concat
+    assert rows["i2.b"].inputs == rows["i2.a"].inputs == (last.index,) and last.name.startswith("i1.")
+    assert rows["i2.b"].input_shape == (5, 8, 8)
+    # at the top, the network's input
+    top = analyze(
+        spec_of(
+            [conv(2, 1, name="a"), {"kind": "relu", "from": "in"}, {"kind": "add", "from": ["a", "relu1"]}], [2, 4, 4]
+        )
+    )
+    assert top.rows[2].inputs == (0,)
 
 
 def test_a_wide_concat_is_linear() -> None:

@@ -95,7 +95,7 @@ SAYS: dict[str, list[str]] = {
         "outputs: [upsample, upsample_2]\n",
     ],
     "lraspp_mobilenet_v3_large": [
-        "        name: scale\n        from: backbone\n",
+        "        name: scale\n        from: in\n",  # the classifier's own input, the backbone's output
         "      - {kind: multiply, from: [cbr, scale]}\n",
         "      - {kind: conv2d, name: low_classifier, from: backbone.4, out: 21, kernel: 1, bias: true}\n",
         "      - {kind: add, from: [low_classifier, high_classifier]}\n",
@@ -1061,7 +1061,7 @@ class DropoutWithItsMode(_AfterAConv):
 @pytest.mark.parametrize(
     ("model", "said"),
     [
-        (StaleFork(), "from: relu"),
+        (StaleFork(), "- {kind: conv2d, name: c2, out: 2, kernel: 3, padding: 1, from: in}"),
         (Downsampled(5), "shortcut:\n          downsample:"),
         (Downsampled(4), "shortcut: auto"),
         (DropoutWithItsMode(), "  - {kind: conv2d, name: c, out: 3, kernel: 1}\n"),
@@ -1260,7 +1260,7 @@ class _Bare:
         (_Bare.TopLevel(), 3, "  - {kind: conv2d, name: proj, from: input, out: 4, kernel: 1, stride: 2}\n"
          "  - {kind: batchnorm2d, name: bn}\n  - {kind: add, from: [c2, bn]}\n  - relu"),
         (_Bare.InABlock(), 3, "    name: b\n    layers:\n      - {kind: conv2d, name: c1, out: 4, kernel: 3, padding: 1}\n"
-         "      - {kind: conv2d, name: proj, from: stem, out: 4, kernel: 1}\n      - {kind: add, from: [c1, proj]"),
+         "      - {kind: conv2d, name: proj, from: in, out: 4, kernel: 1}\n      - {kind: add, from: [c1, proj]"),
         (_Bare.PooledShortcut(), 3, "{kind: add, from: [body, bn]}"),
         (_Bare.ChunkOfLeaves(), 3, "  - {kind: slice, stop: 4}\n  - {kind: conv2d, name: a,"),
         (_Bare.UnequalChunkOfALeaf(), 5, "{kind: slice, name: slice_branch2, start: 3, stop: 5, from: input}"),

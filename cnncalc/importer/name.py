@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..engine import BLOCK_INPUT
 from ..fields import INPLACE_ACTIVATIONS
 from ..layers import KINDS
 from .graph import (
@@ -28,6 +29,7 @@ from .graph import (
     Unreturned,
     describe,
     free,
+    holds_state,
     scope_of,
 )
 from .nest import part_slice
@@ -43,6 +45,10 @@ class Namer:
         self.paths: dict[Any, list[tuple[str, ...]]] = {}  # where the spec holds a node's tensor (rows, blocks)
         self.known: set[tuple[str, ...]] = {("input",)}  # every name the spec has made so far
         self.unnamed: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}  # rows a name can be given
+        #: the node each block (by its path) starts from: ``from: in`` reads it
+        self.block_in: dict[tuple[str, ...], Any] = {}
+        #: every module's path: a name a row or block will take
+        self.tree = {tuple(n.split(".")) for n, _ in g.root.named_modules() if n}
         start = next(n for n, op in self.g.ops.items() if op.what == "input")
         self.paths[start] = [("input",)]
 
@@ -56,14 +62,6 @@ class Namer:
             if node not in self.paths and node not in self.unnamed:
                 raise Unreturned(node)
         return layers, [self.ref(node, ()) for node in results]
-
-    def forget_names(self) -> None:
-        """Forget the rows written, to write them again (flat)."""
-        self.paths.clear()
-        self.known = {("input",)}
-        self.unnamed.clear()
-        self.empty_names.clear()
-        self.last_ref = "input"
 
     def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         items = self.spliced(list(items), prefix)
@@ -82,11 +80,35 @@ class Namer:
                         f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
                     )
                 groups.add(head)
-                cls = type(self.g.root.get_submodule(".".join((*prefix, head)))).__name__
-                layers = self.entries(items[i:j], (*prefix, head))
+                module = self.g.root.get_submodule(".".join((*prefix, head)))
+                cls = type(module).__name__
+                # the block reads what its first row reads: by name where that is not the row before it
+                reads = getattr(items[i], "reads", None)
+                block_from = self.ref(reads, prefix) if reads is not None else None
+                inner = list(items[i:j])
+                if reads is not None:
+                    inner[0] = replace(inner[0], reads=None)
+                self.block_in[(*prefix, head)] = reads if reads is not None else self.input_of(items[i])
+                layers = self.entries(inner, (*prefix, head))
+                if (
+                    len(layers) == 1
+                    and "name" not in layers[0]
+                    and layers[0]["kind"] in KINDS
+                    and not holds_state(module)
+                ):
+                    # a module of one row without state (timm's GELU, which calls F.gelu): that row, named after it
+                    row = layers[0]
+                    kind, rest = row["kind"], {k: v for k, v in row.items() if k != "kind"}
+                    row.clear()
+                    row.update({"kind": kind, "name": head, **({"from": block_from} if block_from else {}), **rest})
+                    out.append(row)
+                    self.made(self.node_of(items[j - 1]), (*prefix, head))
+                    self.last_ref = head
+                    i = j
+                    continue
                 group: dict[str, Any] = {"kind": "sequential", "name": head}
-                if layers and isinstance(layers[0].get("from"), str):  # the block reads what its first row reads
-                    group["from"] = layers[0].pop("from")  # (a join's names stay its own: a block reads one input)
+                if block_from is not None:
+                    group["from"] = block_from
                 out.append({**group, "layers": layers, CLASS: cls, IN: self.in_channels(items[i])})
                 self.made(self.node_of(items[j - 1]), (*prefix, head))
                 self.last_ref = head
@@ -211,6 +233,8 @@ class Namer:
             entry.clear()
             entry.update({"kind": base, "name": name, **rest})
             self.made(node, at, entry)
+        if prefix and self.block_in.get(prefix) is node:
+            return BLOCK_INPUT  # what came into the block: the same name in every use of it
         if node not in self.paths:
             if node in self.g.ops and self.g.ops[node].what in ("add", "mul"):
                 # a residual's add or a product, nested, has no row of its own to read by name: written flat,
@@ -224,7 +248,9 @@ class Namer:
             k += 1
         for j in range(k, -1, -1):  # a name found nearer the reader would hide it: then a longer one
             parts = target[j:]
-            if not any((*prefix[:m], *parts) in self.known for m in range(j + 1, len(prefix) + 1)):
+            # (a module's name there too: its rows, written after this one, take it)
+            nearer = ((*prefix[:m], *parts) for m in range(j + 1, len(prefix) + 1))
+            if not any(p in self.known or p in self.tree for p in nearer):
                 return ".".join(parts)
         raise Names(f"{'.'.join(target)}: no name reads it from {'.'.join(prefix) or 'the top'}")
 
@@ -347,7 +373,19 @@ class Namer:
             )
         (head,) = heads
         assert head is not None
+        self.block_in[(*prefix, head)] = self.input_of(items[0])
         return {head: self.entries(items, (*prefix, head))}
+
+    def input_of(self, item: Any) -> Any:
+        """The node an item reads (a block starting with it reads it): its input, or its structure's fork."""
+        if isinstance(item, Leaf):
+            return item.reads if item.reads is not None else item.op.inputs[0]
+        if isinstance(item, Struct):
+            x = item.reads if item.reads is not None else item.fork
+            if x in self.g.ops and self.g.ops[x].what == "chunk":
+                x = self.g.ops[x].inputs[0]  # a split's parts come from the chunk's input
+            return x
+        return None
 
     def modules(self, items: Sequence[Any]) -> list[str]:
         """The modules ``items`` run, by qualified name."""

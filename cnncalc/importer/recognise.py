@@ -245,6 +245,30 @@ class Recogniser:
                 for item in self.items[node][1:]:
                     g.refused[item] = f"the {item.args[1] + 1}. result of {describe(node)}, which cnncalc does not read"
                     g.explained.add(item)
+        self.out_of_rows()
+
+    def out_of_rows(self) -> None:
+        """What runs inside a module that is a row itself (timm's ``BatchNormAct2d`` normalises with its own weight,
+        then runs its ``act``; ``Conv2dSame`` pads, then convolves with its own weight) is written beside that row,
+        unnamed: the row takes the module's name, and a block of the same name cannot hold the rest."""
+        g = self.graph
+        rows = {
+            tuple(op.module.split(".")) for op in g.ops.values() if op.module is not None and g.has_params(op.module)
+        }
+        if not rows:
+            return
+        for op in g.ops.values():
+            module = tuple(op.module.split(".")) if op.module is not None else None
+            if module in rows:
+                continue
+            inside = [r for r in rows if op.scope[: len(r)] == r]
+            if not inside:
+                continue
+            row = min(inside, key=len)
+            if op.module is not None and g.has_params(op.module):
+                continue  # a row of its own inside another's module: refused when named (its names cannot load)
+            op.scope = row[:-1]
+            op.module = None
 
     def whole_modules(self) -> None:
         """The modules a kind describes, each one row (the outermost, where one is in another)."""
@@ -333,6 +357,9 @@ class Recogniser:
                 f"module '{name}' ({type(node.module).__name__}) on a {fmt(shape[1:])} input"
                 f" does not compute what {found['kind']} does"
             )
+        if found["kind"] == "identity":
+            self.alias(node, node.args[0])  # nn.Identity, as timm holds one for every option left out: no row
+            return None
         g.calls[name] = g.calls.get(name, 0) + 1
         path = tuple(name.split("."))
         return Op("entry", [x], [found], path[:-1], name)
@@ -624,29 +651,29 @@ class Recogniser:
         params = [p for p in pair if p.op == "param" or p in self.param_views]
         if len(params) != 1 or node.writes:
             raise Refused(f"{describe(node)} of two tensors read directly, not through modules")
-        (param,) = params
-        x = self.tensor(pair[1] if pair[0] is param else pair[0], node)
-        if param in self.param_views:
-            param = self.param_views[param][0]  # a view of it: the shape the product broadcasts is checked below
+        (read,) = params
+        x = self.tensor(pair[1] if pair[0] is read else pair[0], node)
+        param = self.param_views[read][0] if read in self.param_views else read  # (a view of it: ``gamma.view``)
         name = str(param.target)
         value = param.value
-        assert value is not None
+        assert value is not None and read.shape is not None
         shape = self.shape(x) or ()
         factors = (shape[1], *(1 for _ in shape[2:])) if len(shape) > 1 else ()
-        if value.numel() != (factors[0] if factors else -1) or node.shape != self.shape(x):
+        # what the product sees must be one factor per channel, broadcast over the rest (N x C x 1 x 1 or C x 1 x 1)
+        seen = tuple(read.shape[1:]) if len(read.shape) == len(shape) and read.shape[0] == 1 else tuple(read.shape)
+        if not factors or seen != factors or value.numel() != factors[0] or node.shape != shape:
             self.graph.explained.add(param)
             raise Refused(
                 f"{describe(node)}: the parameter '{name}' of shape {list(value.shape)} times a tensor of"
                 f" {list(shape)[1:]}; cnncalc's layer_scale is one factor per channel"
             )
-        if tuple(value.shape) != factors and not (tuple(value.shape) == (factors[0],) and len(shape) == 2):
-            # a view of the factors (``gamma.view(1, -1, 1, 1)``) computes as the factors of the row's own shape,
-            # but the state_dict holds the parameter's: the row's module keeps the parameter's shape
+        if tuple(value.shape) not in (factors, (factors[0],)):
             raise Refused(
                 f"{describe(node)}: the parameter '{name}' of shape {list(value.shape)} is read as"
-                f" {list(factors)}; cnncalc's layer_scale holds C x 1 x 1 factors"
+                f" {list(factors)}; cnncalc's layer_scale holds C x 1 x 1 factors, or C"
             )
-        module = LayerScaleModule(tuple(value.shape), 0.0)
+        # factors held as C and viewed as C x 1 x 1 (timm's ``x.mul(self.gamma.reshape(1, -1, 1, 1))``)
+        module = LayerScaleModule(tuple(value.shape), 0.0, factors)
         with torch.no_grad():
             module.parameter.copy_(value)
         found = entry_for(module)

@@ -85,6 +85,9 @@ class LayerScale(Layer):
 
     kind: Literal["layer_scale"]
     init: float = Field(1e-6, description="The factors' initial value.")
+    vector: StrictBool = Field(
+        False, description="The factors held as a vector of C, viewed as C x 1 x 1 to multiply (timm's gamma)."
+    )
 
 
 class LRN(Layer):
@@ -401,8 +404,14 @@ class LayerScaleKind(Kind[LayerScale]):
     prefix = "layer_scale"
     moves_data = True
     input = "any"
-    fields_doc = "`init` (1e-6); its input times a learnable factor per channel, held by the enclosing module"
-    pytorch_doc = "a parameter `<name>` (C x 1 x 1, or C) of the enclosing module, as ConvNeXt's block holds it"
+    fields_doc = (
+        "`init` (1e-6), `vector` (false: held as C x 1 x 1); its input times a learnable factor per channel, held"
+        " by the enclosing module"
+    )
+    pytorch_doc = (
+        "a parameter `<name>` (C x 1 x 1, or C) of the enclosing module, as ConvNeXt's block holds it (timm's"
+        " `gamma`: C, viewed as C x 1 x 1)"
+    )
 
     def rule(self, ctx: Ctx, layer: LayerScale) -> Out:
         return Out(shape=ctx.shape, detail=f"init {layer.init:g}", weights=ctx.shape[0], activations=prod(ctx.shape))
@@ -413,7 +422,8 @@ class LayerScaleKind(Kind[LayerScale]):
     def torch_module(self, layer: LayerScale, shape: Shape) -> nn.Module:
         from ..torch_backend import LayerScaleModule
 
-        return LayerScaleModule((shape[0], *(1 for _ in shape[1:])), layer.init)
+        factors = (shape[0], *(1 for _ in shape[1:]))
+        return LayerScaleModule((shape[0],) if layer.vector else factors, layer.init, factors)
 
     def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
         from ..torch_backend import LayerScaleModule
@@ -423,13 +433,14 @@ class LayerScaleKind(Kind[LayerScale]):
         import torch
 
         factors: Any = module.parameter
+        vector = {"vector": True} if factors.dim() == 1 and module.view != tuple(factors.shape) else {}
         values = factors.detach().flatten().unique()
         if values.numel() != 1:
-            return entry(self.name)  # trained factors come with the state_dict
+            return entry(self.name, **vector)  # trained factors come with the state_dict
         # the factors' initial value, as the fewest digits that give the same number in their dtype (1e-06)
         value = values[0]
         digits = (float(f"{float(value):.{n}g}") for n in range(1, 18))
-        return entry(self.name, init=next(d for d in digits if torch.tensor(d, dtype=value.dtype) == value))
+        return entry(self.name, init=next(d for d in digits if torch.tensor(d, dtype=value.dtype) == value), **vector)
 
     def peer_terms(self, layer: LayerScale, row: Row, batch: int) -> PeerTerms:
         return NO_TERMS  # a product no tool hooks (torch's `*`), of a parameter outside the module tree
