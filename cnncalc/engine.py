@@ -139,9 +139,11 @@ class _Scope:
     counters: Counter[str] = field(default_factory=Counter)
     #: what came into the block: ``from: in`` reads it
     start: _Tensor | None = None
+    #: the paths dotted names reach through (``convs`` of ``convs.0``): no row or block may take one
+    spaces: set[str] = field(default_factory=set)
 
     def child(self, name: str) -> _Scope:
-        return _Scope((*self.block, name))
+        return _Scope((*self.block, *name.split(".")))
 
     def auto(self, prefix: str) -> str:
         sep = "_" if prefix[-1:].isdigit() else ""  # relu6_1, not relu61
@@ -352,10 +354,21 @@ class _Walker:
                 path,
                 at_key=path[-1:] != ("name",),
             )
+        where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
         if name in scope.taken:
-            where = f" in '{'.'.join(scope.block)}'" if scope.block else ""
             self.fail(f"name '{name}' is used more than once{where}", path, at_key=path[-1:] != ("name",))
+        # a dotted name is a path (convs.0): no row or block may be named as a part of it that holds others
+        parts = name.split(".")
+        above = [".".join(parts[:k]) for k in range(1, len(parts))]
+        clash = next((a for a in above if a in scope.taken), None) or (name if name in scope.spaces else None)
+        if clash is not None:
+            self.fail(
+                f"name '{name}'{where}: '{clash}' is both a row or block and holds the rows named '{clash}.…'",
+                path,
+                at_key=path[-1:] != ("name",),
+            )
         scope.taken.add(name)
+        scope.spaces.update(above)
 
     def entry(self, entry: AnyEntry, path: Path, x: _Tensor, scope: _Scope) -> _Tensor:
         self.step(path)

@@ -122,10 +122,12 @@ def _name(value: Any) -> Any:
     return value
 
 
+#: A row's or block's name; a dotted one (``convs.0``) is a path into a module list whose modules run between
+#: others' (Res2Net's ``convs`` and ``bns``, HRNet's ``fuse_layers``), as PyTorch names their parameters.
 LayerName = Annotated[
     StrictStr,
-    Field(pattern=r"^[A-Za-z0-9_-]{1,64}$"),
-    Before(_name, Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | NonNeg),
+    Field(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"),
+    Before(_name, Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")] | NonNeg),
 ]
 
 #: A row or block by its dotted name (``layer2.0.conv1``), from the entry's own block outwards.

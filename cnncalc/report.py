@@ -106,6 +106,12 @@ class Row:
     folded: int = 0
 
     @property
+    def local_name(self) -> str:
+        """Its name in its block (``conv1``; ``convs.0`` where the name is a path into a module list)."""
+        inside = ".".join(self.block)
+        return self.name[len(inside) + 1 :] if inside and self.name.startswith(inside + ".") else self.name
+
+    @property
     def params_trainable(self) -> int:
         return self.weights + self.biases
 

@@ -192,6 +192,20 @@ class LayerScaleModule(LentParameter):
         return (factors if tuple(factors.shape) == self.view else factors.view(self.view)) * x
 
 
+class ScaleModule(nn.Module):
+    """Its input times a constant: ``x * factor``, or ``x.mul_(factor)`` in place."""
+
+    def __init__(self, factor: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.factor, self.inplace = factor, inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(self.factor) if self.inplace else x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}{', inplace=True' if self.inplace else ''}"
+
+
 class StochasticDepth(nn.Module):
     """Drops its input for a whole image (``row``) or the whole batch (``batch``) with probability ``p`` in
     training, scaling what it keeps by 1 / (1 - p); its input itself at inference (torchvision's StochasticDepth)."""

@@ -30,6 +30,8 @@ def _field(name: str, info: FieldInfo, c: int) -> st.SearchStrategy[Any] | None:
         return st.sampled_from(sorted({1, 2, 3, c}))
     if name == "in_":  # checked against the input: left to the engine to infer
         return None
+    if name == "factor" and info.annotation is float:  # a constant product (scale): a round number or not
+        return st.sampled_from([0.17, 0.5, 2.0, -1.0])
     if name == "scale":  # an upsampling factor: small, so that a few in a row stay small planes
         return st.one_of(st.none(), st.integers(1, 2), st.tuples(st.integers(1, 3), st.integers(1, 2)).map(list))
     return _typed(info.annotation, info.metadata)

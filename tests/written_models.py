@@ -4,8 +4,8 @@ A :class:`Program` runs a list of steps over a list of tensors (its registers): 
 ReLUs in place or not, dropout, an identity, a nested program as a block), functions and methods (``torch.relu``,
 ``F.relu(inplace=True)``, ``x.relu_()``, sigmoid, tanh, a mean, an interpolation), a squeeze-and-excitation gate,
 a flatten-and-linear head, joins (``torch.cat``, ``+``,
-``+=``, ``add_``, ``*``), ``torch.cat`` of one tensor, ``chunk``, and operations no kind describes (``cumsum``, a
-product with a number). Every choice that depends on a shape is made once, at construction, on a run of zeros,
+``+=``, ``add_``, ``*``), ``torch.cat`` of one tensor, ``chunk``, products with a number (``x * 2.0``,
+``x.mul_(0.5)``), and operations no kind describes (``cumsum``, ``exp``). Every choice that depends on a shape is made once, at construction, on a run of zeros,
 so that ``forward`` is straight-line code.
 """
 
@@ -21,10 +21,10 @@ from torch import nn
 OPS = (
     "conv1", "conv3", "conv_s2", "bn", "relu_module", "relu_module_inplace", "maxpool", "avgpool", "dropout",
     "identity", "block", "torch_relu", "f_relu_inplace", "relu_", "sigmoid", "tanh", "mean", "interpolate",
-    "cat", "cat_one", "chunk", "add", "iadd", "add_", "mul", "gate", "head",
+    "cat", "cat_one", "chunk", "add", "iadd", "add_", "mul", "gate", "head", "times_two", "scale_",
 )  # fmt: skip
 #: Operations no kind describes: drawn now and then, so that most programs import.
-REFUSED = ("cumsum", "times_two")
+REFUSED = ("cumsum", "exp")
 
 
 class Program(nn.Module):
@@ -108,8 +108,14 @@ class Program(nn.Module):
             "mul": lambda: xs[0] * xs[1],
             "cumsum": lambda: x.cumsum(1),
             "times_two": lambda: x * 2.0,
+            "scale_": lambda: x.mul_(0.5),
+            "exp": lambda: x.exp(),
         }
         return [functions[op]()]
+
+    def extra_repr(self) -> str:
+        """The steps and the outputs, so that a failing example shows its program."""
+        return f"steps={self.steps}, outs={self.outs}"
 
     def forward(self, x: torch.Tensor) -> Any:
         regs = [x]

@@ -52,7 +52,7 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def _row_html(row: Row, within: list[str]) -> str:
     cells = [
         str(row.index),
-        f'<td class="l">{"&nbsp;" * 3 * len(row.block)}{escape(row.name.rsplit(".", 1)[-1])}</td>',
+        f'<td class="l">{"&nbsp;" * 3 * len(row.block)}{escape(row.local_name)}</td>',
         f'<td class="l">{escape(f"{row.kind} {row.detail}".strip())}</td>',
         _shape(row.output_shape),
         f"{row.activations:,}",

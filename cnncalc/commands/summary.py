@@ -76,7 +76,7 @@ def _rows_with_headers(
             label = f"{info.kind} {info.detail}".strip() if info else ""
             out.append((None, indent * level(block[:depth]) + block[depth], label))
         previous = block
-        out.append((row, indent * level(block) + row.name.rsplit(".", 1)[-1], _layer_text(row)))
+        out.append((row, indent * level(block) + row.local_name, _layer_text(row)))
     return out
 
 

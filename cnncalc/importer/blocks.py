@@ -210,6 +210,8 @@ def _repeated(stage: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]:
         return stage
     if [e["name"] for e in inner] != [str(i) for i in range(len(inner))] or len({e["use"] for e in inner}) != 1:
         return stage
+    if any(k in e for e in inner for k in ("repeat", "first", "when")) or any("from" in e for e in inner[1:]):
+        return stage  # a stage of stages, or uses that do not each read the one before (HRNet's branches)
     rest = [{k: v for k, v in e.items() if k != "name"} for e in inner[1:]]
     if any(repr(r) != repr(rest[0]) for r in rest):
         return stage
@@ -218,7 +220,8 @@ def _repeated(stage: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]:
     # an argument the later uses set but the first leaves at the block's default: the first says the default
     defaults = blocks[inner[0]["use"]].get("args", {})
     first |= {k: compact(defaults[k]) for k in block_args if k not in inner[0]}
-    use: dict[str, Any] = {"use": inner[0]["use"], "name": stage["name"], "repeat": len(inner), **block_args}
+    reads = {"from": stage["from"]} if "from" in stage else {}
+    use: dict[str, Any] = {"use": inner[0]["use"], "name": stage["name"], **reads, "repeat": len(inner), **block_args}
     if first:
         use["first"] = first
     return use

@@ -262,3 +262,11 @@ def scope_of(item: Any) -> tuple[str, ...]:
             held = item.what == "residual" and i == 1 and not item.flat
             scopes.append(inner_scope[:-1] if held else inner_scope)
     return common(scopes or [item.scope])
+
+
+def row_name(op: Op) -> str:
+    """A row's name in its block: its module's path below the block (``conv1``; ``convs.0`` where a module
+    list's modules run between others', written into the block around the list)."""
+    assert op.module is not None
+    inside = ".".join(op.scope)
+    return op.module[len(inside) + 1 :] if inside and op.module.startswith(inside + ".") else op.module

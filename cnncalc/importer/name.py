@@ -30,6 +30,7 @@ from .graph import (
     describe,
     free,
     holds_state,
+    row_name,
     scope_of,
 )
 from .nest import part_slice
@@ -48,7 +49,8 @@ class Namer:
         #: the node each block (by its path) starts from: ``from: in`` reads it
         self.block_in: dict[tuple[str, ...], Any] = {}
         #: every module's path: a name a row or block will take
-        self.tree = {tuple(n.split(".")) for n, _ in g.root.named_modules() if n}
+        self.tree = {n for n, _ in g.root.named_modules() if n}
+        self.known_names = {"input"}  # the same, as dotted names (a block's part may hold a dot: convs.0)
         start = next(n for n, op in self.g.ops.items() if op.what == "input")
         self.paths[start] = [("input",)]
 
@@ -65,8 +67,9 @@ class Namer:
 
     def entries(self, items: Sequence[Any], prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         items = self.spliced(list(items), prefix)
+        while (apart := self.apart(items, prefix)) is not None:
+            _merge(items, prefix, apart)
         out: list[dict[str, Any]] = []
-        groups: set[str] = set()
         i = 0
         while i < len(items):
             scope = scope_of(items[i])
@@ -75,11 +78,6 @@ class Namer:
                 j = i
                 while j < len(items) and scope_of(items[j])[: len(prefix) + 1] == (*prefix, head):
                     j += 1
-                if head in groups:
-                    raise Names(
-                        f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
-                    )
-                groups.add(head)
                 module = self.g.root.get_submodule(".".join((*prefix, head)))
                 cls = type(module).__name__
                 # the block reads what its first row reads: by name where that is not the row before it
@@ -132,6 +130,25 @@ class Namer:
                 del self.unnamed[node]  # a relu folded into its residual: no row of its own to read by name
         return folded
 
+    def apart(self, items: list[Any], prefix: tuple[str, ...]) -> str | None:
+        """A module under ``prefix`` whose rows come apart: it runs, something else runs, it runs again (the
+        modules of a list run between others': Res2Net's ``convs`` and ``bns``, HRNet's ``fuse_layers``)."""
+        seen: set[str] = set()
+        last = None
+        for item in items:
+            scope = scope_of(item)
+            head = scope[len(prefix)] if len(scope) > len(prefix) and scope[: len(prefix)] == prefix else None
+            if head is not None and head != last and head in seen:
+                if not any(True for _ in self.g.root.get_submodule(".".join((*prefix, head))).children()):
+                    raise Names(
+                        f"{'.'.join((*prefix, head))}: the module runs twice, apart; its rows cannot share one block"
+                    )
+                return head
+            if head is not None:
+                seen.add(head)
+            last = head
+        return None
+
     # -- structures written flat, and rows read by name
 
     def spliced(self, items: list[Any], prefix: tuple[str, ...]) -> list[Any]:
@@ -177,7 +194,7 @@ class Namer:
         if isinstance(item, Struct):
             return set().union(*(self.heads(x, prefix) for b in item.branches for x in b))
         if isinstance(item, Leaf) and item.op.module is not None:
-            path = tuple(item.op.module.split("."))
+            path = (*item.op.scope, row_name(item.op))
             if len(path) == len(prefix) + 1 and self.g.calls[item.op.module] > 1:
                 return set()  # a module without parameters that runs several times: unnamed rows
         elif isinstance(item, Leaf | Join):
@@ -210,9 +227,11 @@ class Namer:
         if entry is None:
             self.paths.setdefault(node, []).append(path)
             self.known.add(path)
+            self.known_names.add(".".join(path))
         elif "name" in entry:
             self.paths.setdefault(node, []).append((*path, str(entry["name"])))
             self.known.add((*path, str(entry["name"])))
+            self.known_names.add(".".join((*path, str(entry["name"]))))
         elif _one_row(entry) or (entry.get("kind") in ("concat", "multiply") and "from" in entry):
             self.unnamed[node] = (entry, path)  # (a structure that reads by name, refused as such when read)
 
@@ -250,7 +269,7 @@ class Namer:
             parts = target[j:]
             # (a module's name there too: its rows, written after this one, take it)
             nearer = ((*prefix[:m], *parts) for m in range(j + 1, len(prefix) + 1))
-            if not any(p in self.known or p in self.tree for p in nearer):
+            if not any(".".join(p) in self.known_names or ".".join(p) in self.tree for p in nearer):
                 return ".".join(parts)
         raise Names(f"{'.'.join(target)}: no name reads it from {'.'.join(prefix) or 'the top'}")
 
@@ -262,7 +281,7 @@ class Namer:
             op = item.op
             entries = [dict(e) for e in op.entries]
             if op.module is not None and self.g.calls[op.module] == 1:
-                entries[0] = {"kind": entries[0]["kind"], "name": op.module.rsplit(".", 1)[-1], **entries[0]}
+                entries[0] = {"kind": entries[0]["kind"], "name": row_name(op), **entries[0]}
             elif op.module is not None and self.g.has_params(op.module):
                 raise Names(
                     f"{op.module}: the module runs {self.g.calls[op.module]} times with the same weights (or running"
@@ -464,6 +483,34 @@ def _one_row(entry: dict[str, Any]) -> bool:
         branches = entry["branches"]
         return entry.get("kind") == "concat" and not any(branches.values() if isinstance(branches, dict) else branches)
     return entry.get("kind") in KINDS or (entry.get("kind") in ("add", "concat", "multiply") and "from" in entry)
+
+
+def _merge(items: list[Any], prefix: tuple[str, ...], head: str) -> None:
+    """Write the modules of ``head`` (a list whose modules run between others') into the block ``prefix``, each
+    under a dotted name (``convs.0``): the scopes under ``prefix.head.part`` become ``prefix.head.part`` as one
+    part, and what runs in ``head`` itself runs in ``prefix``."""
+    into = (*prefix, head)
+
+    def moved(scope: tuple[str, ...]) -> tuple[str, ...]:
+        if scope[: len(into)] != into:
+            return scope
+        if len(scope) == len(into):
+            return prefix
+        return (*prefix, f"{head}.{scope[len(into)]}", *scope[len(into) + 1 :])
+
+    def walk(item: Any) -> None:
+        if isinstance(item, Leaf):
+            item.op.scope = moved(item.op.scope)
+        elif isinstance(item, Join):
+            item.scope = moved(item.scope)
+        elif isinstance(item, Struct):
+            item.scope = moved(item.scope)
+            for branch in item.branches:
+                for x in branch:
+                    walk(x)
+
+    for item in items:
+        walk(item)
 
 
 def _flat_named(concat: dict[str, Any], fork: str) -> list[dict[str, Any]]:

@@ -611,9 +611,15 @@ class Recogniser:
 
     # -- joins
 
-    def _add(self, node: Node, a: dict[str, Any]) -> Op:
+    def _add(self, node: Node, a: dict[str, Any]) -> Op | None:
         g = self.graph
         other = a["other"]
+        if not isinstance(other, Node) and other == 0 and _scalar(a.get("alpha", 1)) == 1:
+            # ``out = 0; out = out + f(x)`` (timm's MobileOne) adds nothing: a copy, or in place the tensor itself
+            if node.writes:
+                self.alias(node)
+                return None
+            return Op("entry", [self.tensor(a["self"], node)], [dict(COPY)])
         if not isinstance(other, Node):
             raise Refused(f"{describe(node)} of a tensor and the number {other}; cnncalc adds tensors")
         if _scalar(a.get("alpha", 1)) != 1:
@@ -630,7 +636,9 @@ class Recogniser:
     def _mul(self, node: Node, a: dict[str, Any]) -> Op:
         other = a["other"]
         if not isinstance(other, Node):
-            raise Refused(f"{describe(node)} of a tensor and the number {other}; cnncalc multiplies tensors")
+            from ..torch_backend import ScaleModule
+
+            return self.entry(node, ScaleModule(float(other), node.writes))  # Inception-ResNet's 0.17 * f(x)
         pair = [a["self"], other]
         if any(p.op == "param" or p in self.param_views for p in pair):
             return self.layer_scale(node, pair)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable, Sequence
+from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,7 @@ def record(model: nn.Module, input_shape: Sequence[int], *, seed: int = 0) -> Re
     #: a number for each storage, by the identity of the tensor that made it (a view's base): the run lets go of
     #: each tensor after its last reader, as it would without cnncalc, and a storage made later is another one
     storages: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
+    serials = count()
     stack: list[tuple[str, ...]] = [()]
     calls: list[tuple[nn.Module, Node | None, int]] = []
 
@@ -186,7 +188,7 @@ def record(model: nn.Module, input_shape: Sequence[int], *, seed: int = 0) -> Re
         base: torch.Tensor = t._base if t._base is not None else t
         known = storages.get(id(base))
         if known is None or known[0]() is not base:
-            known = storages[id(base)] = (weakref.ref(base), len(storages))
+            known = storages[id(base)] = (weakref.ref(base), next(serials))
         node.storage = known[1]
 
     def node_of(t: torch.Tensor) -> Node:

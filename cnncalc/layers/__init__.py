@@ -67,6 +67,7 @@ INDEX: dict[str, str] = {
     "mish": "activation",
     "softplus": "activation",
     "prelu": "activation",
+    "scale": "activation",
     "identity": "activation",
 }
 #: The family modules, in the order their kinds are listed.

@@ -5,7 +5,7 @@ modern CNNs (``silu``, ``gelu``, ``hardswish``, ``hardsigmoid``, ``elu``, ``selu
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StrictBool
 
@@ -112,6 +112,14 @@ class PReLU(Layer):
     kind: Literal["prelu"]
     per_channel: StrictBool = Field(False, description="One slope per channel (PyTorch's num_parameters=C), not 1.")
     init: float = Field(0.25, description="The slopes' initial value.")
+
+
+class Scale(Layer):
+    """Its input times a constant (Inception-ResNet's ``0.17 * f(x)`` before the add, NF-Net's ``alpha``)."""
+
+    kind: Literal["scale"]
+    factor: Annotated[float, Field(allow_inf_nan=False)]
+    inplace: StrictBool = False
 
 
 class Identity(Layer):
@@ -396,6 +404,34 @@ class PReLUKind(_Elementwise[PReLU]):
         )
 
 
+class ScaleKind(_Elementwise[Scale]):
+    model = Scale
+    prefix = "scale"
+    fields_doc = "`factor`, `inplace` (false); its input times a constant, no parameter"
+    pytorch_doc = "`x * factor` (`x.mul_(factor)` in place)"
+
+    def rule(self, ctx: Ctx, layer: Scale) -> Out:
+        return self.out(ctx, f"x {layer.factor:g}" + (" in place" if layer.inplace else ""), inplace=layer.inplace)
+
+    def keeps(self, layer: Scale, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        return Keeps(new_output=not layer.inplace)  # the gradient is the constant's: nothing is kept
+
+    def torch_module(self, layer: Scale, shape: Shape) -> nn.Module:
+        from ..torch_backend import ScaleModule
+
+        return ScaleModule(layer.factor, layer.inplace)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import ScaleModule
+
+        if not exactly(module, ScaleModule):
+            return None
+        return entry(self.name, factor=module.factor, inplace=module.inplace)
+
+    def peer_terms(self, layer: Scale, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS  # a product by a number, which no tool hooks
+
+
 class IdentityKind(_Elementwise[Identity]):
     model = Identity
     prefix = "identity"
@@ -416,5 +452,5 @@ class IdentityKind(_Elementwise[Identity]):
 KINDS = (
     ReLUKind(), ReLU6Kind(), LeakyReLUKind(), TanhKind(), SigmoidKind(), SoftmaxKind(),
     SiLUKind(), GELUKind(), HardswishKind(), HardsigmoidKind(), ELUKind(), SELUKind(), MishKind(), SoftplusKind(),
-    PReLUKind(), IdentityKind(),
+    PReLUKind(), ScaleKind(), IdentityKind(),
 )  # fmt: skip
