@@ -104,9 +104,27 @@ ConvPadding = Annotated[
     tuple[NonNeg, NonNeg] | Literal["same", "valid"],
     Before(_padding, NonNeg | tuple[NonNeg, NonNeg] | Literal["same", "valid"]),
 ]
+
+
+def _pool_padding(value: Any) -> Any:
+    """Pool padding: a number, a pair, or 'same' (TensorFlow's)."""
+    if value == "same":
+        return value
+    try:
+        return _pair(value)
+    except ValueError:
+        raise ValueError(f"expected a number, a pair [height, width] or 'same', got {describe(value)}") from None
+
+
+PoolPadding = Annotated[
+    tuple[NonNeg, NonNeg] | Literal["same"],
+    Before(_pool_padding, NonNeg | tuple[NonNeg, NonNeg] | Literal["same"]),
+]
+#: A side's padding; a negative one crops (PyTorch's nn.ZeroPad2d takes both: NASNet's (-1, 1, -1, 1) shifts by one)
+PadSide = Annotated[StrictInt, Field(ge=-MAX_INT, le=MAX_INT)]
 Pad4 = Annotated[
-    tuple[NonNeg, NonNeg, NonNeg, NonNeg],
-    Before(_pad4, NonNeg | tuple[NonNeg, NonNeg] | tuple[NonNeg, NonNeg, NonNeg, NonNeg]),
+    tuple[PadSide, PadSide, PadSide, PadSide],
+    Before(_pad4, PadSide | tuple[PadSide, PadSide] | tuple[PadSide, PadSide, PadSide, PadSide]),
 ]
 
 #: Activations that may be fused onto a conv2d, a linear layer or a residual's add (``activation: relu``).

@@ -38,6 +38,19 @@ def output_size(
     return out
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's (and Keras') "same" padding along one axis: the output is ceil(size / stride), and the padding
+    that gives it, max((out - 1)·S + D·(F − 1) + 1 − W, 0), is split with the larger half after (bottom, right);
+    at stride 1 it is PyTorch's ``padding='same'``.
+
+    >>> same_padding(224, 3, 2), same_padding(225, 3, 2), same_padding(7, 1, 2), same_padding(8, 4, 1)
+    ((0, 1), (1, 1), (0, 0), (1, 2))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective_kernel(kernel, dilation) - size, 0)
+    return total // 2, total - total // 2
+
+
 def _num(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".")
 

@@ -15,7 +15,7 @@ from math import ceil, lcm
 
 from .geometry import effective_kernel, misfit, output_size
 from .layers import kind_of, row_kind
-from .layers.base import Crop, Divide, Fixed, Grow, Keep, Scale, SizeStep, Slide, Transposed
+from .layers.base import Crop, Divide, Fixed, Grow, Keep, Same, Scale, SizeStep, Slide, Transposed
 from .layers.dense import Linear
 from .layers.resample import transposed_size
 from .report import Join, Report, Row
@@ -61,10 +61,13 @@ def walk(rows: Sequence[Row], axis: int, n: int) -> Walk:
                     valid = False
                 elif not ceil and misfit(size, k, st, p, d) is not None:
                     lossless = False
+            case Same(stride=st):
+                out = -(-size // st)  # every pixel read: the padding is what the size needs
             case Fixed(size=fixed):
                 out = fixed
             case Grow(by=by):
                 out = size + by
+                valid = valid and out >= 1  # a negative padding crops
             case Divide(by=by):
                 valid = valid and size % by == 0
                 out = size // by
@@ -141,6 +144,8 @@ def formula(rows: Sequence[Row], axis: int, end: int) -> Formula | None:
         match _step(row, axis):
             case Slide(kernel=k, stride=st, padding=p, dilation=d, ceil_mode=ceil):
                 f = f.then(2 * p - effective_kernel(k, d) + (st - 1 if ceil else 0), st, 1)
+            case Same(stride=st):
+                f = f.then(st - 1, st, 0)  # ceil(n / S)
             case Fixed(size=fixed):
                 f = Formula(0, 0, fixed)
             case Grow(by=by):

@@ -154,6 +154,34 @@ class ChannelsLast(Lends):
         return out.permute(0, 3, 1, 2)
 
 
+class PaddedSame(Lends):
+    """TensorFlow's "same" padding before a conv or a max pool (``inner``, without padding of its own), as timm's
+    ``Conv2dSame`` and ``MaxPool2dSame`` run it: ``F.pad`` by ``pads`` ([left, right, top, bottom], the input's
+    size's) with ``value`` (0, or -inf before a max), then ``inner``.
+
+    The tree holds ``inner`` itself under the row's name: its parameter names are a plain conv's, and the peer
+    tools, which hook modules by type, see an ``nn.Conv2d`` or ``nn.MaxPool2d`` on the padded input.
+    """
+
+    def __init__(self, inner: nn.Module, pads: tuple[int, ...], value: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.pads = tuple(pads)
+        self.value = value
+
+    def lend(self, owner: nn.Module, name: str) -> None:
+        owner.add_module(name, self.inner)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pads):
+            x = torch.nn.functional.pad(x, self.pads, value=self.value)
+        out: torch.Tensor = self.inner(x)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"pads={list(self.pads)}, value={self.value}"
+
+
 class LentParameter(Lends):
     """A row module whose one parameter belongs to the module that holds the row, under the row's own name.
 

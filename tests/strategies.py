@@ -44,14 +44,16 @@ def _typed(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any] | Non
         return _typed(args[0], list(annotation.__metadata__))
     if before is not None:
         match before.func.__name__:
-            case "_pad4":
-                return st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=4, max_size=4))
+            case "_pad4":  # a negative side crops
+                return st.one_of(st.integers(0, 2), st.lists(st.integers(-1, 2), min_size=4, max_size=4))
             case "_padding":
                 return st.one_of(
                     st.integers(0, 3),
                     st.sampled_from(["same", "valid"]),
                     st.tuples(st.integers(0, 2), st.integers(0, 2)).map(list),
                 )
+            case "_pool_padding":
+                return st.one_of(st.integers(0, 1), st.just("same"))
             case "_pair" if "ge=0" in repr(annotation):
                 return st.integers(0, 2)
             case "_pair":

@@ -38,6 +38,18 @@ SHAPE_CASES = [
     ("padding valid", [3, 8, 8], [conv(padding="valid")], (8, 6, 6), 224, 8 * 36 * 27),
     ("padding same even kernel", [3, 7, 7], [conv(kernel=4, padding="same")], (8, 7, 7), 8 * 48 + 8, 8 * 49 * 48),
     ("1x1 conv", [64, 5, 5], [conv(kernel=1, out=16)], (16, 5, 5), 64 * 16 + 16, 16 * 25 * 64),
+    # TensorFlow's 'same' at any stride: ceil(W / S), whatever the kernel
+    ("same stride 2 even", [3, 8, 8], [conv(padding="same", stride=2)], (8, 4, 4), 224, 8 * 16 * 27),
+    ("same stride 2 odd", [3, 7, 9], [conv(padding="same", stride=2)], (8, 4, 5), 224, 8 * 20 * 27),
+    ("same stride 3 kernel 1", [3, 7, 7], [conv(kernel=1, padding="same", stride=3)], (8, 3, 3), 32, 8 * 9 * 3),
+    (
+        "maxpool same",
+        [2, 7, 8],
+        [{"kind": "maxpool2d", "kernel": 3, "stride": 2, "padding": "same"}],
+        (2, 4, 4),
+        0,
+        0,
+    ),
     (
         "maxpool ceil 112",
         [64, 112, 112],
@@ -181,7 +193,12 @@ ERROR_CASES = [
     ),
     ("linear needs flatten", [512, 7, 7], [{"kind": "linear", "out": 10}], "add '- flatten' before it"),
     ("conv after flatten", [3, 8, 8], ["flatten", conv()], "conv2d needs a C x H x W input, got 192"),
-    ("same with stride", [3, 8, 8], [conv(padding="same", stride=2)], "padding 'same' needs stride 1"),
+    (
+        "same pool in ceil mode",
+        [3, 8, 8],
+        [{"kind": "maxpool2d", "kernel": 3, "stride": 2, "padding": "same", "ceil_mode": True}],
+        "padding 'same' sets the output size (ceil(W / S)): leave ceil_mode out",
+    ),
     (
         "pool padding over half",
         [1, 9, 9],

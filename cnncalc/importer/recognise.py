@@ -360,9 +360,27 @@ class Recogniser:
         if found["kind"] == "identity":
             self.alias(node, node.args[0])  # nn.Identity, as timm holds one for every option left out: no row
             return None
+        same = self.same_module(node, found)
+        if same is not None:
+            found, x = same
         g.calls[name] = g.calls.get(name, 0) + 1
         path = tuple(name.split("."))
         return Op("entry", [x], [found], path[:-1], name)
+
+    def same_module(self, node: Node, found: dict[str, Any]) -> tuple[dict[str, Any], Node] | None:
+        """A conv or a max pool without padding of its own after TensorFlow's 'same' padding (cnncalc's build of
+        ``padding: same`` lends them so): the window with ``padding: same``, and what the padding read."""
+        module = node.module
+        unpadded = found.get("padding") not in (None, "same", "valid") and _ints(found["padding"]) == (0, 0)
+        if found["kind"] == "conv2d" and unpadded:
+            kernel, value = module.kernel_size, 0.0  # type: ignore[union-attr]
+        elif found["kind"] == "maxpool2d" and unpadded and not found.get("ceil_mode"):
+            kernel, value = module.kernel_size, float("-inf")  # type: ignore[union-attr]
+        else:
+            return None
+        stride, dilation = _ints(found.get("stride") or kernel), _ints(found.get("dilation", 1))
+        source = self.padded_same(node, node.args[0], kernel, stride, dilation, value)
+        return None if source is None else ({**found, "padding": "same"}, source)
 
     def entry(self, node: Node, module: nn.Module, what: str = "") -> Op:
         """The row of the kind that describes the module an operation stands for."""
@@ -429,6 +447,26 @@ class Recogniser:
             raise Refused(f"{describe(node)} of a {len(weight.shape) - 2}-D kernel; cnncalc imports 2-D convolutions")
         stride, padding, dilation = _ints(a["stride"]), _ints(a["padding"]), _ints(a["dilation"])
         groups = int(a["groups"])
+        source = (
+            None
+            if a["transposed"] or padding != (0, 0)
+            else self.padded_same(node, x, weight.shape[2:], stride, dilation, 0.0)
+        )
+        if source is not None:
+            # TensorFlow's 'same' (timm's Conv2dSame): the padding the size needs, then the conv
+            made = nn.Conv2d(
+                weight.shape[1] * groups,
+                weight.shape[0],
+                _ints(weight.shape[2:]),
+                stride,
+                0,
+                dilation,
+                groups,
+                bias is not None,
+                device="meta",
+            )
+            found = entry_for(made)
+            return self.owned(node, source, None if found is None else {**found, "padding": "same"}, owner)
         conv: nn.Module
         if a["transposed"]:
             conv = nn.ConvTranspose2d(
@@ -542,6 +580,15 @@ class Recogniser:
         from torch import nn
 
         stride = a["stride"] or a["kernel_size"]
+        x = a["self"]
+        if isinstance(x, Node) and _ints(a["padding"]) == (0, 0) and not a["ceil_mode"]:
+            k, s, d = _ints(a["kernel_size"]), _ints(stride), _ints(a["dilation"])
+            source = self.padded_same(node, x, k, s, d, float("-inf"))
+            if source is not None:
+                # TensorFlow's 'same' (timm's MaxPool2dSame): padded with -inf as the size needs, then the pool
+                found = entry_for(nn.MaxPool2d(k, s, 0, d))
+                assert found is not None
+                return Op("entry", [source], [{**found, "padding": "same"}])
         return self.entry(
             node, nn.MaxPool2d(a["kernel_size"], stride, a["padding"], a["dilation"], ceil_mode=a["ceil_mode"])
         )
@@ -556,6 +603,38 @@ class Recogniser:
                 a["kernel_size"], stride, a["padding"], a["ceil_mode"], a["count_include_pad"], a["divisor_override"]
             ),
         )
+
+    def padded_same(
+        self, node: Node, x: Node, kernel: Any, stride: tuple[int, int], dilation: tuple[int, int], value: float
+    ) -> Node | None:
+        """The tensor ``x`` pads, where ``x`` is a ``constant_pad_nd`` by ``value`` that only ``node`` reads and whose
+        padding is TensorFlow's 'same' for ``node``'s window at this size (that padding is the window's own)."""
+        from ..layers.base import same_pads
+
+        g = self.graph
+        pad = g.resolve(x)
+        if pad.op != "call" or pad.target._opname != "constant_pad_nd" or pad.index in self.inside:
+            return None
+        args = arguments(pad)
+        readers = [u for u in pad.users if u.op != "module" and u.index not in self.inside]
+        if (
+            readers != ([] if node.op == "module" else [node])
+            or _scalar(args["value"]) != value
+            or len(args["pad"]) != 4
+        ):
+            return None
+        source: Node = g.resolve(args["self"])
+        shape = g.plane(source)
+        if shape is None or len(shape) != 4:
+            return None
+        pads = tuple(int(p) for p in args["pad"])
+        if pads != same_pads(shape[1:], _ints(kernel), stride, dilation) or not any(pads):
+            return None  # (a padding by nothing copies: 'same' pads only where the size needs it)
+        if value == 0.0 and stride == (1, 1):
+            return None  # PyTorch's own 'same' computes otherwise at stride 1: the zero padding stays a row
+        g.ops.pop(pad, None)
+        g.refused.pop(pad, None)
+        return source
 
     def _adaptive_avg_pool2d(self, node: Node, a: dict[str, Any]) -> Op:
         from torch import nn
@@ -582,7 +661,7 @@ class Recogniser:
         from torch import nn
 
         pad = [int(p) for p in a["pad"]]
-        if len(pad) != 4 or any(p < 0 for p in pad) or _scalar(a["value"]) != 0:
+        if len(pad) != 4 or _scalar(a["value"]) != 0:
             raise Refused(
                 f"{describe(node)} by {pad} with {a['value']}; cnncalc pads the height and width with zeros"
                 " ([left, right, top, bottom])"

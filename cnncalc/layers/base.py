@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, N
 
 from ..errors import Path, Problem
 from ..fields import INPLACE_ACTIVATIONS, Layer
-from ..geometry import effective_kernel, misfit, output_size
+from ..geometry import effective_kernel, misfit, output_size, same_padding
 from ..report import Jump, Row, Shape
 
 if TYPE_CHECKING:
@@ -309,6 +309,29 @@ def window(
     return out[0], out[1]
 
 
+def same_window(
+    ctx: Ctx, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int]:
+    """Output H, W of a window with TensorFlow's "same" padding (ceil(H / S)): every input pixel is read, nothing
+    to check; the receptive field steps with the padding before."""
+    _, h, w = ctx.spatial()
+    before = (
+        same_padding(h, kernel[0], stride[0], dilation[0])[0],
+        same_padding(w, kernel[1], stride[1], dilation[1])[0],
+    )
+    ctx.rf.window((effective_kernel(kernel[0], dilation[0]), effective_kernel(kernel[1], dilation[1])), stride, before)
+    return -(-h // stride[0]), -(-w // stride[1])
+
+
+def same_pads(
+    shape: Shape, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, ...]:
+    """The [left, right, top, bottom] zeros (or -inf) TensorFlow's "same" adds to a C x H x W input."""
+    top, bottom = same_padding(shape[1], kernel[0], stride[0], dilation[0])
+    left, right = same_padding(shape[2], kernel[1], stride[1], dilation[1])
+    return (left, right, top, bottom)
+
+
 # --- what autograd keeps: the training facet ----------------------------------------------
 
 
@@ -342,6 +365,12 @@ class Slide(NamedTuple):
     padding: int
     dilation: int = 1
     ceil_mode: bool = False
+
+
+class Same(NamedTuple):
+    """TensorFlow's "same" padding: ``ceil(n / S)``, padded as the size needs (``cnncalc.geometry.same_padding``)."""
+
+    stride: int
 
 
 class Fixed(NamedTuple):
@@ -386,7 +415,7 @@ class Crop(NamedTuple):
     margin: int = 0
 
 
-SizeStep = Keep | Slide | Fixed | Grow | Divide | Scale | Transposed | Crop
+SizeStep = Keep | Slide | Same | Fixed | Grow | Divide | Scale | Transposed | Crop
 
 
 #: See :attr:`RowKind.layout`.

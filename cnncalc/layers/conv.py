@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, StrictBool
 
 from ..fields import ACCEPT_FLOOR_DESCRIPTION, Activation, ConvPadding, Layer, Pair, Pos
-from ..geometry import effective_kernel
 from ..report import Row, Shape
 from .base import (
     Ctx,
@@ -17,6 +16,7 @@ from .base import (
     Kind,
     Out,
     PeerTerms,
+    Same,
     SizeStep,
     Slide,
     entry,
@@ -26,6 +26,8 @@ from .base import (
     hw,
     merge,
     out_numel,
+    same_pads,
+    same_window,
     terms,
     window,
 )
@@ -64,7 +66,8 @@ class Conv2dKind(Kind[Conv2d]):
     moves_data = True
     input = "planar"
     fields_doc = (
-        "`out`, `kernel`, `stride` (1), `padding` (0, a pair, `same` or `valid`), `dilation` (1), `groups` (1),"
+        "`out`, `kernel`, `stride` (1), `padding` (0, a pair, `same` (TensorFlow's: ceil(W / S) at any stride) or"
+        " `valid`), `dilation` (1), `groups` (1),"
         " `bias` (true), `in` (checked against the input if given), `activation` (none), `accept_floor` (false)"
     )
     pytorch_doc = "`nn.Conv2d`"
@@ -80,22 +83,21 @@ class Conv2dKind(Kind[Conv2d]):
             ctx.error(f"groups={g} does not divide the {layer.out} output channels (out)", "groups")
         k, d = layer.kernel, layer.dilation
         if layer.padding == "same":
-            if layer.stride != (1, 1):
-                ctx.error(
-                    "padding 'same' needs stride 1 (PyTorch refuses it for strided convolutions),"
-                    f" got stride {hw(layer.stride)}",
-                    "padding",
-                )
-            # PyTorch pads D*(F-1) in total, the odd pixel on the bottom/right: the size is kept
-            eff = (effective_kernel(k[0], d[0]), effective_kernel(k[1], d[1]))
-            ctx.rf.window(eff, (1, 1), ((eff[0] - 1) // 2, (eff[1] - 1) // 2))
-            oh, ow, pad_text = h, w, "same"
+            # PyTorch's at stride 1 (D*(F-1) in total, the odd pixel bottom/right); TensorFlow's at any stride:
+            # ceil(W / S), padded as the size needs, the larger half after
+            oh, ow = same_window(ctx, k, layer.stride, d)
+            pad_text = "same"
         else:
             padding = (0, 0) if layer.padding == "valid" else layer.padding
             oh, ow = window(ctx, k, layer.stride, padding, d, accepted=layer.accept_floor)
             pad_text = f"p{hw(padding)}"
         cin = c // g
         out = layer.out * oh * ow
+        padded = 0
+        if layer.padding == "same" and layer.stride != (1, 1):
+            # TensorFlow's 'same' pads a copy of the input first, where the size needs padding
+            left, right, top, bottom = same_pads(ctx.shape, k, layer.stride, d)
+            padded = c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
         detail = f"{k[0]}x{k[1]} s{hw(layer.stride)} {pad_text}"
         detail += "".join(
             [
@@ -111,37 +113,54 @@ class Conv2dKind(Kind[Conv2d]):
             weights=layer.out * cin * k[0] * k[1],
             biases=layer.out if layer.bias else 0,
             macs=out * cin * k[0] * k[1],
-            activations=fused_values(out, layer.activation),
+            activations=fused_values(out, layer.activation) + padded,
         )
 
     def keeps(self, layer: Conv2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         # the weight always requires grad, so the input is kept even when it does not
         output, extra = fused_keeps(layer.activation, out_numel(row, batch) * dtype_bytes)
+        c, h, w = row.input_shape or (0, 0, 0)
+        if layer.padding == "same" and layer.stride != (1, 1):
+            # TensorFlow's 'same': the input padded first (a copy where it needs padding), and that copy kept
+            left, right, top, bottom = same_pads((c, h, w), layer.kernel, layer.stride, layer.dilation)
+            padded = left + right + top + bottom > 0
+            extra += batch * c * (h + top + bottom) * (w + left + right) * dtype_bytes if padded else 0
+            return Keeps(input=not padded, output=output, extra=extra)
         odd = _odd_same_padding(layer)
         if any(odd):
             # 'same' with an odd total padding: PyTorch pads a copy by one on the right/bottom and keeps that
-            c, h, w = row.input_shape or ()
             extra += batch * c * (h + odd[0]) * (w + odd[1]) * dtype_bytes
         return Keeps(input=not any(odd), output=output, extra=extra)
 
     def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
         from torch import nn
 
-        conv = nn.Conv2d(
+        from ..torch_backend import PaddedSame
+
+        tf_same = layer.padding == "same" and layer.stride != (1, 1)  # PyTorch refuses 'same' when strided
+        conv: nn.Module = nn.Conv2d(
             layer.in_ or shape[0],
             layer.out,
             layer.kernel,
             stride=layer.stride,
-            padding=layer.padding,
+            padding=(0, 0) if tf_same else layer.padding,
             dilation=layer.dilation,
             groups=layer.groups,
             bias=layer.bias,
         )
+        if tf_same:
+            conv = PaddedSame(conv, same_pads(shape, layer.kernel, layer.stride, layer.dilation), 0.0)
         return fused_module(conv, layer.activation, "conv")
 
     def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
         from torch import nn
 
+        from ..torch_backend import PaddedSame
+
+        if exactly(module, PaddedSame) and module.value == 0.0:
+            inner = cast("nn.Module", module.inner)
+            found = self.from_torch(inner) if exactly(inner, nn.Conv2d) and inner.padding == (0, 0) else None
+            return None if found is None else {**found, "padding": "same"}
         if not exactly(module, nn.Conv2d) or module.padding_mode != "zeros":
             return None
         return entry(
@@ -160,7 +179,7 @@ class Conv2dKind(Kind[Conv2d]):
 
     def size_step(self, layer: Conv2d, axis: int) -> SizeStep:
         if layer.padding == "same":
-            return Keep()
+            return Keep() if layer.stride[axis] == 1 else Same(layer.stride[axis])
         padding = (0, 0) if layer.padding == "valid" else layer.padding
         return Slide(layer.kernel[axis], layer.stride[axis], padding[axis], layer.dilation[axis])
 

@@ -23,13 +23,19 @@ class ZeroPad2dKind(Kind[ZeroPad2d]):
     prefix = "pad"
     moves_data = True
     input = "planar"
-    fields_doc = "`padding`: n, `[h, w]` (Keras' `ZeroPadding2D`) or `[left, right, top, bottom]` (PyTorch's order)"
+    fields_doc = (
+        "`padding`: n, `[h, w]` (Keras' `ZeroPadding2D`) or `[left, right, top, bottom]` (PyTorch's order); a"
+        " negative side crops"
+    )
     pytorch_doc = "`nn.ZeroPad2d`"
 
     def rule(self, ctx: Ctx, layer: ZeroPad2d) -> Out:
         c, h, w = ctx.spatial()
         left, right, top, bottom = layer.padding
         shape = (c, h + top + bottom, w + left + right)
+        for axis, n in (("height", shape[1]), ("width", shape[2])):
+            if n < 1:
+                ctx.fail(f"the {axis} would be {n} (input {c}x{h}x{w}, padding {list(layer.padding)})", "padding")
         detail = f"pad {left}" if len(set(layer.padding)) == 1 else f"pad l{left} r{right} t{top} b{bottom}"
         return Out(shape=shape, detail=detail, activations=prod(shape))
 

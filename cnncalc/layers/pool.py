@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, StrictBool
 
-from ..fields import ACCEPT_FLOOR_DESCRIPTION, Layer, Pair, Pair0
+from ..fields import ACCEPT_FLOOR_DESCRIPTION, Layer, Pair, Pair0, PoolPadding
 from ..geometry import effective_kernel
 from ..report import Row, Shape
 from .base import (
@@ -19,6 +19,7 @@ from .base import (
     L,
     Out,
     PeerTerms,
+    Same,
     SizeStep,
     Slide,
     entry,
@@ -27,6 +28,8 @@ from .base import (
     in_numel,
     merge,
     out_numel,
+    same_pads,
+    same_window,
     terms,
     window,
 )
@@ -42,7 +45,10 @@ class MaxPool2d(Layer):
     kind: Literal["maxpool2d"]
     kernel: Pair
     stride: Pair | None = Field(None, description="Defaults to the kernel size, as in PyTorch.")
-    padding: Pair0 = (0, 0)
+    padding: PoolPadding = Field(
+        (0, 0),
+        description="A number, a pair, or 'same': TensorFlow's, ceil(W / S), padded with -inf as the size needs.",
+    )
     dilation: Pair = (1, 1)
     ceil_mode: StrictBool = False
     accept_floor: StrictBool = Field(False, description=ACCEPT_FLOOR_DESCRIPTION)
@@ -88,6 +94,18 @@ class _Pool(Kind[L]):
         c, _, _ = ctx.spatial()
         stride = layer.stride or layer.kernel
         dilation = layer.dilation if isinstance(layer, MaxPool2d) else (1, 1)
+        if layer.padding == "same":
+            if layer.ceil_mode:
+                ctx.error("padding 'same' sets the output size (ceil(W / S)): leave ceil_mode out", "ceil_mode")
+            oh, ow = same_window(ctx, layer.kernel, stride, dilation)
+            detail = f"{layer.kernel[0]}x{layer.kernel[1]} s{hw(stride)} same" + (
+                f" d{hw(dilation)}" if dilation != (1, 1) else ""
+            )
+            # the input padded with -inf first: a copy, where the size needs padding
+            left, right, top, bottom = same_pads(ctx.shape, layer.kernel, stride, dilation)
+            _, h, w = ctx.shape
+            padded = c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
+            return Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow + padded)
         for k, p, d in zip(layer.kernel, layer.padding, dilation, strict=True):
             if p > k // 2 or p > effective_kernel(k, d) // 2:
                 ctx.error(
@@ -119,6 +137,12 @@ class _Pool(Kind[L]):
     def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
         from torch import nn
 
+        from ..torch_backend import PaddedSame
+
+        if exactly(module, PaddedSame) and self.name == "maxpool2d" and module.value == float("-inf"):
+            found = self.from_torch(cast("nn.Module", module.inner))
+            plain = found is not None and found["padding"] in ([0, 0], 0) and not found["ceil_mode"]
+            return {**found, "padding": "same"} if plain and found is not None else None
         if exactly(module, nn.MaxPool2d) and self.name == "maxpool2d" and not module.return_indices:
             fields = {"dilation": module.dilation}
         elif exactly(module, nn.AvgPool2d) and self.name == "avgpool2d" and module.divisor_override is None:
@@ -136,6 +160,8 @@ class _Pool(Kind[L]):
 
     def size_step(self, layer: MaxPool2d | AvgPool2d, axis: int) -> SizeStep:
         stride = layer.stride or layer.kernel
+        if layer.padding == "same":
+            return Same(stride[axis])
         dilation = layer.dilation[axis] if isinstance(layer, MaxPool2d) else 1
         return Slide(layer.kernel[axis], stride[axis], layer.padding[axis], dilation, layer.ceil_mode)
 
@@ -143,16 +169,30 @@ class _Pool(Kind[L]):
 class MaxPool2dKind(_Pool[MaxPool2d]):
     model = MaxPool2d
     fields_doc = (
-        "`kernel`, `stride` (= kernel), `padding` (0), `dilation` (1), `ceil_mode` (false), `accept_floor` (false)"
+        "`kernel`, `stride` (= kernel), `padding` (0, a pair, or `same`: TensorFlow's), `dilation` (1), `ceil_mode`"
+        " (false), `accept_floor` (false)"
     )
     pytorch_doc = "`nn.MaxPool2d`"
 
     def keeps(self, layer: MaxPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
-        return Keeps(input=grad_in, extra=INDEX_BYTES * out_numel(row, batch) if grad_in else 0)
+        indices = INDEX_BYTES * out_numel(row, batch) if grad_in else 0
+        if layer.padding == "same" and grad_in:
+            # the input padded with -inf first (a copy where it needs padding), and that copy kept
+            c, h, w = row.input_shape or (0, 0, 0)
+            left, right, top, bottom = same_pads((c, h, w), layer.kernel, layer.stride or layer.kernel, layer.dilation)
+            if left + right + top + bottom:
+                return Keeps(extra=indices + batch * c * (h + top + bottom) * (w + left + right) * dtype_bytes)
+        return Keeps(input=grad_in, extra=indices)
 
     def torch_module(self, layer: MaxPool2d, shape: Shape) -> nn.Module:
         from torch import nn
 
+        from ..torch_backend import PaddedSame
+
+        if layer.padding == "same":
+            stride = layer.stride or layer.kernel
+            pool = nn.MaxPool2d(layer.kernel, stride, 0, dilation=layer.dilation)
+            return PaddedSame(pool, same_pads(shape, layer.kernel, stride, layer.dilation), float("-inf"))
         return nn.MaxPool2d(
             layer.kernel, layer.stride, layer.padding, dilation=layer.dilation, ceil_mode=layer.ceil_mode
         )
