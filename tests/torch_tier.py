@@ -16,6 +16,9 @@ TORCH_MODULES = {
     "test_torchvision.py",
     "test_receptive_field.py",
     "test_import.py",
+    "test_import_zoo.py",
+    "round_trip.py",
+    "written_models.py",
     "torch_backend.py",
 }
 
