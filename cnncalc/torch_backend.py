@@ -234,6 +234,35 @@ class ScaleModule(nn.Module):
         return f"factor={self.factor}{', inplace=True' if self.inplace else ''}"
 
 
+class RMSNorm2d(nn.Module):
+    """RMS normalisation over the channels of a plane, as timm's ``RmsNorm2d`` computes it (its eager path)."""
+
+    def __init__(self, channels: int, eps: float, affine: bool) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(torch.mean(x.pow(2), dim=1, keepdim=True) + self.eps)
+        return x * self.weight.reshape(1, -1, 1, 1) if self.weight is not None else x
+
+
+class ECAModule(nn.Module):
+    """Efficient channel attention, as timm's ``EcaModule`` computes it: the channels' means, a 1-D convolution across
+    them, a sigmoid, and the input scaled by it."""
+
+    atomic = True  # one row: what it allocates inside is freed within it (measure counts its output alone)
+
+    def __init__(self, kernel: int, bias: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=bias)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = self.gate(self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1)))
+        return x * y.view(x.shape[0], -1, 1, 1).expand_as(x)
+
+
 class StochasticDepth(nn.Module):
     """Drops its input for a whole image (``row``) or the whole batch (``batch``) with probability ``p`` in
     training, scaling what it keeps by 1 / (1 - p); its input itself at inference (torchvision's StochasticDepth)."""
@@ -354,9 +383,12 @@ def _storage(t: torch.Tensor) -> int:
 
 
 def _leaves(module: nn.Module) -> Iterator[nn.Module]:
+    """The modules that compute: those without children, and a row's module that computes its output itself from
+    the modules it holds (``atomic``: an ECA gate's product is its own, its conv's output is not the row's)."""
     children = list(module.children())
-    if not children:
+    if not children or getattr(module, "atomic", False):
         yield module
+        return
     for child in children:
         yield from _leaves(child)
 

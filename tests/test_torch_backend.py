@@ -375,6 +375,7 @@ STRICTER = (
     "nothing reads its output",  # PyTorch runs dead code
     "(PyTorch refuses it in training)",  # an instance norm of 1x1 planes with running stats: it cannot train
     "writes in place into the output of",  # PyTorch runs it, and the later read sees the written values
+    "padding 'same' sets the output size",  # a max pool's ceil_mode beside TensorFlow's 'same' says nothing
 )
 
 

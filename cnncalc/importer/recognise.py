@@ -279,12 +279,25 @@ class Recogniser:
             if start < end:
                 continue  # inside a module read whole
             assert node.module is not None
-            found = entry_for(node.module)
+            found = entry_for(node.module) or self.resembling(node)
             if found is None:
                 continue
             self.rows[node.index] = found
             self.inside.update(range(start, node.index))
             end = node.index
+
+    def resembling(self, node: Node) -> dict[str, Any] | None:
+        """The entry of a kind that may describe a module of another class (timm's ``EcaModule``), where the kind's
+        module, given the module's weights, computes exactly what it does at the input it ran on."""
+        assert node.module is not None
+        shape = node.args[0].shape if isinstance(node.args[0], Node) else None
+        if shape is None:
+            return None
+        for kind in KINDS.values():
+            found = kind.resembles(node.module)
+            if found is not None and same_computation(node.module, found, shape, self.cache):
+                return found
+        return None
 
     # -- one node
 

@@ -506,6 +506,13 @@ class Kind(RowKind[L]):
         module computing exactly what ``module`` does, or None when this kind does not describe it (another class,
         a subclass that may compute otherwise, a setting the kind has no field for). Imports torch itself."""
 
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        """The entry of a module of another class that this kind may describe, read from its children and settings
+        (timm's ``EcaModule``, ``RmsNorm2d``); the importer keeps it only where the kind's module, given the
+        module's weights, computes exactly what it does at its input. None by default: most kinds read only the
+        module they build (:meth:`from_torch`)."""
+        return None
+
 
 def fused_values(numel: int, activation: str | None) -> int:
     """Values a conv, linear or add row allocates: its output, plus a fused activation's if not in place."""

@@ -73,7 +73,7 @@ class Conv2dKind(Kind[Conv2d]):
     pytorch_doc = "`nn.Conv2d`"
 
     def rule(self, ctx: Ctx, layer: Conv2d) -> Out:
-        c, h, w = ctx.spatial()
+        c, _, _ = ctx.spatial()
         if layer.in_ is not None and layer.in_ != c:
             ctx.error(f"in: {layer.in_}, but the input has {c} channels ({fmt(ctx.shape)})", "in")
         g = layer.groups
@@ -93,11 +93,6 @@ class Conv2dKind(Kind[Conv2d]):
             pad_text = f"p{hw(padding)}"
         cin = c // g
         out = layer.out * oh * ow
-        padded = 0
-        if layer.padding == "same" and layer.stride != (1, 1):
-            # TensorFlow's 'same' pads a copy of the input first, where the size needs padding
-            left, right, top, bottom = same_pads(ctx.shape, k, layer.stride, d)
-            padded = c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
         detail = f"{k[0]}x{k[1]} s{hw(layer.stride)} {pad_text}"
         detail += "".join(
             [
@@ -113,7 +108,7 @@ class Conv2dKind(Kind[Conv2d]):
             weights=layer.out * cin * k[0] * k[1],
             biases=layer.out if layer.bias else 0,
             macs=out * cin * k[0] * k[1],
-            activations=fused_values(out, layer.activation) + padded,
+            activations=fused_values(out, layer.activation),
         )
 
     def keeps(self, layer: Conv2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:

@@ -1,4 +1,5 @@
-"""Normalisation: ``batchnorm2d``, ``batchnorm1d``, ``layernorm``, ``groupnorm``, ``instancenorm2d``, ``lrn``; and
+"""Normalisation: ``batchnorm2d``, ``batchnorm1d``, ``layernorm``, ``groupnorm``, ``instancenorm2d``, ``lrn``,
+``rmsnorm``; and
 ``layer_scale``, the learnable per-channel factor of a ConvNeXt block (a norm's affine scale on its own)."""
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ class InstanceNorm2d(Layer):
     momentum: Fraction = 0.1
     affine: StrictBool = False
     track_running_stats: StrictBool = False
+
+
+class RMSNorm(Layer):
+    """Root-mean-square normalisation over the channels at each position of a plane (timm's ``RmsNorm2d``): the
+    input divided by the root of its channels' mean square (plus ``eps``), times a learnable scale per channel."""
+
+    kind: Literal["rmsnorm"]
+    eps: Annotated[float, Field(gt=0)] = 1e-6
+    affine: StrictBool = True
 
 
 class LayerScale(Layer):
@@ -399,6 +409,59 @@ class InstanceNorm2dKind(Kind[InstanceNorm2d]):
         return Keep()
 
 
+class RMSNormKind(Kind[RMSNorm]):
+    model = RMSNorm
+    prefix = "rms"
+    moves_data = True
+    input = "planar"
+    fields_doc = "`eps` (1e-6), `affine` (true); over the channels at each position"
+    pytorch_doc = "timm's `RmsNorm2d` (`x * rsqrt(mean(x^2 over C) + eps) * weight`)"
+
+    def rule(self, ctx: Ctx, layer: RMSNorm) -> Out:
+        c, h, w = ctx.spatial()
+        # its output (x^2, its mean over the channels, + eps, the rsqrt and x times it are freed within the row)
+        return Out(
+            shape=ctx.shape,
+            detail="" if layer.affine else "no affine",
+            weights=c if layer.affine else 0,
+            activations=c * h * w,
+        )
+
+    def keeps(self, layer: RMSNorm, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # where the input needs a gradient: x^2 and x times the rsqrt keep x, the rsqrt its result (H x W); the
+        # weight always: times the weight keeps what it scales
+        c, h, w = row.output_shape
+        scaled = c * h * w if layer.affine else 0
+        return Keeps(input=grad_in, extra=batch * ((h * w if grad_in else 0) + scaled) * dtype_bytes)
+
+    def torch_module(self, layer: RMSNorm, shape: Shape) -> nn.Module:
+        from ..torch_backend import RMSNorm2d
+
+        return RMSNorm2d(shape[0], layer.eps, layer.affine)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import RMSNorm2d
+
+        return self.resembles(module) if exactly(module, RMSNorm2d) else None
+
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        # no children, a float eps, and at most a weight of one dimension: running it says whether it is one
+        own = dict(module.named_parameters(recurse=False))
+        eps = getattr(module, "eps", None)
+        if any(True for _ in module.children()) or not isinstance(eps, float) or eps <= 0 or set(own) - {"weight"}:
+            return None
+        if "weight" in own and own["weight"].dim() != 1:
+            return None
+        return entry(self.name, eps=eps, affine="weight" in own)
+
+    def peer_terms(self, layer: RMSNorm, row: Row, batch: int) -> PeerTerms:
+        # torchinfo counts a module's own parameters once per image; thop and ptflops know no such module
+        return terms(torchinfo={"norm": batch * row.params_trainable})
+
+    def size_step(self, layer: RMSNorm, axis: int) -> SizeStep:
+        return Keep()
+
+
 class LayerScaleKind(Kind[LayerScale]):
     model = LayerScale
     prefix = "layer_scale"
@@ -490,5 +553,6 @@ class LRNKind(Kind[LRN]):
 
 KINDS = (
     BatchNorm2dKind(), BatchNorm1dKind(), LayerNormKind(), GroupNormKind(), InstanceNorm2dKind(), LRNKind(),
+    RMSNormKind(),
     LayerScaleKind(),
 )  # fmt: skip

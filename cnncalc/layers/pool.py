@@ -101,11 +101,8 @@ class _Pool(Kind[L]):
             detail = f"{layer.kernel[0]}x{layer.kernel[1]} s{hw(stride)} same" + (
                 f" d{hw(dilation)}" if dilation != (1, 1) else ""
             )
-            # the input padded with -inf first: a copy, where the size needs padding
-            left, right, top, bottom = same_pads(ctx.shape, layer.kernel, stride, dilation)
-            _, h, w = ctx.shape
-            padded = c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
-            return Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow + padded)
+            # its output (the input padded with -inf, where the size needs it, is freed within the row)
+            return Out(shape=(c, oh, ow), detail=detail, activations=c * oh * ow)
         for k, p, d in zip(layer.kernel, layer.padding, dilation, strict=True):
             if p > k // 2 or p > effective_kernel(k, d) // 2:
                 ctx.error(
