@@ -303,8 +303,11 @@ class _Walker:
                         " an add needs the same shape",
                         (*path, "from"),
                     )
-            join = Join("add", entry.inplace, entry.activation)
-            return self.join(join, inputs, first.shape, path, scope, " + ".join(names), local)
+            if entry.stack and entry.inplace:
+                self.fail("a stacked sum (stack: true) allocates its result: it cannot be in place", (*path, "inplace"))
+            join = Join("add", entry.inplace, entry.activation, entry.stack)
+            detail = " + ".join(names) + (" (stacked)" if entry.stack else "")
+            return self.join(join, inputs, first.shape, path, scope, detail, local)
         if len(inputs) != 2:
             self.fail(f"multiply: 'from' names {len(inputs)} rows; a product takes two", (*path, "from"))
         a, b = inputs

@@ -72,6 +72,7 @@ class Join:
     kind: Literal["add", "concat", "multiply"]
     inplace: bool = False
     activation: str | None = None
+    stack: bool = False  # an add computed as torch.stack(inputs).sum(0)
 
 
 @dataclass(frozen=True)

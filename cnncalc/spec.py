@@ -267,6 +267,11 @@ class Add(Layer):
     kind: Literal["add"]
     activation: Activation | None = Field(None, description="Applied after the add.")
     inplace: StrictBool = Field(False, description="Add into the first input (PyTorch's `a += b`).")
+    stack: StrictBool = Field(
+        False,
+        description="Summed as torch.stack(inputs).sum(0) (smp's FPN): the stack, a copy of every input, is freed"
+        " within the row.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> Add:

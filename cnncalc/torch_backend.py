@@ -47,26 +47,35 @@ def module_for(layer: Layer | Join, shape: tuple[int, ...]) -> nn.Module:
 
 
 class _AddOp(nn.Module):
-    """``a + b``, or ``a += b`` in place (torchvision ResNet's ``out += identity``)."""
+    """``a + b``, or ``a += b`` in place (torchvision ResNet's ``out += identity``). Of more than two inputs the
+    first sum is added to in place, one tensor allocated; ``stack`` sums as ``torch.stack(inputs).sum(0)``
+    (smp's FPN)."""
 
-    def __init__(self, inplace: bool) -> None:
+    def __init__(self, inplace: bool, stack: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
+        self.stack = stack
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return a.add_(b) if self.inplace else a + b
+    def forward(self, a: torch.Tensor, b: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        if self.stack:
+            return torch.stack((a, b, *rest)).sum(0)
+        out = a.add_(b) if self.inplace else a + b
+        for x in rest:
+            out = out.add_(x)
+        return out
 
 
 class Add(nn.Module):
-    """Where a residual's body and shortcut meet: the add, then an optional activation."""
+    """Where a residual's body and shortcut meet (or rows named in ``from``): the add, then an optional
+    activation."""
 
-    def __init__(self, inplace: bool, activation: str | None) -> None:
+    def __init__(self, inplace: bool, activation: str | None, stack: bool = False) -> None:
         super().__init__()
-        self.add = _AddOp(inplace)
+        self.add = _AddOp(inplace, stack)
         self.act = activation_module(activation) if activation else None
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.add(a, b)
+    def forward(self, a: torch.Tensor, b: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.add(a, b, *rest)
         return self.act(out) if self.act is not None else out
 
 

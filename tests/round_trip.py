@@ -7,6 +7,7 @@ name into ``build(spec)``), and the built module's outputs are bit-identical, al
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import torch
@@ -58,7 +59,8 @@ TEMPORARIES = {"lrn", "channel_linear", "instancenorm2d"}
 def temporaries(row: Any) -> int:
     """Values a row allocates and frees within itself, where they are known exactly (a row's activations are its
     outputs): TensorFlow's 'same' padding pads a copy first; ``eca`` makes the channels' means, a convolution of
-    them and their sigmoid; ``rmsnorm`` makes x^2, its mean, the mean plus eps, its rsqrt, and x times it."""
+    them and their sigmoid; ``rmsnorm`` makes x^2, its mean, the mean plus eps, its rsqrt, and x times it; a stacked
+    add stacks its inputs."""
     from cnncalc.layers.base import same_pads
 
     layer = row.layer
@@ -71,6 +73,8 @@ def temporaries(row: Any) -> int:
             return c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
     if row.kind == "eca":
         return 3 * shape[0]
+    if row.kind == "add" and getattr(layer, "stack", False):  # torch.stack(xs).sum(0): a copy of every input
+        return len(row.inputs) * prod(row.output_shape)
     if row.kind == "rmsnorm":
         c, h, w = shape
         return c * h * w + 3 * h * w + (c * h * w if layer.affine else 0)

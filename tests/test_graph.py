@@ -345,6 +345,12 @@ GRAPH_ERRORS = [
         [4, 8, 8],
         "multiply: 'a' gives 2x8x8 and 'input' gives 4x8x8; a product needs the same shape, or C x 1 x 1",
     ),
+    (
+        "stacked add in place",
+        [conv(4, 1, name="a"), {"kind": "add", "from": ["a", "input"], "stack": True, "inplace": True}],
+        [4, 8, 8],
+        "a stacked sum (stack: true) allocates its result: it cannot be in place",
+    ),
     ("unknown output", [conv(4, 1, name="a")], [4, 8, 8], "no row or block named 'b' comes before"),
     ("unknown block", [{"use": "bottlneck"}], [4, 8, 8], "no block named 'bottlneck' (did you mean 'bottleneck'?)"),
     (

@@ -104,7 +104,7 @@ def test_a_timm_model_at_its_default_input_as_a_user_imports_it() -> None:
     assert "zeropad2d" not in text and "use: inverted_residual" in text
 
 
-SMP = [(arch, encoder) for arch in ("Unet", "DeepLabV3Plus") for encoder in ("resnet34", "efficientnet-b0")]
+SMP = [(arch, encoder) for arch in ("Unet", "FPN", "DeepLabV3Plus") for encoder in ("resnet34", "efficientnet-b0")]
 
 
 @pytest.mark.parametrize(("arch", "encoder"), SMP, ids=[f"{a}-{e}" for a, e in SMP])

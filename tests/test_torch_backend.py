@@ -722,3 +722,17 @@ def test_every_kind_builds_its_own_module(name: str, data: st.DataObject) -> Non
 def test_torch_measures_every_checked_quantity() -> None:
     measured = {f.name for f in dataclasses.fields(tb.MeasuredRow)}
     assert set(tb.QUANTITIES) <= measured
+
+
+@pytest.mark.parametrize("stack", [False, True])
+def test_an_add_of_three_named_rows_agrees(stack: bool) -> None:
+    """Three inputs: summed into the first sum in place, or stacked and summed (smp's FPN); either is one output."""
+    add = {"kind": "add", "from": ["a", "b", "c"], "name": "sum", **({"stack": True} if stack else {})}
+    layers = [{"kind": "conv2d", "out": 4, "kernel": 1, "name": n, "from": "input"} for n in "abc"]
+    spec = spec_of([*layers, add], [3, 8, 8])
+    assert_agree(agree(spec))
+    model = tb.build(analyze(spec)).eval()
+    convs = {name: module for _, name, module, _ in model.steps if name in ("a", "b", "c")}
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), convs["a"](x) + convs["b"](x) + convs["c"](x))

@@ -31,6 +31,7 @@ class Op:
     inplace: bool = False
     index: int = 0  # a part's index
     sizes: list[int] = field(default_factory=list)  # a chunk's channels per part
+    stack: bool = False  # an add computed as torch.stack(inputs).sum(0)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Join:
     node: Any
     inplace: bool = False
     reads: Any = None  # unused: a join names what it reads
+    stack: bool = False  # an add computed as torch.stack(inputs).sum(0)
 
 
 class Refused(Exception):

@@ -177,7 +177,8 @@ class Namer:
             out += [replace(branch[0], reads=reads), *branch[1:]]
         what = {"residual": "add", "concat": "concat", "multiply": "multiply"}[item.what]
         inputs = op.inputs if what != "multiply" or len(op.inputs) == 2 else [op.inputs[0], op.inputs[0]]
-        return [*out, Join(what, list(inputs), item.scope, item.node, item.inplace)]
+        stack = self.g.ops[item.node].stack
+        return [*out, Join(what, list(inputs), item.scope, item.node, item.inplace, stack=stack)]
 
     def first(self, branch: list[Any]) -> int:
         """Where a branch starts in the model's graph."""
@@ -276,7 +277,7 @@ class Namer:
     def entry(self, item: Any, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
         if isinstance(item, Join):
             join: dict[str, Any] = {"kind": item.what, "from": [self.ref(n, prefix) for n in item.inputs]}
-            return [{**join, "inplace": True} if item.inplace else join]
+            return [{**join, **({"inplace": True} if item.inplace else {}), **({"stack": True} if item.stack else {})}]
         if isinstance(item, Leaf):
             op = item.op
             entries = [dict(e) for e in op.entries]

@@ -96,7 +96,7 @@ class Nester:
                 items.append(Leaf(op, node, None if x is before else x))
             elif op.what != "input":
                 what = {"add": "add", "cat": "concat", "mul": "multiply"}[op.what]
-                items.append(Join(what, list(op.inputs), op.scope, node, op.inplace))
+                items.append(Join(what, list(op.inputs), op.scope, node, op.inplace, stack=op.stack))
             before = node
         return items
 
@@ -156,6 +156,8 @@ class Nester:
             return Struct(what, branches, scope, inplace=op.inplace, node=node, fork=fork, flat=True)
         if op.what == "cat":
             return Struct("concat", branches, scope, node=node, fork=fork)
+        if op.what == "add" and op.stack:  # torch.stack(xs).sum(0): a join of named rows, stack: true
+            return Struct("residual", branches, scope, node=node, fork=fork, flat=True)
         if op.what == "add":
             if len(branches) != 2:
                 raise Refused

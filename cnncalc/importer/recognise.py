@@ -16,7 +16,7 @@ Torch is imported here only inside the functions.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..layers import KINDS
 from ..layers.base import fmt
@@ -163,6 +163,7 @@ class Recogniser:
         self.items: dict[Node, list[Node]] = {}  # the results of a call that returns several
         self.cats: dict[tuple[Node, ...], Node] = {}  # each concatenation, by what it concatenates
         self.masks: set[Node] = set()  # a dropout's mask in eval mode, and what is made of it
+        self.stacks: dict[Node, tuple[list[Node], int]] = {}  # torch.stack's tensors and dimension, to be summed
         self.param_views: dict[Node, tuple[Node, str]] = {}  # a view of a parameter: the parameter and the view
         #: the ATen operations read here, by name, each with the method that reads it
         self.handlers: dict[str, Callable[[Node, dict[str, Any]], Op | None]] = {
@@ -188,6 +189,8 @@ class Recogniser:
             "mul": self._mul,
             "mul_": self._mul,
             "cat": self._cat,
+            "stack": self._stack,
+            "sum": self._sum,
             "split": self._split,
             "split_with_sizes": self._split,
             "slice": self._slice,
@@ -348,10 +351,14 @@ class Recogniser:
             return handler(node, args)
         if node.shape is not None and not node.all_input_nodes and 0 in node.shape:
             return None  # an empty tensor made for an operation's own use (a batch norm's reserve)
+        self.unknown(node)
+
+    def unknown(self, node: Node, hint: str = "") -> NoReturn:
+        """An operation no kind reads: refused, naming the parameter it reads where it reads one."""
         params = [a for a in node.all_input_nodes if a.op == "param"]
         if params:
             raise Refused(f"{describe(node)} reads the tensor '{params[0].target}' directly, not through a module")
-        raise Refused(f"{describe(node)} is not an operation cnncalc imports")
+        raise Refused(f"{describe(node)} is not an operation cnncalc imports{hint}")
 
     def module(self, node: Node) -> Op | None:
         g = self.graph
@@ -801,6 +808,29 @@ class Recogniser:
         if len(inputs) == 1:  # a copy of it (DenseNet's layers begin with one): a concat of one identity branch
             return Op("entry", inputs, [dict(COPY)])
         return Op("cat", [earlier, inputs[-1]] if earlier is not None else inputs)
+
+    def _stack(self, node: Node, a: dict[str, Any]) -> None:
+        """``torch.stack(xs)``: read only where it is summed over the new dimension (smp's FPN merges so)."""
+        tensors = [self.tensor(t, node) for t in a["tensors"]]
+        self.stacks[node] = (tensors, int(a.get("dim") or 0))
+        self.unknown(node, "; cnncalc reads torch.stack(xs).sum(0), an add")
+
+    def _sum(self, node: Node, a: dict[str, Any]) -> Op:
+        """``torch.stack(xs).sum(0)``: an add of the tensors, ``stack: true`` (the stack is a copy of every one)."""
+        g = self.graph
+        x = g.resolve(a["self"]) if isinstance(a["self"], Node) else None
+        stacked = self.stacks.get(x) if x is not None else None
+        dims = [int(d) for d in (a.get("dim") or [])]
+        if x is None or stacked is None or stacked[1] != 0 or dims != [0] or a.get("keepdim"):
+            self.unknown(node, "" if stacked is None else "; cnncalc reads torch.stack(xs).sum(0), an add")
+        tensors, _ = stacked
+        shapes = {g.plane(t) for t in tensors}
+        if len(shapes) != 1 or len(tensors) < 2:
+            raise Refused(f"{describe(node)} of {len(tensors)} tensors of shapes {sorted(map(str, shapes))}")
+        if [u for u in x.users if u.index not in self.inside and u.op != "module"] != [node]:
+            raise Refused(f"{describe(node)}: the stack it sums is read by other operations too")
+        g.refused.pop(x, None)
+        return Op("add", tensors, stack=True)
 
     def _split(self, node: Node, a: dict[str, Any]) -> Op:
         """``torch.chunk`` (ATen's split by a size) and ``torch.split`` along the channels: each part a view."""

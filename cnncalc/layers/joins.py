@@ -33,7 +33,7 @@ class AddKind(RowKind[Join]):
     def torch_module(self, layer: Join, shape: Shape) -> nn.Module:
         from ..torch_backend import Add
 
-        return Add(layer.inplace, layer.activation)
+        return Add(layer.inplace, layer.activation, layer.stack)
 
     def peer_terms(self, layer: Join, row: Row, batch: int) -> PeerTerms:
         return fused_terms(layer.activation, row, batch)
