@@ -510,6 +510,15 @@ def import_command(
     name: Annotated[
         str | None, typer.Option("--name", metavar="TEXT", help="The spec's name (default: TARGET's).")
     ] = None,
+    format: Annotated[
+        Format,
+        _format_option(
+            Format.text,
+            Format.json,
+            help="json: the outcome on stdout as JSON: the spec and what was left out, or every operation refused"
+            " (module, ATen name, source line), counted by name.",
+        ),
+    ] = Format.text,
 ) -> None:
     """Write the spec of a PyTorch model, run once at the input, named as its modules (its state_dict loads).
 
@@ -519,7 +528,7 @@ def import_command(
     """
     from .commands import import_ as command
 
-    command.run(target, input, output, arg or [], name)
+    command.run(target, input, output, arg or [], name, format == Format.json)
 
 
 @app.command("specs")

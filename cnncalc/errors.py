@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import safe_text
 
@@ -67,6 +68,15 @@ class SpecError(Exception):
             problems = [problems]
         self.problems: tuple[Problem, ...] = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ImportRefused(SpecError):
+    """An import that cannot be written: every problem, and per problem what ``--format json`` lists (a
+    :class:`cnncalc.importer.graph.Refusal`: module, operation, source line, message)."""
+
+    def __init__(self, problems: Sequence[Problem], refusals: Sequence[Any]) -> None:
+        super().__init__(problems)
+        self.refusals = tuple(refusals)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

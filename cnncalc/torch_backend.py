@@ -218,15 +218,20 @@ class LentParameter(Lends):
 
 class LayerScaleModule(LentParameter):
     """Its input times a learnable factor per channel (C x 1 x 1 on a plane), as ``layer_scale * x``; the factors
-    held as ``shape`` (C x 1 x 1, or C as timm's ``gamma``) and viewed as ``view`` to multiply."""
+    held as ``shape`` (C x 1 x 1, or C as timm's ``gamma``) and viewed as ``view`` to multiply (``()``: one factor,
+    NF-Nets' ``skipinit_gain``); ``x.mul_(factors)`` in place."""
 
-    def __init__(self, shape: tuple[int, ...], init: float, view: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], init: float, view: tuple[int, ...] | None = None, inplace: bool = False
+    ) -> None:
         super().__init__(nn.Parameter(torch.full(shape, init)))
-        self.view = view or shape
+        self.view = view if view is not None else shape
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        factors = self.parameter
-        return (factors if tuple(factors.shape) == self.view else factors.view(self.view)) * x
+        held = self.parameter
+        factors = held if tuple(held.shape) == self.view else held.view(self.view)
+        return x.mul_(factors) if self.inplace else factors * x
 
 
 class ScaleModule(nn.Module):
@@ -270,6 +275,47 @@ class ECAModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y: torch.Tensor = self.gate(self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1)))
         return x * y.view(x.shape[0], -1, 1, 1).expand_as(x)
+
+
+class StdConv2dModule(nn.Conv2d):
+    """A conv whose filters are standardized first, as timm's ``StdConv2d`` computes it (a batch norm over each
+    filter's weights); with ``gain``, scaled by gain x gamma / sqrt(fan-in) in the norm, as ``ScaledStdConv2d``."""
+
+    def __init__(self, *args: Any, eps: float, gain: bool, gamma: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+        self.gamma = gamma
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1)) if gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        factor = (self.gain * self.scale).view(-1) if self.gain is not None else None
+        weight = nn.functional.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1),
+            None,
+            None,
+            weight=factor,
+            training=True,
+            momentum=0.0,
+            eps=self.eps,
+        ).reshape_as(self.weight)
+        return nn.functional.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class GlobalResponseNorm(nn.Module):
+    """Global response normalisation of N x C x H x W, as timm's ``GlobalResponseNorm`` computes it."""
+
+    def __init__(self, channels: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.spatial_dim = (2, 3)
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norms = x.norm(p=2, dim=self.spatial_dim, keepdim=True)
+        factors = norms / (norms.mean(dim=1, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), x * factors)
 
 
 class StochasticDepth(nn.Module):
@@ -410,7 +456,7 @@ def _param_counts(module: nn.Module, row: MeasuredRow) -> None:
         n = p.numel()
         if p.requires_grad:
             row.params_trainable += n
-        if name.endswith("weight"):
+        if name.endswith(("weight", "gain")):  # a std_conv2d's gain is a factor of its weights
             row.weights += n
         elif name.endswith("bias"):
             row.biases += n

@@ -60,19 +60,27 @@ def temporaries(row: Any) -> int:
     """Values a row allocates and frees within itself, where they are known exactly (a row's activations are its
     outputs): TensorFlow's 'same' padding pads a copy first; ``eca`` makes the channels' means, a convolution of
     them and their sigmoid; ``rmsnorm`` makes x^2, its mean, the mean plus eps, its rsqrt, and x times it; a stacked
-    add stacks its inputs."""
+    add stacks its inputs; ``std_conv2d`` standardizes its filters (a copy of the weights, and gain x scale); ``grn``
+    makes norms, their mean, factors, x times them and the addcmul before the sum."""
     from cnncalc.layers.base import same_pads
 
     layer = row.layer
     shape = row.input_shape or ()
     if getattr(layer, "padding", None) == "same" and len(shape) == 3:
         stride = getattr(layer, "stride", None) or layer.kernel
-        if row.kind == "maxpool2d" or stride != (1, 1):
+        if row.kind in ("maxpool2d", "std_conv2d") or stride != (1, 1):
             left, right, top, bottom = same_pads(shape, layer.kernel, stride, layer.dilation)
             c, h, w = shape
-            return c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
+            padded = c * (h + top + bottom) * (w + left + right) if left + right + top + bottom else 0
+            return padded + (row.weights if row.kind == "std_conv2d" else 0)
     if row.kind == "eca":
         return 3 * shape[0]
+    if row.kind == "grn":  # the norms and the factors (C each), their mean and + eps (1 each), x times the factors
+        return 2 * shape[0] + 2 + 2 * prod(shape)  # and the addcmul (C x H x W each)
+    if row.kind == "std_conv2d":
+        return (
+            row.weights
+        )  # the standardized filters, and gain x scale (with the weights) (inference keeps no statistics)
     if row.kind == "add" and getattr(layer, "stack", False):  # torch.stack(xs).sum(0): a copy of every input
         return len(row.inputs) * prod(row.output_shape)
     if row.kind == "rmsnorm":

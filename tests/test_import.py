@@ -7,6 +7,7 @@ state_dict loads by name into ``build(spec)``), and the built module's outputs a
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -473,6 +474,16 @@ class Broken(nn.Module):
         if x.mean() > 0:
             return x
         return -x
+
+
+class Far(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.cumsum(self.conv(x), dim=1)
+        return torch.cumsum(y, dim=2) + torch.fft.fft2(y).real
 """
 
 
@@ -513,6 +524,35 @@ def test_a_refused_model_writes_nothing(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: (the model): the code reads a value computed from the input")
     assert "Traceback" not in result.output
+
+
+def test_a_refusal_ends_with_a_count_and_json_lists_every_operation(tmp_path: Path) -> None:
+    """How far a model is from importing: a line per operation and their count by name, or all of it as JSON."""
+    (tmp_path / "small.py").write_text(MODULE)
+    out = tmp_path / "far.yaml"
+    args = ["import", f"{tmp_path / 'small.py'}:Far", "--input", "3x8x8", "-o", str(out)]
+    result = CliRunner().invoke(app, args, env=ENV)
+    assert result.exit_code == 1 and not out.exists() and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: (the model): cumsum() is not an operation cnncalc imports ("), lines
+    assert lines[-1] == (
+        "error: 6 problem(s) (cumsum 2, _to_copy 1, _fft_c2c 1, view_as_real 1, select 1); --format json lists each"
+        " with its module and source line"
+    ), lines
+    result = CliRunner().invoke(app, [*args, "--format", "json"], env=ENV)
+    assert result.exit_code == 1 and not out.exists()
+    data = json.loads(result.stdout)
+    assert data["imported"] is False and data["refused"] == len(data["operations"]) == len(lines) - 1
+    assert data["by_operation"]["cumsum"] == 2 and sum(data["by_operation"].values()) == data["refused"]
+    first = data["operations"][0]
+    assert first["module"] == "(the model)" and first["operation"] == "cumsum"
+    assert first["source"].startswith(str(tmp_path / "small.py") + ":")
+    assert first["message"] == "cumsum() is not an operation cnncalc imports"
+    # and an import that succeeds: the spec itself, in the same document
+    result = CliRunner().invoke(app, ["import", f"{tmp_path / 'small.py'}:Small", "--input", "3x8x8", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["imported"] is True and data["left_out"] == [] and data["spec"]["input"] == [3, 8, 8]
 
 
 def test_a_model_that_does_not_run_at_the_input_is_one_line(tmp_path: Path) -> None:

@@ -72,12 +72,14 @@ TIMM: dict[str, tuple[str, int]] = {
     "MobileOne": ("mobileone_s0", 64),
     "ConvNeXt (layer scale as a vector)": ("convnext_atto", 64),
     "ConvNeXt (RMS norm)": ("convnext_atto_rms", 64),
+    "ConvNeXt-V2 (global response norm)": ("convnextv2_atto", 64),
     "GerNet": ("gernet_s", 64),
     "HardCoReNAS": ("hardcorenas_a", 64),
     "TinyNet": ("tinynet_e", 64),
     "RepGhost": ("repghostnet_050", 64),
     "InceptionNeXt": ("inception_next_atto", 64),
     "StarNet (products of branches)": ("starnet_s1", 64),
+    "NFNet (scaled weight standardization, 'same', skipinit gain)": ("dm_nfnet_f0", 64),
 }
 
 
@@ -116,3 +118,21 @@ def test_a_segmentation_model_round_trips(arch: str, encoder: str) -> None:
         model = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None)
     # smp's EfficientNet encoder keeps the classifier's conv and norm, which never run: left out, in a warning each
     round_trip(model, (3, 64, 64))
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_timm_weight_standardized_convs_are_std_conv2d(scaled: bool) -> None:
+    """BiT's StdConv2d and NF-ResNet's ScaledStdConv2d (its gain, and gamma / sqrt(fan-in)), also strided and
+    grouped, read by running them as std_conv2d rows."""
+    from timm.layers import ScaledStdConv2d, StdConv2d
+
+    torch.manual_seed(0)
+    conv = ScaledStdConv2d(3, 8, 3, stride=2, gamma=1.7, eps=1e-5) if scaled else StdConv2d(3, 8, 3, groups=1)
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(), StdConv2d(8, 4, 1, groups=2, bias=True))
+    text = round_trip(model, (3, 16, 16))
+    first = (
+        "{kind: std_conv2d, name: '0', out: 8, kernel: 3, stride: 2, padding: 1, eps: 1.0e-05, gain: true, gamma: 1.7}"
+        if scaled
+        else "{kind: std_conv2d, name: '0', out: 8, kernel: 3, padding: 1, bias: false}"
+    )
+    assert first in text, text

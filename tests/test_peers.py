@@ -162,3 +162,20 @@ def test_peers_golden(update_golden: bool) -> None:
     result = CliRunner().invoke(app, ["peers", "specs/resnet18.yaml"], env=ENV)
     assert result.exit_code == 0
     check_golden("peers_resnet18.txt", result.stdout, update_golden)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [{"kind": "std_conv2d", "out": 4, "kernel": 3, "gain": True, "activation": "relu"}],
+        [{"kind": "std_conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": "same", "bias": False}, {"kind": "grn"}],
+        [{"kind": "conv2d", "out": 4, "kernel": 1}, {"kind": "layer_scale", "scalar": True, "inplace": True}],
+    ],
+    ids=["std_conv2d gain relu", "std_conv2d same, grn", "layer_scale scalar"],
+)
+def test_the_tools_count_the_newer_kinds_as_cnncalc_says(layers: list[dict[str, Any]]) -> None:
+    """A subclass of nn.Conv2d (std_conv2d) is invisible to thop and ptflops, which hook by exact class."""
+    report = analyze(spec_of(layers, [3, 8, 8]))
+    measured = _measured(report)
+    assert {tool: by_tool(report)[tool] for tool in measured} == measured

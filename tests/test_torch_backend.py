@@ -736,3 +736,28 @@ def test_an_add_of_three_named_rows_agrees(stack: bool) -> None:
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(model(x), convs["a"](x) + convs["b"](x) + convs["c"](x))
+
+
+NEWER_KINDS = {
+    "std_conv2d gain": [{"kind": "std_conv2d", "out": 4, "kernel": 3, "gain": True, "gamma": 1.7}],
+    "std_conv2d same": [{"kind": "std_conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": "same"}],
+    "grn": [{"kind": "conv2d", "out": 4, "kernel": 3}, {"kind": "grn"}],
+    "grn on the input": [{"kind": "grn"}],
+    "layer_scale scalar in place": [
+        {"kind": "conv2d", "out": 4, "kernel": 1},
+        {"kind": "layer_scale", "scalar": True, "inplace": True},
+    ],
+    "layer_scale scalar vector": [{"kind": "conv2d", "out": 4, "kernel": 1}, {"kind": "layer_scale", "scalar": True}],
+}
+
+
+@pytest.mark.parametrize("layers", list(NEWER_KINDS.values()), ids=list(NEWER_KINDS))
+def test_the_kinds_timm_taught_agree_in_inference_and_training(layers: list[dict[str, Any]]) -> None:
+    """Every figure, and what autograd keeps for backward, of the kinds the NF-Nets and ConvNeXt-V2 brought."""
+    spec = spec_of(layers, [3, 8, 8])
+    assert_agree(agree(spec))
+    report = analyze(spec, batch=2)
+    model = tb.build(report)
+    saved, output = tb.measure_kept(model, report.input_shape, 2)
+    assert_agree(tb.compare(report, tb.measure(model, report.input_shape, 2), saved))
+    assert report.totals.output_bytes == output

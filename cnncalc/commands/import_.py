@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import sys
 import warnings
+from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
+import yaml
 from rich.text import Text
 
-from ..errors import Problem, SpecError
+from ..errors import MAX_PROBLEMS, ImportRefused, Problem, SpecError, capped
 from ..machine import out_of_memory, within_free_memory
 from . import common
 
@@ -113,8 +118,10 @@ def _call(target: str, factory: Any, args: dict[str, Any]) -> nn.Module:
     return model
 
 
-def run(target: str, input: str, output: str | None, args: list[str], name: str | None) -> None:
-    """Build the model, import it, and write its spec (stdout, or ``output``; nothing on a problem)."""
+def run(target: str, input: str, output: str | None, args: list[str], name: str | None, as_json: bool = False) -> None:
+    """Build the model, import it, and write its spec (stdout, or ``output``; nothing on a problem). ``as_json``:
+    the outcome as one JSON document on stdout (the spec, unless written to ``output``, and what was left out;
+    or every operation refused)."""
     shape = common.parse_input(input)
     assert shape is not None
     try:
@@ -138,6 +145,13 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
                 spec = from_torch(
                     model, shape, name=name or target.rpartition(":")[2], progress=progress, warnings=said
                 )
+    except ImportRefused as exc:
+        if as_json:
+            common.out(json.dumps(refused(target, shape, exc), indent=2))
+            raise typer.Exit(1) from None
+        if len(exc.problems) < 2:
+            common.fail(exc.problems)
+        common.fail([*capped(exc.problems, MAX_PROBLEMS - 2), Problem(summary(exc))])  # the summary last, always
     except SpecError as exc:
         common.fail(exc.problems)
     except (MemoryError, RuntimeError) as exc:
@@ -148,11 +162,43 @@ def run(target: str, input: str, output: str | None, args: list[str], name: str 
     for w in said:  # what the spec leaves out (the spec's notes say it too)
         err.print(Text(w.warning_line(), style="yellow"), soft_wrap=True)
     text = spec.to_yaml()
+    if as_json:
+        data: dict[str, Any] = {"target": target, "input": list(shape), "imported": True}
+        data["left_out"] = [w.message for w in said]
+        if output is None:
+            data["spec"] = yaml.safe_load(text)
     if output is None:
-        common.out(text.rstrip("\n"))
+        if as_json:
+            common.out(json.dumps(data, indent=2))
+        else:
+            common.out(text.rstrip("\n"))
         return
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         common.fail([Problem(f"{output}: cannot write it: {exc.strerror}")])
+    if as_json:
+        common.out(json.dumps({**data, "written": output}, indent=2))
+        return
     common.wrote(output)
+
+
+def refused(target: str, shape: tuple[int, ...], exc: ImportRefused) -> dict[str, Any]:
+    """``--format json`` of a refused import: every operation refused, and their count by name."""
+    operations = [asdict(r) for r in exc.refusals]
+    counts = Counter(r.operation for r in exc.refusals)
+    return {
+        "target": target,
+        "input": list(shape),
+        "imported": False,
+        "refused": len(operations),
+        "by_operation": dict(counts.most_common()),
+        "operations": operations,
+    }
+
+
+def summary(exc: ImportRefused) -> str:
+    """The last line of a refusal: how many operations, of which names, how far the model is from importing."""
+    counts = Counter(r.operation for r in exc.refusals).most_common()
+    shown = ", ".join(f"{name} {n}" for name, n in counts[:8]) + (", ..." if len(counts) > 8 else "")
+    return f"{len(exc.refusals)} problem(s) ({shown}); --format json lists each with its module and source line"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Problem, SpecError
+from ..errors import ImportRefused, Problem, SpecError
 from ..spec import Spec, parse_spec
 from . import flow
 from .blocks import fold_blocks
@@ -94,7 +94,9 @@ def from_torch(
             say("nesting the joins and naming the rows", 2, _STEPS)
             layers, outputs = _written(g, returned)
         except Refused:
-            raise SpecError(g.sorted_problems() or [Problem("(the model): cannot be imported")]) from None
+            if not g.problems:
+                raise SpecError(Problem("(the model): cannot be imported")) from None
+            raise ImportRefused(g.sorted_problems(), g.sorted_refusals()) from None
         except Names as exc:
             raise SpecError(Problem(str(exc))) from None
         unread = flow.idle(rec, g, shape, reached=flow.live(g))

@@ -75,6 +75,26 @@ class Join:
     stack: bool = False  # an add computed as torch.stack(inputs).sum(0)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One problem of an import, as ``--format json`` lists it: the module it ran in, the operation (its ATen
+    name, or the module's path), the model's source line, and what is wrong."""
+
+    module: str
+    operation: str
+    source: str | None
+    message: str
+
+
+def operation(node: Node | None) -> str:
+    """An operation's name in a refusal: ATen's (``cumsum``), or what :func:`describe` calls a module or tensor."""
+    if node is None:
+        return "(the model)"
+    if node.op == "call":
+        return str(node.name)
+    return describe(node)
+
+
 class Refused(Exception):
     pass
 
@@ -126,6 +146,7 @@ class Graph:
         self.explained: set[Node] = set()  # refused nodes whose reader's problem says what they are
         #: modules whose parameters run in no row: left out, each said in a warning
         self.warnings: list[Problem] = []
+        self.refusals: dict[Problem, Refusal] = {}  # each problem's operation, module and source line
 
     def order(self, node: Node) -> int:
         return node.index
@@ -138,13 +159,25 @@ class Graph:
 
     def problem(self, node: Node | None, what: str) -> None:
         where = ".".join(node.scope) if node is not None and node.scope else "(the model)"
-        self.problems.append(Problem(f"{where}: {what}{source_line(node)}"))
+        problem = Problem(f"{where}: {what}{source_line(node)}")
+        self.problems.append(problem)
         self.where.append(node.index if node is not None else -1)
+        place = node.where if node is not None else None
+        self.refusals[problem] = Refusal(
+            module=where,
+            operation=operation(node),
+            source=f"{place[0]}:{place[1]}" if place else None,
+            message=what,
+        )
 
     def sorted_problems(self) -> list[Problem]:
         """The problems in the model's order, each once."""
         ordered = sorted(zip(self.where, self.problems, strict=True), key=lambda p: p[0])
         return list(dict.fromkeys(p for _, p in ordered))
+
+    def sorted_refusals(self) -> list[Refusal]:
+        """What each problem is about, in the model's order, each once."""
+        return [self.refusals[p] for p in self.sorted_problems()]
 
     def plane(self, node: Node) -> tuple[int, ...] | None:
         """A node's shape as the spec's row has it: a plane's, where the model computes it channels-last."""

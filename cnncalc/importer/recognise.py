@@ -80,13 +80,18 @@ def same_computation(
     same entry at the same shape is checked once."""
     import torch
 
+    from ..torch_backend import PaddedSame
+
     key = (repr(found), shape, type(module).__qualname__)
     if cache is not None and key in cache.same:
         return cache.same[key]
     kind = KINDS[found["kind"]]
     try:
         built = kind.torch_module(kind.model.model_validate(found), shape[1:]).eval()
-        built.load_state_dict(module.state_dict())
+        # a padding wrapper lends its conv's names to the row: the weights are the conv's
+        holder = built.inner if isinstance(built, PaddedSame) else built
+        source = module.inner if isinstance(module, PaddedSame) else module
+        holder.load_state_dict(source.state_dict())
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             same = torch.equal(built(x.clone()), module(x.clone()))
@@ -282,23 +287,22 @@ class Recogniser:
             if start < end:
                 continue  # inside a module read whole
             assert node.module is not None
-            found = entry_for(node.module) or self.resembling(node)
+            shape = node.args[0].shape if isinstance(node.args[0], Node) else None
+            found = entry_for(node.module) or self.resembling(node.module, shape)
             if found is None:
                 continue
             self.rows[node.index] = found
             self.inside.update(range(start, node.index))
             end = node.index
 
-    def resembling(self, node: Node) -> dict[str, Any] | None:
+    def resembling(self, module: nn.Module, shape: tuple[int, ...] | None) -> dict[str, Any] | None:
         """The entry of a kind that may describe a module of another class (timm's ``EcaModule``), where the kind's
-        module, given the module's weights, computes exactly what it does at the input it ran on."""
-        assert node.module is not None
-        shape = node.args[0].shape if isinstance(node.args[0], Node) else None
+        module, given the module's weights, computes exactly what it does at the input it ran on (``shape``)."""
         if shape is None:
             return None
         for kind in KINDS.values():
-            found = kind.resembles(node.module)
-            if found is not None and same_computation(node.module, found, shape, self.cache):
+            found = kind.resembles(module)
+            if found is not None and same_computation(module, found, shape, self.cache):
                 return found
         return None
 
@@ -756,7 +760,7 @@ class Recogniser:
         from ..torch_backend import LayerScaleModule
 
         params = [p for p in pair if p.op == "param" or p in self.param_views]
-        if len(params) != 1 or node.writes:
+        if len(params) != 1 or (node.writes and pair[0] is params[0]):
             raise Refused(f"{describe(node)} of two tensors read directly, not through modules")
         (read,) = params
         x = self.tensor(pair[1] if pair[0] is read else pair[0], node)
@@ -766,21 +770,24 @@ class Recogniser:
         assert value is not None and read.shape is not None
         shape = self.shape(x) or ()
         factors = (shape[1], *(1 for _ in shape[2:])) if len(shape) > 1 else ()
-        # what the product sees must be one factor per channel, broadcast over the rest (N x C x 1 x 1 or C x 1 x 1)
+        # what the product sees must be one factor per channel, broadcast over the rest (N x C x 1 x 1 or C x 1 x 1),
+        # or one number (NF-Nets' skipinit gain, a 0-d parameter)
         seen = tuple(read.shape[1:]) if len(read.shape) == len(shape) and read.shape[0] == 1 else tuple(read.shape)
-        if not factors or seen != factors or value.numel() != factors[0] or node.shape != shape:
+        if value.numel() == 1 and seen in ((), (1,)) and tuple(value.shape) in ((), (1,)) and node.shape == shape:
+            factors = ()
+        elif not factors or seen != factors or value.numel() != factors[0] or node.shape != shape:
             self.graph.explained.add(param)
             raise Refused(
                 f"{describe(node)}: the parameter '{name}' of shape {list(value.shape)} times a tensor of"
                 f" {list(shape)[1:]}; cnncalc's layer_scale is one factor per channel"
             )
-        if tuple(value.shape) not in (factors, (factors[0],)):
+        if factors and tuple(value.shape) not in (factors, (factors[0],)):
             raise Refused(
                 f"{describe(node)}: the parameter '{name}' of shape {list(value.shape)} is read as"
                 f" {list(factors)}; cnncalc's layer_scale holds C x 1 x 1 factors, or C"
             )
         # factors held as C and viewed as C x 1 x 1 (timm's ``x.mul(self.gamma.reshape(1, -1, 1, 1))``)
-        module = LayerScaleModule(tuple(value.shape), 0.0, factors)
+        module = LayerScaleModule(tuple(value.shape), 0.0, factors, node.writes)
         with torch.no_grad():
             module.parameter.copy_(value)
         found = entry_for(module)
@@ -1000,6 +1007,8 @@ class Recogniser:
         assert module is not None
         name = str(node.target)
         found = entry_for(ChannelsLast(module))
+        plane = g.plane(x)
+        assert plane is not None
         if found is None:
             if holds_state(module):
                 raise Refused(
@@ -1007,8 +1016,6 @@ class Recogniser:
                 )
             self.after_linear(node, x, module)
             return None
-        plane = g.plane(x)
-        assert plane is not None
         if not same_computation(ChannelsLast(module), found, plane, self.cache):
             raise Refused(
                 f"module '{name}' ({type(module).__name__}) on a {fmt(plane[1:])} input does not compute what"

@@ -27,6 +27,7 @@ from .base import Kind, RowKind
 #: declares a kind missing here, or lacks one named here, is refused when it is imported.
 INDEX: dict[str, str] = {
     "conv2d": "conv",
+    "std_conv2d": "conv",
     "maxpool2d": "pool",
     "avgpool2d": "pool",
     "adaptive_avgpool2d": "pool",
@@ -50,6 +51,7 @@ INDEX: dict[str, str] = {
     "instancenorm2d": "norm",
     "lrn": "norm",
     "rmsnorm": "norm",
+    "grn": "norm",
     "layer_scale": "norm",
     "eca": "attention",
     "dropout": "dropout",

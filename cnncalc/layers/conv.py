@@ -1,8 +1,9 @@
-"""Convolution: ``conv2d``."""
+"""Convolution: ``conv2d``, and ``std_conv2d`` (its weights standardized per filter first: BiT, NF-Nets)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, cast
+import math
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import Field, StrictBool
 
@@ -115,7 +116,7 @@ class Conv2dKind(Kind[Conv2d]):
         # the weight always requires grad, so the input is kept even when it does not
         output, extra = fused_keeps(layer.activation, out_numel(row, batch) * dtype_bytes)
         c, h, w = row.input_shape or (0, 0, 0)
-        if layer.padding == "same" and layer.stride != (1, 1):
+        if self.pads_first(layer):
             # TensorFlow's 'same': the input padded first (a copy where it needs padding), and that copy kept
             left, right, top, bottom = same_pads((c, h, w), layer.kernel, layer.stride, layer.dilation)
             padded = left + right + top + bottom > 0
@@ -127,12 +128,17 @@ class Conv2dKind(Kind[Conv2d]):
             extra += batch * c * (h + odd[0]) * (w + odd[1]) * dtype_bytes
         return Keeps(input=not any(odd), output=output, extra=extra)
 
+    def pads_first(self, layer: Conv2d) -> bool:
+        """Whether ``padding: same`` pads a copy of the input first (TensorFlow's, where PyTorch refuses 'same'
+        when strided), not within the convolution."""
+        return layer.padding == "same" and layer.stride != (1, 1)
+
     def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
         from torch import nn
 
         from ..torch_backend import PaddedSame
 
-        tf_same = layer.padding == "same" and layer.stride != (1, 1)  # PyTorch refuses 'same' when strided
+        tf_same = self.pads_first(layer)
         conv: nn.Module = nn.Conv2d(
             layer.in_ or shape[0],
             layer.out,
@@ -143,8 +149,9 @@ class Conv2dKind(Kind[Conv2d]):
             groups=layer.groups,
             bias=layer.bias,
         )
-        if tf_same:
-            conv = PaddedSame(conv, same_pads(shape, layer.kernel, layer.stride, layer.dilation), 0.0)
+        if tf_same:  # the padding lends what it pads for (the conv, and its fused activation) the row's name
+            pads = same_pads(shape, layer.kernel, layer.stride, layer.dilation)
+            return PaddedSame(fused_module(conv, layer.activation, "conv"), pads, 0.0)
         return fused_module(conv, layer.activation, "conv")
 
     def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
@@ -158,16 +165,7 @@ class Conv2dKind(Kind[Conv2d]):
             return None if found is None else {**found, "padding": "same"}
         if not exactly(module, nn.Conv2d) or module.padding_mode != "zeros":
             return None
-        return entry(
-            "conv2d",
-            out=module.out_channels,
-            kernel=module.kernel_size,
-            stride=module.stride,
-            padding=module.padding,
-            dilation=module.dilation,
-            groups=module.groups,
-            bias=module.bias is not None,
-        )
+        return _conv_entry("conv2d", module)
 
     def peer_terms(self, layer: Conv2d, row: Row, batch: int) -> PeerTerms:
         return merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
@@ -179,10 +177,170 @@ class Conv2dKind(Kind[Conv2d]):
         return Slide(layer.kernel[axis], layer.stride[axis], padding[axis], layer.dilation[axis])
 
 
+def _conv_entry(kind: str, module: Any) -> dict[str, Any]:
+    """An nn.Conv2d's settings (of any subclass) as an entry's fields."""
+    return entry(
+        kind,
+        out=module.out_channels,
+        kernel=module.kernel_size,
+        stride=module.stride,
+        padding=module.padding,
+        dilation=module.dilation,
+        groups=module.groups,
+        bias=module.bias is not None,
+    )
+
+
+class StdConv2d(Conv2d):
+    """A conv2d whose filters are standardized first, each to mean 0 and variance 1 over its inputs and taps
+    (weight standardization, timm's ``StdConv2d``); with ``gain``, each then scaled by a learnable gain times
+    ``gamma`` / sqrt(fan-in) (NF-Nets' scaled weight standardization, timm's ``ScaledStdConv2d``)."""
+
+    kind: Literal["std_conv2d"]  # type: ignore[assignment]
+    eps: Annotated[float, Field(gt=0)] = Field(1e-6, description="Added to each filter's variance.")
+    gain: StrictBool = Field(False, description="A learnable gain per filter (NF-Nets), counted with the weights.")
+    gamma: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="With gain: the filters are scaled by gain x gamma / sqrt(fan-in) (NF-Nets' activation gain)."
+    )
+
+
+class StdConv2dKind(Conv2dKind):
+    model = StdConv2d
+    fields_doc = (
+        "`conv2d`'s, and `eps` (1e-6), `gain` (false: NF-Nets' learnable gain per filter, with the weights),"
+        " `gamma` (1.0, with gain); each filter standardized to mean 0, variance 1 before the convolution"
+    )
+    pytorch_doc = "timm's `StdConv2d`, `ScaledStdConv2d` (`gain`)"
+
+    def rule(self, ctx: Ctx, layer: Conv2d) -> Out:
+        assert isinstance(layer, StdConv2d)
+        if layer.gamma != 1.0 and not layer.gain:
+            ctx.error(f"gamma {layer.gamma} scales the gain: it needs gain: true", "gamma")
+        out = super().rule(ctx, layer)
+        fan_in = ctx.shape[0] // layer.groups * layer.kernel[0] * layer.kernel[1]
+        if fan_in == 1:
+            ctx.error(
+                f"each filter has one weight ({ctx.shape[0] // layer.groups} input channel(s) per group x"
+                f" {layer.kernel[0]}x{layer.kernel[1]}): it cannot be standardized (PyTorch's batch norm needs more"
+                " than one value); use conv2d"
+            )
+        # the standardization runs on the weights, not the activations: torch counts no FLOPs for it
+        out.weights += layer.out if layer.gain else 0
+        out.detail = "ws " + out.detail + (f" gain x{layer.gamma:g}" if layer.gain else "")
+        return out
+
+    def keeps(self, layer: Conv2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        assert isinstance(layer, StdConv2d)
+        keeps = super().keeps(layer, row, device, dtype_bytes, batch, grad_in)
+        # the standardized filters (the conv's weight), each filter's mean and inverse std (float32 on CUDA), and
+        # gain x scale (the norm's weight): once, whatever the batch
+        stat = 4 if device == "cuda" else dtype_bytes
+        return Keeps(
+            input=keeps.input,
+            output=keeps.output,
+            extra=keeps.extra
+            + row.weights * dtype_bytes
+            - (layer.out * dtype_bytes if layer.gain else 0)
+            + 2 * layer.out * stat
+            + (layer.out * dtype_bytes if layer.gain else 0),
+        )
+
+    def pads_first(self, layer: Conv2d) -> bool:
+        return layer.padding == "same"  # at any stride, as timm's StdConv2dSame pads
+
+    def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
+        from ..torch_backend import PaddedSame, StdConv2dModule
+
+        assert isinstance(layer, StdConv2d)
+        tf_same = self.pads_first(layer)
+        conv: nn.Module = StdConv2dModule(
+            layer.in_ or shape[0],
+            layer.out,
+            layer.kernel,
+            stride=layer.stride,
+            padding=(0, 0) if tf_same else layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            bias=layer.bias,
+            eps=layer.eps,
+            gain=layer.gain,
+            gamma=layer.gamma,
+        )
+        if tf_same:  # the padding lends what it pads for (the conv, and its fused activation) the row's name
+            pads = same_pads(shape, layer.kernel, layer.stride, layer.dilation)
+            return PaddedSame(fused_module(conv, layer.activation, "conv"), pads, 0.0)
+        return fused_module(conv, layer.activation, "conv")
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        from ..torch_backend import PaddedSame, StdConv2dModule
+
+        if exactly(module, PaddedSame) and module.value == 0.0:
+            inner = cast("nn.Module", module.inner)
+            found = self.from_torch(inner) if exactly(inner, StdConv2dModule) and inner.padding == (0, 0) else None
+            return None if found is None else {**found, "padding": "same"}
+        if not exactly(module, StdConv2dModule):
+            return None
+        assert isinstance(module, nn.Conv2d)
+        return self._entry(
+            module, float(cast(float, module.eps)), module.gain is not None, float(cast(float, module.gamma))
+        )
+
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        from torch import nn
+
+        # a subclass of nn.Conv2d with an eps and no children (timm's StdConv2d), and a gain of one per filter with
+        # its scale (ScaledStdConv2d); running it says whether it computes so
+        if not isinstance(module, nn.Conv2d) or exactly(module, nn.Conv2d) or any(True for _ in module.children()):
+            return None
+        eps = getattr(module, "eps", None)
+        if not isinstance(eps, float) or eps <= 0 or module.padding_mode != "zeros":
+            return None
+        if isinstance(module.padding, str):
+            return None
+        # timm's StdConv2dSame pads the input first as TensorFlow's 'same', from its size
+        same = {"padding": "same"} if getattr(module, "same_pad", False) is True and module.padding == (0, 0) else {}
+        gain = getattr(module, "gain", None)
+        names = {n for n, _ in module.named_parameters()}
+        if gain is None:
+            return {**self._entry(module, eps, False, 1.0), **same} if names <= {"weight", "bias"} else None
+        scale = getattr(module, "scale", None)
+        if not isinstance(gain, nn.Parameter) or tuple(gain.shape) != (module.out_channels, 1, 1, 1):
+            return None
+        if not isinstance(scale, float) or scale <= 0 or names - {"weight", "bias", "gain"}:
+            return None
+        return {**self._entry(module, eps, True, gamma_of(scale, module.weight[0].numel())), **same}
+
+    def peer_terms(self, layer: Conv2d, row: Row, batch: int) -> PeerTerms:
+        # thop and ptflops hook modules by their exact class: a subclass of nn.Conv2d counts nothing there (its
+        # fused activation, a module of its own, still counts); torchinfo counts it as a conv
+        conv = merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
+        thop = {**conv.get("thop", {}), "subclass": -row.macs}
+        ptflops = {**conv.get("ptflops", {}), "subclass": -row.macs - conv.get("ptflops", {}).get("bias", 0)}
+        return {**conv, "thop": thop, "ptflops": ptflops}
+
+    def _entry(self, module: nn.Module, eps: float, gain: bool, gamma: float) -> dict[str, Any]:
+        found = _conv_entry(self.name, module)
+        return {**found, "eps": eps, **({"gain": True, "gamma": gamma} if gain else {})}
+
+
+def gamma_of(scale: float, fan_in: int) -> float:
+    """The gamma that gives ``scale`` = gamma x fan_in ** -0.5 exactly, as the module computes it (the nearest
+    float, or one a few steps from it where dividing does not undo the product)."""
+    factor = float(fan_in**-0.5)
+    gamma = scale / factor
+    for _ in range(8):
+        if gamma * factor == scale:
+            break
+        gamma = math.nextafter(gamma, math.inf if gamma * factor < scale else -math.inf)
+    return gamma
+
+
 def bias_terms(row: Row, batch: int) -> PeerTerms:
     """A conv's or linear layer's bias, added to every output value: torchinfo and ptflops count it."""
     positions = out_numel(row, batch) if row.biases else 0
     return terms(torchinfo={"bias": positions}, ptflops={"bias": positions})
 
 
-KINDS = (Conv2dKind(),)
+KINDS = (Conv2dKind(), StdConv2dKind())

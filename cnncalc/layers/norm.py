@@ -90,14 +90,28 @@ class RMSNorm(Layer):
     affine: StrictBool = True
 
 
+class GRN(Layer):
+    """Global response normalisation (ConvNeXt-V2, timm's ``GlobalResponseNorm``): each channel's L2 norm over the
+    plane, divided by the channels' mean of it (plus ``eps``), scales the input; ``x + bias + weight * x * that``."""
+
+    kind: Literal["grn"]
+    eps: Annotated[float, Field(gt=0)] = 1e-6
+
+
 class LayerScale(Layer):
-    """Its input times a learnable factor per channel (ConvNeXt's layer scale)."""
+    """Its input times a learnable factor per channel (ConvNeXt's layer scale), or one factor (``scalar``)."""
 
     kind: Literal["layer_scale"]
     init: float = Field(1e-6, description="The factors' initial value.")
     vector: StrictBool = Field(
         False, description="The factors held as a vector of C, viewed as C x 1 x 1 to multiply (timm's gamma)."
     )
+    scalar: StrictBool = Field(
+        False,
+        description="One factor for the whole tensor (NF-Nets' skipinit gain): a 0-d parameter (with vector, 1-D"
+        " of one).",
+    )
+    inplace: StrictBool = Field(False, description="Multiply into the input (`x.mul_(gamma)`).")
 
 
 class LRN(Layer):
@@ -462,14 +476,69 @@ class RMSNormKind(Kind[RMSNorm]):
         return Keep()
 
 
+class GRNKind(Kind[GRN]):
+    model = GRN
+    prefix = "grn"
+    moves_data = True
+    input = "planar"
+    fields_doc = (
+        "`eps` (1e-6); `x + bias + weight * x * n`, n each channel's L2 norm over the plane over the channels'"
+        " mean of it"
+    )
+    pytorch_doc = "timm's `GlobalResponseNorm` (ConvNeXt-V2's, on C x H x W)"
+
+    def rule(self, ctx: Ctx, layer: GRN) -> Out:
+        c, h, w = ctx.spatial()
+        ctx.rf.see_all()  # every channel's norm reads the whole plane
+        # its output (the norms, their mean, the factors, x times them and the product are freed within the row)
+        return Out(shape=ctx.shape, detail="", weights=c, biases=c, activations=c * h * w)
+
+    def keeps(self, layer: GRN, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # the weight's gradient reads x times the factors (C x H x W); where the input needs a gradient, the norm
+        # keeps x and its result (C), the division its divisor (1), the product the factors (C)
+        c, h, w = row.output_shape
+        extra = c * h * w + ((2 * c + 1) if grad_in else 0)
+        return Keeps(input=grad_in, extra=batch * extra * dtype_bytes)
+
+    def torch_module(self, layer: GRN, shape: Shape) -> nn.Module:
+        from ..torch_backend import GlobalResponseNorm
+
+        return GlobalResponseNorm(shape[0], layer.eps)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import GlobalResponseNorm
+
+        return self.resembles(module) if exactly(module, GlobalResponseNorm) else None
+
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        # no children, a float eps, a weight and a bias of C, normalising over H and W of N x C x H x W (timm's
+        # spatial_dim (2, 3)); running it says whether it computes so
+        own = dict(module.named_parameters(recurse=False))
+        eps = getattr(module, "eps", None)
+        if any(True for _ in module.children()) or not isinstance(eps, float) or eps <= 0:
+            return None
+        if set(own) != {"weight", "bias"} or own["weight"].dim() != 1 or own["bias"].shape != own["weight"].shape:
+            return None
+        if tuple(getattr(module, "spatial_dim", ())) != (2, 3):
+            return None
+        return entry(self.name, eps=eps)
+
+    def peer_terms(self, layer: GRN, row: Row, batch: int) -> PeerTerms:
+        # torchinfo counts a module's own parameters once per image; thop and ptflops know no such module
+        return terms(torchinfo={"norm": batch * row.params_trainable})
+
+    def size_step(self, layer: GRN, axis: int) -> SizeStep:
+        return Keep()
+
+
 class LayerScaleKind(Kind[LayerScale]):
     model = LayerScale
     prefix = "layer_scale"
     moves_data = True
     input = "any"
     fields_doc = (
-        "`init` (1e-6), `vector` (false: held as C x 1 x 1); its input times a learnable factor per channel, held"
-        " by the enclosing module"
+        "`init` (1e-6), `vector` (false: held as C x 1 x 1), `scalar` (false: one factor), `inplace` (false); its"
+        " input times a learnable factor per channel, held by the enclosing module"
     )
     pytorch_doc = (
         "a parameter `<name>` (C x 1 x 1, or C) of the enclosing module, as ConvNeXt's block holds it (timm's"
@@ -477,7 +546,13 @@ class LayerScaleKind(Kind[LayerScale]):
     )
 
     def rule(self, ctx: Ctx, layer: LayerScale) -> Out:
-        return Out(shape=ctx.shape, detail=f"init {layer.init:g}", weights=ctx.shape[0], activations=prod(ctx.shape))
+        detail = f"init {layer.init:g}" + (" scalar" if layer.scalar else "") + (" in place" if layer.inplace else "")
+        return Out(
+            shape=ctx.shape,
+            detail=detail,
+            weights=1 if layer.scalar else ctx.shape[0],
+            activations=0 if layer.inplace else prod(ctx.shape),
+        )
 
     def keeps(self, layer: LayerScale, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
         return Keeps(input=True)  # the factor requires grad: its gradient reads the input
@@ -485,8 +560,9 @@ class LayerScaleKind(Kind[LayerScale]):
     def torch_module(self, layer: LayerScale, shape: Shape) -> nn.Module:
         from ..torch_backend import LayerScaleModule
 
-        factors = (shape[0], *(1 for _ in shape[1:]))
-        return LayerScaleModule((shape[0],) if layer.vector else factors, layer.init, factors)
+        factors = () if layer.scalar else (shape[0], *(1 for _ in shape[1:]))
+        held = ((factors or (1,))[0],) if layer.vector else factors
+        return LayerScaleModule(held, layer.init, factors, layer.inplace)
 
     def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
         from ..torch_backend import LayerScaleModule
@@ -497,6 +573,7 @@ class LayerScaleKind(Kind[LayerScale]):
 
         factors: Any = module.parameter
         vector = {"vector": True} if factors.dim() == 1 and module.view != tuple(factors.shape) else {}
+        vector |= ({"scalar": True} if module.view == () else {}) | ({"inplace": True} if module.inplace else {})
         values = factors.detach().flatten().unique()
         if values.numel() != 1:
             return entry(self.name, **vector)  # trained factors come with the state_dict
@@ -553,6 +630,6 @@ class LRNKind(Kind[LRN]):
 
 KINDS = (
     BatchNorm2dKind(), BatchNorm1dKind(), LayerNormKind(), GroupNormKind(), InstanceNorm2dKind(), LRNKind(),
-    RMSNormKind(),
+    RMSNormKind(), GRNKind(),
     LayerScaleKind(),
 )  # fmt: skip

@@ -195,6 +195,11 @@ class MaxPool2dKind(_Pool[MaxPool2d]):
         )
 
     def peer_terms(self, layer: MaxPool2d, row: Row, batch: int) -> PeerTerms:
+        if layer.padding == "same" and row.input_shape is not None:
+            # TensorFlow's 'same': the pool runs on the padded copy, whose values ptflops counts
+            c, h, w = row.input_shape
+            left, right, top, bottom = same_pads((c, h, w), layer.kernel, layer.stride or layer.kernel, layer.dilation)
+            return terms(ptflops={"pool": 2 * batch * c * (h + top + bottom) * (w + left + right)})
         return _ptflops(row, batch)
 
 
