@@ -61,6 +61,7 @@ def _torchinfo(report: Report) -> PeerCount:
         ("PReLU: batch x its slopes", t.pop("prelu", 0)),
         ("linear over channels: its weights once per image, not at each position", t.pop("positions", 0)),
         ("transposed convs: counted at the output positions, not the input ones", t.pop("transposed", 0)),
+        ("a blur pool's conv, run by a module without parameters: 0", t.pop("unhooked", 0)),
         **t,
     )
 
@@ -78,7 +79,7 @@ def _thop(report: Report) -> PeerCount:
         ("softmax: exp, add, divide per value", t.pop("softmax", 0)),
         ("upsampling: 1 per output value, 11 bilinear", t.pop("resample", 0)),
         ("transposed convs: counted at the output positions, not the input ones", t.pop("transposed", 0)),
-        ("weight-standardized convs: a subclass of nn.Conv2d it has no hook for, 0", t.pop("subclass", 0)),
+        ("convs in modules it has no hook for (std_conv2d, blur_pool2d): 0", t.pop("unhooked", 0)),
         **t,
     )
 
@@ -101,7 +102,7 @@ def _ptflops(report: Report) -> PeerCount:
         ("norms: 1 per value, 2 with affine (layer norm: 1)", t.pop("norm", 0)),
         ("local response norm: its functional ops", t.pop("other", 0)),
         ("upsampling: 2 per output value (module and F.interpolate)", t.pop("resample", 0)),
-        ("weight-standardized convs: a subclass of nn.Conv2d it has no hook for, 0", t.pop("subclass", 0)),
+        ("convs in modules it has no hook for (std_conv2d, blur_pool2d): 0", t.pop("unhooked", 0)),
         **t,
     )
 

@@ -318,6 +318,41 @@ class GlobalResponseNorm(nn.Module):
         return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), x * factors)
 
 
+class BlurPool(nn.Module):
+    """Anti-aliased downsampling as timm's ``BlurPool2d`` computes it: reflect padding, then a depthwise conv with
+    a fixed binomial filter (a buffer outside the state_dict)."""
+
+    def __init__(self, channels: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        from math import comb
+
+        self.channels, self.filt_size, self.stride, self.pad_mode = channels, kernel, stride, "reflect"
+        self.padding = [(stride - 1 + kernel - 1) // 2] * 4
+        coeffs = torch.tensor([comb(kernel - 1, k) for k in range(kernel)], dtype=torch.float32) / 2 ** (kernel - 1)
+        blur = (coeffs[:, None] * coeffs[None, :])[None, None, :, :].repeat(channels, 1, 1, 1)
+        self.register_buffer("filt", blur, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, self.padding, mode="reflect")
+        filt = self.get_buffer("filt")
+        return nn.functional.conv2d(x, filt, stride=self.stride, groups=self.channels)
+
+
+class SpaceToDepthModule(nn.Module):
+    """TResNet's space-to-depth, as timm's ``SpaceToDepth`` computes it: each r x r patch to r^2 x C channels,
+    ordered by the patch position first."""
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.bs = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.size()
+        x = x.view(n, c, h // self.bs, self.bs, w // self.bs, self.bs)
+        x = x.permute(0, 3, 5, 1, 2, 4).contiguous()
+        return x.view(n, c * self.bs * self.bs, h // self.bs, w // self.bs)
+
+
 class StochasticDepth(nn.Module):
     """Drops its input for a whole image (``row``) or the whole batch (``batch``) with probability ``p`` in
     training, scaling what it keeps by 1 / (1 - p); its input itself at inference (torchvision's StochasticDepth)."""

@@ -60,7 +60,7 @@ def temporaries(row: Any) -> int:
     """Values a row allocates and frees within itself, where they are known exactly (a row's activations are its
     outputs): TensorFlow's 'same' padding pads a copy first; ``eca`` makes the channels' means, a convolution of
     them and their sigmoid; ``rmsnorm`` makes x^2, its mean, the mean plus eps, its rsqrt, and x times it; a stacked
-    add stacks its inputs; ``std_conv2d`` standardizes its filters (a copy of the weights, and gain x scale); ``grn``
+    add stacks its inputs; ``std_conv2d`` standardizes its filters (a copy of the weights, and gain x scale); ``blur_pool2d`` pads a copy; ``grn``
     makes norms, their mean, factors, x times them and the addcmul before the sum."""
     from cnncalc.layers.base import same_pads
 
@@ -75,6 +75,9 @@ def temporaries(row: Any) -> int:
             return padded + (row.weights if row.kind == "std_conv2d" else 0)
     if row.kind == "eca":
         return 3 * shape[0]
+    if row.kind == "blur_pool2d":  # the reflect-padded copy
+        p = (layer.stride - 1 + layer.kernel - 1) // 2
+        return shape[0] * (shape[1] + 2 * p) * (shape[2] + 2 * p)
     if row.kind == "grn":  # the norms and the factors (C each), their mean and + eps (1 each), x times the factors
         return 2 * shape[0] + 2 + 2 * prod(shape)  # and the addcmul (C x H x W each)
     if row.kind == "std_conv2d":

@@ -80,6 +80,7 @@ TIMM: dict[str, tuple[str, int]] = {
     "InceptionNeXt": ("inception_next_atto", 64),
     "StarNet (products of branches)": ("starnet_s1", 64),
     "NFNet (scaled weight standardization, 'same', skipinit gain)": ("dm_nfnet_f0", 64),
+    "TResNet (space-to-depth, blur pool)": ("tresnet_m", 64),
 }
 
 

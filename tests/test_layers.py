@@ -132,14 +132,14 @@ def test_every_facet_answers_for_drawn_layers(name: str, data: st.DataObject) ->
     assert set(terms) <= set(PEER_TOOLS)
     # a term is what a tool counts beyond cnncalc's MACs: less where torchinfo and thop count a transposed conv at
     # its output positions (a large padding makes them fewer than the input ones FlopCounterMode counts at), and
-    # where torchinfo counts a linear layer over the channels once per image, not at each position, and where thop
-    # and ptflops do not count a subclass of nn.Conv2d (std_conv2d) at all
+    # where torchinfo counts a linear layer over the channels once per image, not at each position, and where a
+    # tool does not see a conv at all (std_conv2d, a subclass of nn.Conv2d; blur_pool2d's F.conv2d)
     assert all(isinstance(n, int) for counts in terms.values() for n in counts.values())
     assert all(
         n >= 0
         for tool, counts in terms.items()
         for key, n in counts.items()
-        if key not in ("positions", "transposed", "subclass")
+        if key not in ("positions", "transposed", "unhooked")
     )
     peer_counts(report)  # a term no tool describes is an error there
     if len(row.output_shape) == 3:

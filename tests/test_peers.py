@@ -171,8 +171,9 @@ def test_peers_golden(update_golden: bool) -> None:
         [{"kind": "std_conv2d", "out": 4, "kernel": 3, "gain": True, "activation": "relu"}],
         [{"kind": "std_conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": "same", "bias": False}, {"kind": "grn"}],
         [{"kind": "conv2d", "out": 4, "kernel": 1}, {"kind": "layer_scale", "scalar": True, "inplace": True}],
+        [{"kind": "space_to_depth", "factor": 2}, {"kind": "blur_pool2d"}],
     ],
-    ids=["std_conv2d gain relu", "std_conv2d same, grn", "layer_scale scalar"],
+    ids=["std_conv2d gain relu", "std_conv2d same, grn", "layer_scale scalar", "space_to_depth, blur_pool2d"],
 )
 def test_the_tools_count_the_newer_kinds_as_cnncalc_says(layers: list[dict[str, Any]]) -> None:
     """A subclass of nn.Conv2d (std_conv2d) is invisible to thop and ptflops, which hook by exact class."""

@@ -376,6 +376,7 @@ STRICTER = (
     "(PyTorch refuses it in training)",  # an instance norm of 1x1 planes with running stats: it cannot train
     "writes in place into the output of",  # PyTorch runs it, and the later read sees the written values
     "padding 'same' sets the output size",  # a max pool's ceil_mode beside TensorFlow's 'same' says nothing
+    "is even: padded by (kernel - 1) / 2",  # an ECA gate of fewer channels broadcasts where one channel is left
 )
 
 
@@ -748,12 +749,15 @@ NEWER_KINDS = {
         {"kind": "layer_scale", "scalar": True, "inplace": True},
     ],
     "layer_scale scalar vector": [{"kind": "conv2d", "out": 4, "kernel": 1}, {"kind": "layer_scale", "scalar": True}],
+    "blur_pool2d": [{"kind": "conv2d", "out": 4, "kernel": 1}, {"kind": "blur_pool2d"}],
+    "blur_pool2d 5, stride 1": [{"kind": "blur_pool2d", "kernel": 5, "stride": 1}],
+    "space_to_depth": [{"kind": "space_to_depth", "factor": 2}, {"kind": "conv2d", "out": 4, "kernel": 1}],
 }
 
 
 @pytest.mark.parametrize("layers", list(NEWER_KINDS.values()), ids=list(NEWER_KINDS))
 def test_the_kinds_timm_taught_agree_in_inference_and_training(layers: list[dict[str, Any]]) -> None:
-    """Every figure, and what autograd keeps for backward, of the kinds the NF-Nets and ConvNeXt-V2 brought."""
+    """Every figure, and what autograd keeps for backward, of the kinds NF-Nets, ConvNeXt-V2 and TResNet brought."""
     spec = spec_of(layers, [3, 8, 8])
     assert_agree(agree(spec))
     report = analyze(spec, batch=2)

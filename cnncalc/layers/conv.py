@@ -316,8 +316,8 @@ class StdConv2dKind(Conv2dKind):
         # thop and ptflops hook modules by their exact class: a subclass of nn.Conv2d counts nothing there (its
         # fused activation, a module of its own, still counts); torchinfo counts it as a conv
         conv = merge(bias_terms(row, batch), fused_terms(layer.activation, row, batch))
-        thop = {**conv.get("thop", {}), "subclass": -row.macs}
-        ptflops = {**conv.get("ptflops", {}), "subclass": -row.macs - conv.get("ptflops", {}).get("bias", 0)}
+        thop = {**conv.get("thop", {}), "unhooked": -row.macs}
+        ptflops = {**conv.get("ptflops", {}), "unhooked": -row.macs - conv.get("ptflops", {}).get("bias", 0)}
         return {**conv, "thop": thop, "ptflops": ptflops}
 
     def _entry(self, module: nn.Module, eps: float, gain: bool, gamma: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictInt
 
 from ..fields import ACCEPT_FLOOR_DESCRIPTION, Layer, Pair, Pair0, PoolPadding
 from ..geometry import effective_kernel
@@ -72,6 +72,16 @@ class AdaptiveAvgPool2d(Layer):
 class AdaptiveMaxPool2d(Layer):
     kind: Literal["adaptive_maxpool2d"]
     output: Pair
+
+
+class BlurPool2d(Layer):
+    """Anti-aliased downsampling (Zhang, "Making convolutional networks shift-invariant again"; timm's
+    ``BlurPool2d``): the input reflect-padded, then each channel convolved with a fixed binomial filter at a
+    stride."""
+
+    kind: Literal["blur_pool2d"]
+    kernel: StrictInt = Field(3, ge=1, le=16, description="The binomial filter's side (3: [1, 2, 1] / 4 each way).")
+    stride: StrictInt = Field(2, ge=1, le=16)
 
 
 class GlobalAvgPool2d(Layer):
@@ -376,4 +386,77 @@ class GlobalAvgPool2dKind(Kind[GlobalAvgPool2d]):
         return Fixed(1)
 
 
-KINDS = (MaxPool2dKind(), AvgPool2dKind(), AdaptiveAvgPool2dKind(), AdaptiveMaxPool2dKind(), GlobalAvgPool2dKind())
+def blur_padding(layer: BlurPool2d) -> int:
+    """The reflect padding at each side: (stride - 1 + kernel - 1) // 2, as timm pads."""
+    return (layer.stride - 1 + layer.kernel - 1) // 2
+
+
+class BlurPool2dKind(Kind[BlurPool2d]):
+    model = BlurPool2d
+    prefix = "blur"
+    moves_data = True
+    input = "planar"
+    fields_doc = (
+        "`kernel` (3), `stride` (2); reflect-padded by (stride - 1 + kernel - 1) // 2, each channel convolved with"
+        " a fixed binomial filter (a buffer, no parameter), the size floored"
+    )
+    pytorch_doc = "timm's `BlurPool2d` (TResNet's anti-aliasing)"
+
+    def rule(self, ctx: Ctx, layer: BlurPool2d) -> Out:
+        c, h, w = ctx.spatial()
+        p, k, s = blur_padding(layer), layer.kernel, layer.stride
+        if p >= min(h, w):
+            ctx.fail(f"reflect padding {p} needs an input larger than it, not {h}x{w} (PyTorch refuses it)", "kernel")
+        # the filter is fixed and always floors its size, as timm's does
+        oh, ow = window(ctx, (k, k), (s, s), (p, p), (1, 1), accepted=True)
+        # its output (the padded copy is freed within the row); a depthwise conv: k^2 MACs per output value
+        return Out(
+            shape=(c, oh, ow), detail=f"{k}x{k} s{s} reflect p{p}", macs=c * oh * ow * k * k, activations=c * oh * ow
+        )
+
+    def keeps(self, layer: BlurPool2d, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool) -> Keeps:
+        # where the input needs a gradient: the reflection pad keeps its input, the conv the padded copy (the filter
+        # is a buffer); else nothing
+        if not grad_in:
+            return Keeps()
+        c, h, w = row.input_shape or (0, 0, 0)
+        p = blur_padding(layer)
+        return Keeps(input=True, extra=batch * c * (h + 2 * p) * (w + 2 * p) * dtype_bytes)
+
+    def torch_module(self, layer: BlurPool2d, shape: Shape) -> nn.Module:
+        from ..torch_backend import BlurPool
+
+        return BlurPool(shape[0], layer.kernel, layer.stride)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import BlurPool
+
+        return self.resembles(module) if exactly(module, BlurPool) else None
+
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        # no parameters or children, a filter buffer, reflect padding: running it says whether it computes so
+        if any(True for _ in module.children()) or any(True for _ in module.parameters()):
+            return None
+        k, s, mode = (getattr(module, name, None) for name in ("filt_size", "stride", "pad_mode"))
+        if (
+            not isinstance(k, int)
+            or not isinstance(s, int)
+            or mode != "reflect"
+            or "filt" not in dict(module.named_buffers())
+        ):
+            return None
+        return entry(self.name, kernel=k, stride=s)
+
+    def peer_terms(self, layer: BlurPool2d, row: Row, batch: int) -> PeerTerms:
+        # a module the tools do not know, without parameters, whose F.conv2d none of them sees
+        unhooked = {"unhooked": -row.macs}
+        return terms(torchinfo=unhooked, thop=unhooked, ptflops=unhooked)
+
+    def size_step(self, layer: BlurPool2d, axis: int) -> SizeStep:
+        return Slide(layer.kernel, layer.stride, blur_padding(layer), 1)
+
+
+KINDS = (
+    MaxPool2dKind(), AvgPool2dKind(), AdaptiveAvgPool2dKind(), AdaptiveMaxPool2dKind(), GlobalAvgPool2dKind(),
+    BlurPool2dKind(),
+)  # fmt: skip

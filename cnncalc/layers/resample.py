@@ -380,6 +380,79 @@ class PixelUnshuffleKind(Kind[PixelUnshuffle]):
         return Divide(layer.factor)
 
 
+class SpaceToDepth(Layer):
+    """TResNet's stem: each factor x factor patch becomes factor^2 x C channels, ordered by the patch position
+    first (timm's ``SpaceToDepth``; ``pixel_unshuffle`` orders by the channel first)."""
+
+    kind: Literal["space_to_depth"]
+    factor: StrictInt = Field(4, ge=1, le=1024, description="r: the patch side, which must divide H and W.")
+
+
+def space_to_depth_copies(c: int, h: int, w: int, r: int) -> bool:
+    """Whether the permute of (C, H/r, r, W/r, r) to (r, r, C, H/r, W/r) needs a copy to be contiguous: unless its
+    dimensions of more than one value keep their order (a factor of 1, say), ``contiguous()`` copies.
+
+    >>> space_to_depth_copies(3, 8, 8, 4), space_to_depth_copies(3, 8, 8, 1), space_to_depth_copies(1, 4, 4, 4)
+    (True, False, False)
+    """
+    sizes = (c, h // r, r, w // r, r)
+    order = [i for i in (2, 4, 0, 1, 3) if sizes[i] > 1]
+    return order != sorted(order)
+
+
+class SpaceToDepthKind(Kind[SpaceToDepth]):
+    model = SpaceToDepth
+    prefix = "s2d"
+    moves_data = True
+    input = "planar"
+    fields_doc = (
+        "`factor` (4); C x H x W to r²·C x H/r x W/r, the channels ordered by patch position, then channel"
+        " (TResNet's stem; a copy)"
+    )
+    pytorch_doc = "timm's `SpaceToDepth` (a view, a permute, a contiguous copy)"
+
+    def rule(self, ctx: Ctx, layer: SpaceToDepth) -> Out:
+        c, h, w = ctx.spatial()
+        r = layer.factor
+        if h % r or w % r:
+            ctx.fail(f"factor {r} does not divide the input {c}x{h}x{w} (its view refuses it)", "factor")
+        ctx.rf.window((r, r), (r, r))
+        shape = (r * r * c, h // r, w // r)
+        copies = space_to_depth_copies(c, h, w, r)
+        detail = f"{r}x{r} to depth, patch-major" + ("" if copies else " (a view)")
+        return Out(shape=shape, detail=detail, activations=c * h * w if copies else 0)
+
+    def keeps(
+        self, layer: SpaceToDepth, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+    ) -> Keeps:
+        return Keeps()  # views and a copy: nothing kept
+
+    def torch_module(self, layer: SpaceToDepth, shape: Shape) -> nn.Module:
+        from ..torch_backend import SpaceToDepthModule
+
+        return SpaceToDepthModule(layer.factor)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+        from ..torch_backend import SpaceToDepthModule
+
+        return self.resembles(module) if exactly(module, SpaceToDepthModule) else None
+
+    def resembles(self, module: nn.Module) -> dict[str, Any] | None:
+        # no parameters, buffers or children, and a block size ``bs``: running it says whether it computes so
+        bs = getattr(module, "bs", None)
+        if not isinstance(bs, int) or bs < 1 or any(True for _ in module.children()):
+            return None
+        if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            return None
+        return entry(self.name, factor=bs)
+
+    def peer_terms(self, layer: SpaceToDepth, row: Row, batch: int) -> PeerTerms:
+        return NO_TERMS
+
+    def size_step(self, layer: SpaceToDepth, axis: int) -> SizeStep:
+        return Divide(layer.factor)
+
+
 # --- crop ------------------------------------------------------------------------------------
 
 
@@ -456,4 +529,11 @@ class CropKind(Kind[Crop]):
         return CropStep(margin=2 * (layer.margin or (0, 0))[axis])
 
 
-KINDS = (UpsampleKind(), ConvTranspose2dKind(), PixelShuffleKind(), PixelUnshuffleKind(), CropKind())
+KINDS = (
+    UpsampleKind(),
+    ConvTranspose2dKind(),
+    PixelShuffleKind(),
+    PixelUnshuffleKind(),
+    SpaceToDepthKind(),
+    CropKind(),
+)
