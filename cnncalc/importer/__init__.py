@@ -96,7 +96,8 @@ def from_torch(
         except Refused:
             if not g.problems:
                 raise SpecError(Problem("(the model): cannot be imported")) from None
-            raise ImportRefused(g.sorted_problems(), g.sorted_refusals()) from None
+            problems = g.sorted_problems()
+            raise ImportRefused(list(problems), list(problems.values())) from None
         except Names as exc:
             raise SpecError(Problem(str(exc))) from None
         unread = flow.idle(rec, g, shape, reached=flow.live(g))

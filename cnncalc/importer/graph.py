@@ -136,8 +136,8 @@ class Graph:
         self.output = output
         self.ops: dict[Node, Op] = {}
         self.refused: dict[Node, str] = {}
-        self.problems: list[Problem] = []
-        self.where: list[int] = []  # each problem's node, by its place in the run
+        #: what the steps found wrong: each problem's node's place in the run, its line, and what it is about
+        self.problems: list[tuple[int, Problem, Refusal]] = []
         #: an operation in place whose input something read before it: only the model's order keeps those values
         self.order_bound = False
         self.calls: dict[str, int] = {}  # how often each module's (or parameter's) row is made
@@ -146,7 +146,6 @@ class Graph:
         self.explained: set[Node] = set()  # refused nodes whose reader's problem says what they are
         #: modules whose parameters run in no row: left out, each said in a warning
         self.warnings: list[Problem] = []
-        self.refusals: dict[Problem, Refusal] = {}  # each problem's operation, module and source line
 
     def order(self, node: Node) -> int:
         return node.index
@@ -159,25 +158,18 @@ class Graph:
 
     def problem(self, node: Node | None, what: str) -> None:
         where = ".".join(node.scope) if node is not None and node.scope else "(the model)"
-        problem = Problem(f"{where}: {what}{source_line(node)}")
-        self.problems.append(problem)
-        self.where.append(node.index if node is not None else -1)
         place = node.where if node is not None else None
-        self.refusals[problem] = Refusal(
-            module=where,
-            operation=operation(node),
-            source=f"{place[0]}:{place[1]}" if place else None,
-            message=what,
-        )
+        source = f"{place[0]}:{place[1]}" if place else None
+        refusal = Refusal(module=where, operation=operation(node), source=source, message=what)
+        problem = Problem(f"{where}: {what}{source_line(node)}")
+        self.problems.append((node.index if node is not None else -1, problem, refusal))
 
-    def sorted_problems(self) -> list[Problem]:
-        """The problems in the model's order, each once."""
-        ordered = sorted(zip(self.where, self.problems, strict=True), key=lambda p: p[0])
-        return list(dict.fromkeys(p for _, p in ordered))
-
-    def sorted_refusals(self) -> list[Refusal]:
-        """What each problem is about, in the model's order, each once."""
-        return [self.refusals[p] for p in self.sorted_problems()]
+    def sorted_problems(self) -> dict[Problem, Refusal]:
+        """The problems in the model's order, each once, with what each is about."""
+        ordered: dict[Problem, Refusal] = {}
+        for _, problem, refusal in sorted(self.problems, key=lambda p: p[0]):
+            ordered.setdefault(problem, refusal)
+        return ordered
 
     def plane(self, node: Node) -> tuple[int, ...] | None:
         """A node's shape as the spec's row has it: a plane's, where the model computes it channels-last."""

@@ -74,7 +74,6 @@ class Nester:
         join a join of named rows, and each part of a chunk a ``slice`` of its input."""
         g = self.g
         g.problems.clear()  # nesting's, which this way says
-        g.where.clear()
         needed: set[Any] = set()
         todo = list(results)
         while todo:

@@ -476,21 +476,6 @@ class Recogniser:
             if a["transposed"] or padding != (0, 0)
             else self.padded_same(node, x, weight.shape[2:], stride, dilation, 0.0)
         )
-        if source is not None:
-            # TensorFlow's 'same' (timm's Conv2dSame): the padding the size needs, then the conv
-            made = nn.Conv2d(
-                weight.shape[1] * groups,
-                weight.shape[0],
-                _ints(weight.shape[2:]),
-                stride,
-                0,
-                dilation,
-                groups,
-                bias is not None,
-                device="meta",
-            )
-            found = entry_for(made)
-            return self.owned(node, source, None if found is None else {**found, "padding": "same"}, owner)
         conv: nn.Module
         if a["transposed"]:
             conv = nn.ConvTranspose2d(
@@ -517,7 +502,11 @@ class Recogniser:
                 bias is not None,
                 device="meta",
             )
-        return self.owned(node, x, entry_for(conv), owner)
+        found = entry_for(conv)
+        if source is None:
+            return self.owned(node, x, found, owner)
+        # TensorFlow's 'same' (timm's Conv2dSame): the padding the size needs (from ``source``), then the conv
+        return self.owned(node, source, None if found is None else {**found, "padding": "same"}, owner)
 
     def _batch_norm(self, node: Node, a: dict[str, Any]) -> Op:
         from torch import nn

@@ -134,35 +134,36 @@ class Conv2dKind(Kind[Conv2d]):
         return layer.padding == "same" and layer.stride != (1, 1)
 
     def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
-        from torch import nn
 
         from ..torch_backend import PaddedSame
 
         tf_same = self.pads_first(layer)
-        conv: nn.Module = nn.Conv2d(
-            layer.in_ or shape[0],
-            layer.out,
-            layer.kernel,
-            stride=layer.stride,
-            padding=(0, 0) if tf_same else layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
-            bias=layer.bias,
-        )
+        conv = self.conv(layer, layer.in_ or shape[0], (0, 0) if tf_same else layer.padding)
         if tf_same:  # the padding lends what it pads for (the conv, and its fused activation) the row's name
             pads = same_pads(shape, layer.kernel, layer.stride, layer.dilation)
             return PaddedSame(fused_module(conv, layer.activation, "conv"), pads, 0.0)
         return fused_module(conv, layer.activation, "conv")
 
-    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+    def conv(self, layer: Conv2d, channels: int, padding: Any) -> nn.Module:
+        """The convolution itself, of ``channels`` inputs, padded by ``padding``."""
         from torch import nn
 
+        kwargs = dict(stride=layer.stride, padding=padding, dilation=layer.dilation, groups=layer.groups)
+        return nn.Conv2d(channels, layer.out, layer.kernel, **kwargs, bias=layer.bias)
+
+    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
         from ..torch_backend import PaddedSame
 
         if exactly(module, PaddedSame) and module.value == 0.0:
             inner = cast("nn.Module", module.inner)
-            found = self.from_torch(inner) if exactly(inner, nn.Conv2d) and inner.padding == (0, 0) else None
+            found = self.read(inner) if getattr(inner, "padding", None) == (0, 0) else None
             return None if found is None else {**found, "padding": "same"}
+        return self.read(module)
+
+    def read(self, module: nn.Module) -> dict[str, Any] | None:
+        """The entry of the convolution ``conv`` builds, or None."""
+        from torch import nn
+
         if not exactly(module, nn.Conv2d) or module.padding_mode != "zeros":
             return None
         return _conv_entry("conv2d", module)
@@ -233,53 +234,35 @@ class StdConv2dKind(Conv2dKind):
         assert isinstance(layer, StdConv2d)
         keeps = super().keeps(layer, row, device, dtype_bytes, batch, grad_in)
         # the standardized filters (the conv's weight), each filter's mean and inverse std (float32 on CUDA), and
-        # gain x scale (the norm's weight): once, whatever the batch
+        # gain x scale (the norm's weight): as many values as the row's weights, once, whatever the batch
         stat = 4 if device == "cuda" else dtype_bytes
-        return Keeps(
-            input=keeps.input,
-            output=keeps.output,
-            extra=keeps.extra
-            + row.weights * dtype_bytes
-            - (layer.out * dtype_bytes if layer.gain else 0)
-            + 2 * layer.out * stat
-            + (layer.out * dtype_bytes if layer.gain else 0),
-        )
+        extra = keeps.extra + row.weights * dtype_bytes + 2 * layer.out * stat
+        return Keeps(input=keeps.input, output=keeps.output, extra=extra)
 
     def pads_first(self, layer: Conv2d) -> bool:
         return layer.padding == "same"  # at any stride, as timm's StdConv2dSame pads
 
-    def torch_module(self, layer: Conv2d, shape: Shape) -> nn.Module:
-        from ..torch_backend import PaddedSame, StdConv2dModule
+    def conv(self, layer: Conv2d, channels: int, padding: Any) -> nn.Module:
+        from ..torch_backend import StdConv2dModule
 
         assert isinstance(layer, StdConv2d)
-        tf_same = self.pads_first(layer)
-        conv: nn.Module = StdConv2dModule(
-            layer.in_ or shape[0],
+        kwargs = dict(stride=layer.stride, padding=padding, dilation=layer.dilation, groups=layer.groups)
+        return StdConv2dModule(
+            channels,
             layer.out,
             layer.kernel,
-            stride=layer.stride,
-            padding=(0, 0) if tf_same else layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
+            **kwargs,
             bias=layer.bias,
             eps=layer.eps,
             gain=layer.gain,
             gamma=layer.gamma,
         )
-        if tf_same:  # the padding lends what it pads for (the conv, and its fused activation) the row's name
-            pads = same_pads(shape, layer.kernel, layer.stride, layer.dilation)
-            return PaddedSame(fused_module(conv, layer.activation, "conv"), pads, 0.0)
-        return fused_module(conv, layer.activation, "conv")
 
-    def from_torch(self, module: nn.Module) -> dict[str, Any] | None:
+    def read(self, module: nn.Module) -> dict[str, Any] | None:
         from torch import nn
 
-        from ..torch_backend import PaddedSame, StdConv2dModule
+        from ..torch_backend import StdConv2dModule
 
-        if exactly(module, PaddedSame) and module.value == 0.0:
-            inner = cast("nn.Module", module.inner)
-            found = self.from_torch(inner) if exactly(inner, StdConv2dModule) and inner.padding == (0, 0) else None
-            return None if found is None else {**found, "padding": "same"}
         if not exactly(module, StdConv2dModule):
             return None
         assert isinstance(module, nn.Conv2d)

@@ -380,11 +380,11 @@ class PixelUnshuffleKind(Kind[PixelUnshuffle]):
         return Divide(layer.factor)
 
 
-class SpaceToDepth(Layer):
+class SpaceToDepth(PixelUnshuffle):
     """TResNet's stem: each factor x factor patch becomes factor^2 x C channels, ordered by the patch position
     first (timm's ``SpaceToDepth``; ``pixel_unshuffle`` orders by the channel first)."""
 
-    kind: Literal["space_to_depth"]
+    kind: Literal["space_to_depth"]  # type: ignore[assignment]
     factor: StrictInt = Field(4, ge=1, le=1024, description="r: the patch side, which must divide H and W.")
 
 
@@ -400,34 +400,33 @@ def space_to_depth_copies(c: int, h: int, w: int, r: int) -> bool:
     return order != sorted(order)
 
 
-class SpaceToDepthKind(Kind[SpaceToDepth]):
+class SpaceToDepthKind(PixelUnshuffleKind):
+    """``pixel_unshuffle``'s shape, field and facets; the channels in another order, and a view where its permute
+    is contiguous already."""
+
     model = SpaceToDepth
     prefix = "s2d"
-    moves_data = True
-    input = "planar"
     fields_doc = (
         "`factor` (4); C x H x W to r²·C x H/r x W/r, the channels ordered by patch position, then channel"
         " (TResNet's stem; a copy)"
     )
     pytorch_doc = "timm's `SpaceToDepth` (a view, a permute, a contiguous copy)"
 
-    def rule(self, ctx: Ctx, layer: SpaceToDepth) -> Out:
+    def rule(self, ctx: Ctx, layer: PixelUnshuffle) -> Out:
         c, h, w = ctx.spatial()
-        r = layer.factor
-        if h % r or w % r:
-            ctx.fail(f"factor {r} does not divide the input {c}x{h}x{w} (its view refuses it)", "factor")
-        ctx.rf.window((r, r), (r, r))
-        shape = (r * r * c, h // r, w // r)
-        copies = space_to_depth_copies(c, h, w, r)
-        detail = f"{r}x{r} to depth, patch-major" + ("" if copies else " (a view)")
-        return Out(shape=shape, detail=detail, activations=c * h * w if copies else 0)
+        out = super().rule(ctx, layer)
+        copies = space_to_depth_copies(c, h, w, layer.factor)
+        out.detail += ", patch-major" + ("" if copies else " (a view)")
+        out.activations = out.activations if copies else 0
+        return out
 
     def keeps(
-        self, layer: SpaceToDepth, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
+        self, layer: PixelUnshuffle, row: Row, device: Device, dtype_bytes: int, batch: int, grad_in: bool
     ) -> Keeps:
-        return Keeps()  # views and a copy: nothing kept
+        c, h, w = row.input_shape or (0, 0, 0)
+        return Keeps(new_output=space_to_depth_copies(c, h, w, layer.factor))  # nothing kept; a view is no tensor
 
-    def torch_module(self, layer: SpaceToDepth, shape: Shape) -> nn.Module:
+    def torch_module(self, layer: PixelUnshuffle, shape: Shape) -> nn.Module:
         from ..torch_backend import SpaceToDepthModule
 
         return SpaceToDepthModule(layer.factor)
@@ -445,12 +444,6 @@ class SpaceToDepthKind(Kind[SpaceToDepth]):
         if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
             return None
         return entry(self.name, factor=bs)
-
-    def peer_terms(self, layer: SpaceToDepth, row: Row, batch: int) -> PeerTerms:
-        return NO_TERMS
-
-    def size_step(self, layer: SpaceToDepth, axis: int) -> SizeStep:
-        return Divide(layer.factor)
 
 
 # --- crop ------------------------------------------------------------------------------------
